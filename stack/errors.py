@@ -1,0 +1,27 @@
+"""The one exception type that parsing bytes from the wire may raise.
+
+Read first: style guide (c) 2 -- a codec either returns a value or raises ParseError;
+any other exception escaping ``parse()`` or ``receive()`` is a bug in tapstack.
+"""
+
+from __future__ import annotations
+
+
+class ParseError(Exception):
+    """Bytes from the wire that cannot be read as the protocol says.
+
+    ``layer`` names the protocol ("Ethernet", "ARP", "IPv4", "ICMP"), ``reason`` is a short
+    snake_case code that becomes the drop counter (``ipv4_bad_checksum``), ``detail`` is the
+    human sentence with the offending value.
+    """
+
+    def __init__(self, layer: str, reason: str, detail: str) -> None:
+        super().__init__(f"[{layer}] {detail}")
+        self.layer = layer
+        self.reason = reason
+        self.detail = detail
+
+    @property
+    def drop_reason(self) -> str:
+        """The counter name for this error, e.g. ``ipv4_bad_checksum``."""
+        return f"{self.layer.lower()}_{self.reason}"

@@ -1,0 +1,188 @@
+"""IPv4 datagrams (RFC 791 3.1; checks from RFC 1122 3.2.1).
+
+     0                   1                   2                   3
+     0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |Version|  IHL  |Type of Service|          Total Length         |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |         Identification        |Flags|      Fragment Offset    |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |  Time to Live |    Protocol   |         Header Checksum       |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |                       Source Address                          |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |                    Destination Address                        |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |                    Options                    |    Padding    |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+from ipaddress import IPv4Address
+
+from stack.buffers import Buffer, Frame, Payload, chunks, join, length
+from stack.checksum import internet_checksum
+from stack.errors import ParseError
+
+HEADER = struct.Struct("!BBHHHBBH4s4s")
+MINIMUM_HEADER_LENGTH = HEADER.size  # 20
+MAXIMUM_TOTAL_LENGTH = 0xFFFF
+FLAG_DONT_FRAGMENT = 0x4000
+FLAG_MORE_FRAGMENTS = 0x2000
+FRAGMENT_OFFSET_MASK = 0x1FFF
+DEFAULT_TTL = 64  # RFC 1700 / Linux net.ipv4.ip_default_ttl
+
+
+class IpProto(IntEnum):
+    """IP protocol numbers we know by name (IANA). Wire fields stay ``int``."""
+
+    ICMP = 1
+    IGMP = 2
+    TCP = 6
+    UDP = 17
+
+
+@dataclass(frozen=True, slots=True)
+class Ipv4Packet:
+    """An IPv4 datagram. The header checksum is verified by ``parse`` and computed on output;
+    it is never stored. ``total_length`` and IHL are derived from ``options`` and ``payload``.
+
+    Parsed, ``payload`` is a zero-copy view trimmed to the total length (anything after it is
+    link-layer padding, RFC 894).
+    """
+
+    source: IPv4Address
+    destination: IPv4Address
+    protocol: int
+    payload: Payload = field(default=b"", compare=False)
+    ttl: int = DEFAULT_TTL
+    identification: int = 0
+    dont_fragment: bool = False
+    more_fragments: bool = False
+    fragment_offset: int = 0  # in 8-octet units, as on the wire
+    type_of_service: int = 0
+    options: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.source, IPv4Address):
+            object.__setattr__(self, "source", IPv4Address(self.source))
+        if not isinstance(self.destination, IPv4Address):
+            object.__setattr__(self, "destination", IPv4Address(self.destination))
+        if not 0 <= self.ttl <= 255:
+            raise ValueError(f"TTL {self.ttl} does not fit 8 bits")
+        if not 0 <= self.protocol <= 255:
+            raise ValueError(f"protocol {self.protocol} does not fit 8 bits")
+        if not 0 <= self.identification <= 0xFFFF:
+            raise ValueError(f"identification {self.identification} does not fit 16 bits")
+        if not 0 <= self.fragment_offset <= FRAGMENT_OFFSET_MASK:
+            raise ValueError(f"fragment offset {self.fragment_offset} does not fit 13 bits")
+        if not 0 <= self.type_of_service <= 255:
+            raise ValueError(f"type of service {self.type_of_service} does not fit 8 bits")
+        if len(self.options) % 4 or len(self.options) > 40:
+            raise ValueError(f"options must be a multiple of 4 bytes, at most 40 (got {len(self.options)})")
+        if self.total_length > MAXIMUM_TOTAL_LENGTH:
+            raise ValueError(f"datagram of {self.total_length} bytes > {MAXIMUM_TOTAL_LENGTH}")
+
+    @property
+    def header_length(self) -> int:
+        return MINIMUM_HEADER_LENGTH + len(self.options)
+
+    @property
+    def total_length(self) -> int:
+        return self.header_length + length(self.payload)
+
+    @property
+    def is_fragment(self) -> bool:
+        return self.more_fragments or self.fragment_offset != 0
+
+    @classmethod
+    def parse(cls, data: Buffer) -> Ipv4Packet:
+        """Read a datagram, checking what RFC 1122 3.2.1 asks of a host before anything else."""
+        size = len(data)
+        if size < MINIMUM_HEADER_LENGTH:
+            raise ParseError("IPv4", "truncated", f"datagram of {size} bytes < header 20")
+        (version_ihl, tos, total_length, identification, flags_offset, ttl, protocol,
+         _checksum, source, destination) = HEADER.unpack_from(data)
+        version = version_ihl >> 4
+        # RFC 1122 3.2.1.1: a datagram whose version number is not 4 MUST be silently discarded.
+        if version != 4:
+            raise ParseError("IPv4", "bad_version", f"version {version} != 4")
+        header_length = (version_ihl & 0x0F) * 4
+        # RFC 791 3.1: IHL is at least 5 (20 octets).
+        if header_length < MINIMUM_HEADER_LENGTH:
+            raise ParseError("IPv4", "bad_header_length", f"IHL {header_length // 4} < 5")
+        if header_length > size:
+            raise ParseError("IPv4", "truncated", f"header length {header_length} > buffer {size}")
+        if total_length < header_length:
+            raise ParseError("IPv4", "bad_total_length", f"total length {total_length} < header length {header_length}")
+        if total_length > size:
+            raise ParseError("IPv4", "truncated", f"total length {total_length} > buffer {size}")
+        view = memoryview(data)
+        # RFC 1122 3.2.1.2: a host MUST verify the header checksum and silently discard on failure.
+        if internet_checksum(view[:header_length]) != 0:
+            raise ParseError("IPv4", "bad_checksum", f"header checksum {_checksum:#06x} does not verify")
+        return cls(
+            IPv4Address(source),
+            IPv4Address(destination),
+            protocol,
+            view[header_length:total_length],
+            ttl,
+            identification,
+            bool(flags_offset & FLAG_DONT_FRAGMENT),
+            bool(flags_offset & FLAG_MORE_FRAGMENTS),
+            flags_offset & FRAGMENT_OFFSET_MASK,
+            tos,
+            bytes(view[MINIMUM_HEADER_LENGTH:header_length]),
+        )
+
+    def header(self) -> bytes:
+        """The header with its checksum, for this datagram's options and payload length."""
+        # RFC 1122 3.2.1.7: a host MUST NOT send a datagram with a TTL of zero.
+        if self.ttl == 0:
+            raise ValueError("RFC 1122 3.2.1.7: a host must not send a datagram with TTL 0")
+        flags_offset = (
+            (FLAG_DONT_FRAGMENT if self.dont_fragment else 0)
+            | (FLAG_MORE_FRAGMENTS if self.more_fragments else 0)
+            | self.fragment_offset
+        )
+        fields = [
+            0x40 | (self.header_length // 4),
+            self.type_of_service,
+            self.total_length,
+            self.identification,
+            flags_offset,
+            self.ttl,
+            self.protocol,
+            0,
+            self.source.packed,
+            self.destination.packed,
+        ]
+        header = HEADER.pack(*fields) + self.options
+        fields[7] = internet_checksum(header)
+        return HEADER.pack(*fields) + self.options
+
+    def buffers(self) -> Frame:
+        """The datagram as buffers: the header, then the payload chunks as they are."""
+        return [self.header(), *chunks(self.payload)]
+
+    def __bytes__(self) -> bytes:
+        return join(self.buffers())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Ipv4Packet):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _COMPARED) and join(
+            self.payload
+        ) == join(other.payload)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_COMPARED = (
+    "source", "destination", "protocol", "ttl", "identification", "dont_fragment",
+    "more_fragments", "fragment_offset", "type_of_service", "options",
+)

@@ -1,0 +1,71 @@
+"""Named counters: every frame in and out, every drop under the reason it was dropped for.
+
+Read first: Linux ``skb_drop_reason`` and the SNMP MIB counters -- the idea that a dropped frame is
+never silent: it has a name, a counter, and a debug log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+
+class Stats:
+    """Counters by name. ``stats["rx_frames"]`` reads one (0 when never counted).
+
+    Drop reasons are counted under ``drop.<reason>`` and also in ``drops`` for easy reading.
+    """
+
+    __slots__ = ("counters", "last_drop")
+
+    def __init__(self) -> None:
+        self.counters: Counter[str] = Counter()
+        #: The reason of the most recent drop (for traces that show the verdict of one frame).
+        self.last_drop: str | None = None
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] += amount
+
+    def drop(self, reason: str, logger: logging.Logger | None = None, detail: object = "") -> None:
+        """Count a dropped frame under ``reason`` and log it at debug level."""
+        self.counters["drop." + reason] += 1
+        self.counters["dropped"] += 1
+        self.last_drop = reason
+        if logger is not None and logger.isEnabledFor(logging.DEBUG):
+            logger.debug("drop %s: %s", reason, detail)
+
+    def __getitem__(self, name: str) -> int:
+        return self.counters[name]
+
+    @property
+    def drops(self) -> dict[str, int]:
+        """Drop counts by reason, without the ``drop.`` prefix."""
+        return {
+            name[5:]: value for name, value in self.counters.items() if name.startswith("drop.")
+        }
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.counters)
+
+    def merge(self, other: Stats) -> None:
+        self.counters.update(other.counters)
+
+    def summary(self, title: str = "tapstack counters") -> str:
+        """A one-screen table: traffic counters first, then drops by reason."""
+        traffic = sorted(
+            (name, value)
+            for name, value in self.counters.items()
+            if not name.startswith("drop.") and name != "dropped"
+        )
+        lines = [title]
+        width = max((len(name) for name, _ in traffic), default=0)
+        width = max([width] + [len(name) + 2 for name in self.drops])
+        for name, value in traffic:
+            lines.append(f"  {name:<{width}} {value:>10}")
+        lines.append(f"  {'dropped':<{width}} {self.counters['dropped']:>10}")
+        for reason, value in sorted(self.drops.items()):
+            lines.append(f"    {reason:<{width - 2}} {value:>10}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Stats({dict(self.counters)!r})"

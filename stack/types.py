@@ -1,0 +1,37 @@
+"""The small typed seam between the link layer (l2) and the network layer (l3).
+
+l2 and l3 never import each other: l2 hands datagrams up through ``NetworkLayer.receive`` and l3
+hands datagrams down as ``Outbound`` values. ``stack.node`` wires one to the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Protocol
+
+from stack.buffers import Buffer, Frame
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A datagram the network layer wants sent, and the neighbour it goes to next.
+
+    ``next_hop`` is the destination itself when it is on-link, else the gateway (RFC 1122
+    3.3.1). ``datagram`` is the IPv4 datagram as buffers in wire order.
+    """
+
+    next_hop: IPv4Address
+    datagram: Frame
+
+
+class NetworkLayer(Protocol):
+    """What the link layer needs from the network layer above it."""
+
+    def receive(self, datagram: Buffer, now: float, link_broadcast: bool = False) -> list[Outbound]:
+        """Take one datagram from the link; return the datagrams to send in answer."""
+        ...
+
+    def owns(self, address: IPv4Address) -> bool:
+        """True when ``address`` is one of this host's unicast addresses (ARP answers for it)."""
+        ...
