@@ -35,3 +35,7 @@ class NetworkLayer(Protocol):
     def owns(self, address: IPv4Address) -> bool:
         """True when ``address`` is one of this host's unicast addresses (ARP answers for it)."""
         ...
+
+    def preferred_source(self, destination: IPv4Address) -> IPv4Address:
+        """Which of our addresses to speak from towards ``destination`` (also in ARP requests)."""
+        ...

@@ -1,0 +1,288 @@
+"""The ``tapstack`` command: ``run`` a host on a TAP device, ``ping`` from one, or ``demo``.
+
+Bad input from the user (flags, addresses, a missing device, no permission) gets one line on
+stderr and exit status 2; never a traceback. Traces go to stdout, logs and counters to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from ipaddress import IPv4Address, IPv4Interface
+
+from stack.l2.ethernet import MacAddress
+from stack.stats import Stats
+
+log = logging.getLogger("stack")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # ran, but the job failed (device went away, pings unanswered)
+EXIT_USAGE = 2  # bad flags or addresses, device cannot be opened
+
+
+class UsageError(Exception):
+    """A user mistake; ``main`` prints it as one line and exits 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but its errors are one line (``tapstack: error: ...``), not usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+# ---------------------------------------------------------------------- argument types
+
+def interface_with_prefix(text: str) -> IPv4Interface:
+    if "/" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a prefix length, e.g. 192.0.2.2/24")
+    try:
+        interface = IPv4Interface(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address with prefix length, e.g. 192.0.2.2/24")
+    if interface.ip.is_multicast or interface.ip.is_unspecified or interface.ip.is_loopback:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a unicast host address")
+    if interface.network.prefixlen < 31 and interface.ip in (interface.network.network_address,
+                                                             interface.network.broadcast_address):
+        raise argparse.ArgumentTypeError(f"{text!r} is the network or broadcast address of its subnet")
+    return interface
+
+
+def ipv4_address(text: str) -> IPv4Address:
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address")
+
+
+def mac_address(text: str) -> MacAddress:
+    try:
+        mac = MacAddress(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error))
+    if mac.is_multicast:
+        raise argparse.ArgumentTypeError(f"{text!r} is a multicast MAC; a host needs a unicast one")
+    return mac
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 3600 seconds")
+    return value
+
+
+# ---------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="tapstack", description=(
+        "A userspace IPv4 host in pure Python on the other end of a TAP device: "
+        "the kernel can ping it, arp for it and capture it."))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    def host_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--tap", required=True, metavar="NAME",
+                       help="TAP device to attach to (created when it does not exist)")
+        p.add_argument("--ip", required=True, action="append", type=interface_with_prefix,
+                       metavar="ADDR/LEN", help="the host's address, e.g. 192.0.2.2/24 (repeatable)")
+        p.add_argument("--mac", type=mac_address,
+                       help="the host's MAC (default: 02:00 + the first address, e.g. 02:00:c0:00:02:02)")
+        p.add_argument("--gateway", type=ipv4_address, metavar="ADDR",
+                       help="next hop for destinations off the host's networks")
+        p.add_argument("--host-ip", type=interface_with_prefix, metavar="ADDR/LEN",
+                       help="also configure the kernel side: add this address to the device and "
+                            "bring it up (without it the kernel side is left as it is)")
+        p.add_argument("--answer-broadcast", action="store_true",
+                       help="answer echo requests sent to broadcast or multicast (RFC 1122 "
+                            "3.2.2.6 allows ignoring them; Linux does by default)")
+        p.add_argument("--trace", action="store_true",
+                       help="print one tcpdump-like line per frame in and out, with the verdict")
+        p.add_argument("--pcap", metavar="FILE",
+                       help="write every frame in and out to a pcap file ('-' for stdout)")
+        p.add_argument("-v", "--verbose", action="store_true",
+                       help="debug logging: every drop with its reason")
+        p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+    run = sub.add_parser("run", help="run a pingable host until Ctrl-C or SIGTERM")
+    host_options(run)
+
+    ping = sub.add_parser("ping", help="run a host and ping from it, like ping(8)")
+    host_options(ping)
+    ping.add_argument("target", type=ipv4_address, metavar="TARGET", help="address to ping")
+    ping.add_argument("-c", "--count", type=positive_int, default=5, help="echo requests to send (5)")
+    ping.add_argument("-i", "--interval", type=seconds, default=1.0, help="seconds between requests (1)")
+    ping.add_argument("-W", "--timeout", type=seconds, default=2.0,
+                      help="seconds to wait for the last reply (2)")
+    ping.add_argument("-s", "--size", type=int, default=56, help="ICMP data bytes (56)")
+
+    demo = sub.add_parser("demo", help="show a host being pinged, end to end, with no set-up")
+    demo.add_argument("--in-memory", action="store_true",
+                      help="use the in-memory wire even when running as root")
+    demo.add_argument("-c", "--count", type=positive_int, default=5, help="pings to send (5)")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no frame trace")
+    demo.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+# ---------------------------------------------------------------------- commands
+
+def configure_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="tapstack: %(message)s", stream=sys.stderr)
+
+
+def make_host(args: argparse.Namespace):
+    from stack.node import TapHost
+
+    if args.host_ip is not None and args.host_ip.ip in [i.ip for i in args.ip]:
+        raise UsageError(f"--host-ip {args.host_ip.ip} is the stack's own address; pick another")
+    try:
+        return TapHost(args.ip, mac=args.mac, gateway=args.gateway,
+                       answer_broadcast_echo=args.answer_broadcast)
+    except ValueError as error:
+        raise UsageError(str(error))
+
+
+def open_device(args: argparse.Namespace, host):
+    """The TAP device, its kernel side configured when asked, wrapped for capture when asked."""
+    from stack.tap.base import DeviceError
+    from stack.tap.linux import TapDevice
+
+    try:
+        device = TapDevice(args.tap)
+    except DeviceError as error:
+        raise UsageError(str(error))
+    if args.host_ip is not None:
+        from stack.tap.kernel import configure_address
+
+        try:
+            configure_address(args.tap, args.host_ip)
+        except DeviceError as error:
+            device.close()
+            raise UsageError(str(error))
+    elif not _link_is_up(args.tap):
+        log.warning("%s is down: bring it up (ip link set %s up) or pass --host-ip", args.tap, args.tap)
+    if args.pcap:
+        from stack.tap.pcap import PcapDevice
+
+        stream = sys.stdout.buffer if args.pcap == "-" else open(args.pcap, "wb")
+        # The loop's clock is monotonic; pcap wants wall-clock time.
+        device = PcapDevice(device, stream, timestamp_offset=time.time() - time.monotonic())
+    return device
+
+
+def _link_is_up(name: str) -> bool:
+    try:
+        with open(f"/sys/class/net/{name}/flags") as flags:
+            return bool(int(flags.read(), 16) & 0x1)  # IFF_UP
+    except (OSError, ValueError):
+        return True  # cannot tell: say nothing
+
+
+def counters(host, device, loop) -> Stats:
+    total = Stats()
+    for stats in (host.stats, device.stats, loop.stats):
+        total.merge(stats)
+    return total
+
+
+def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]:
+    from stack.loop import Loop
+    from stack.tap.base import DeviceGone
+    from stack.trace import Tracer
+
+    host = make_host(args)
+    agent_list = [make(host) for make in agents]  # validates before any device is touched
+    device = open_device(args, host)
+    loop = Loop()
+    tracer = Tracer(sys.stdout) if args.trace and args.pcap != "-" else None
+    loop.attach(device, host, agents=agent_list, tracer=tracer)
+    loop.install_signal_handlers()
+    ips = ", ".join(str(i) for i in host.interfaces)
+    log.info("host %s at %s on %s (mtu %d); Ctrl-C to stop", ips, host.mac, args.tap, device.mtu)
+    status = EXIT_OK
+    try:
+        loop.run(until=(lambda: until(agent_list)) if until else None)
+    except DeviceGone as error:
+        print(f"tapstack: {error}", file=sys.stderr)
+        status = EXIT_FAILURE
+    finally:
+        loop.close()
+        device.close()
+    if not args.quiet:
+        print(counters(host, device, loop).summary(), file=sys.stderr)
+    return status, agent_list
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    status, _ = serve(args)
+    return status
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    from stack.ping import PingSession
+
+    if not 0 <= args.size <= 65507:
+        raise UsageError(f"-s {args.size}: the ICMP data size must be between 0 and 65507")
+
+    def make(host):
+        try:
+            host.ip.route(args.target)
+            return PingSession(host, args.target, count=args.count, interval=args.interval,
+                               timeout=args.timeout, size=args.size, identifier=os.getpid() & 0xFFFF,
+                               report=lambda line: print(line, flush=True))
+        except ValueError as error:
+            raise UsageError(str(error))
+
+    print(f"PING {args.target} {args.size}({args.size + 28}) bytes of data.", flush=True)
+    status, agents = serve(args, agents=[make], until=lambda agents: agents[0].done())
+    session = agents[0]
+    print(session.summary(), flush=True)
+    if status != EXIT_OK:
+        return status
+    return EXIT_OK if session.received == session.count else EXIT_FAILURE
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stack.demo import run_demo
+
+    return run_demo(count=args.count, in_memory=args.in_memory, trace=not args.quiet)
+
+
+COMMANDS = {"run": cmd_run, "ping": cmd_ping, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as error:
+        print(f"tapstack: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""The neighbour (ARP) cache: IPv4 address -> MAC, with lifetime, pending queue and rate limit.
+
+Read first: RFC 826 ("Packet Reception"); RFC 1122 2.3.2.1 (cache validation, flooding) and
+2.3.2.2 (queue while resolving).
+
+State only, no I/O: every method takes ``now`` (seconds, any monotonic origin) and returns what
+to do; the link layer turns that into frames.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from stack.l2.ethernet import MacAddress
+
+#: How long a learnt entry is used before it must be learnt again (RFC 1122 2.3.2.1: timeout).
+ARP_ENTRY_LIFETIME_S = 60.0
+#: At most this many resolved neighbours; the least recently confirmed one goes first.
+ARP_CACHE_CAPACITY = 1024
+#: RFC 1122 2.3.2.1: at most one ARP request per second per destination.
+ARP_REQUEST_INTERVAL_S = 1.0
+#: Requests sent for one address before giving up (Linux: mcast_solicit = 3).
+ARP_MAX_REQUESTS = 3
+#: RFC 1122 2.3.2.2: SHOULD save at least one (the latest) datagram per unresolved address.
+PENDING_DATAGRAMS_PER_NEIGHBOR = 3
+#: At most this many addresses being resolved at once.
+PENDING_NEIGHBORS_CAPACITY = 64
+
+
+@dataclass(slots=True)
+class Entry:
+    mac: MacAddress
+    expires_at: float
+
+
+@dataclass(slots=True)
+class Pending:
+    """An address being resolved (Linux: NUD_INCOMPLETE) and the datagrams waiting for it."""
+
+    next_request_at: float
+    requests_sent: int = 0
+    datagrams: deque[bytes] = field(
+        default_factory=lambda: deque(maxlen=PENDING_DATAGRAMS_PER_NEIGHBOR)
+    )
+
+
+@dataclass(slots=True)
+class Resolved:
+    """An address that has just been resolved, with the datagrams that were waiting for it."""
+
+    address: IPv4Address
+    mac: MacAddress
+    datagrams: list[bytes]
+
+
+class NeighborCache:
+    """Resolved entries plus pending resolutions, both bounded."""
+
+    def __init__(
+        self,
+        lifetime: float = ARP_ENTRY_LIFETIME_S,
+        capacity: int = ARP_CACHE_CAPACITY,
+        request_interval: float = ARP_REQUEST_INTERVAL_S,
+        max_requests: int = ARP_MAX_REQUESTS,
+    ) -> None:
+        self.lifetime = lifetime
+        self.capacity = capacity
+        self.request_interval = request_interval
+        self.max_requests = max_requests
+        #: Ordered oldest confirmation first, so eviction takes the first key.
+        self.entries: dict[IPv4Address, Entry] = {}
+        self.pending: dict[IPv4Address, Pending] = {}
+
+    def __contains__(self, address: IPv4Address) -> bool:
+        """In the table in RFC 826's sense: resolved, or being resolved."""
+        return address in self.entries or address in self.pending
+
+    def lookup(self, address: IPv4Address, now: float) -> MacAddress | None:
+        entry = self.entries.get(address)
+        if entry is None:
+            return None
+        if now >= entry.expires_at:
+            del self.entries[address]
+            return None
+        return entry.mac
+
+    def learn(self, address: IPv4Address, mac: MacAddress, now: float) -> Resolved | None:
+        """Record ``address`` at ``mac``. Returns the datagrams that were waiting for it, if any."""
+        self.entries.pop(address, None)  # re-insert at the end: most recently confirmed
+        self.entries[address] = Entry(mac, now + self.lifetime)
+        while len(self.entries) > self.capacity:
+            del self.entries[next(iter(self.entries))]
+        pending = self.pending.pop(address, None)
+        if pending is None:
+            return None
+        return Resolved(address, mac, list(pending.datagrams))
+
+    def enqueue(self, address: IPv4Address, datagram: bytes, now: float) -> tuple[bool, int]:
+        """Hold a datagram for an unresolved address.
+
+        Returns (send a request now?, datagrams dropped to make room). A new resolution asks for
+        a request at once; later datagrams wait for the retry timer (RFC 1122 2.3.2.1).
+        """
+        pending = self.pending.get(address)
+        if pending is None:
+            if len(self.pending) >= PENDING_NEIGHBORS_CAPACITY:
+                return False, 1
+            pending = self.pending[address] = Pending(next_request_at=now)
+        dropped = 1 if len(pending.datagrams) == pending.datagrams.maxlen else 0
+        pending.datagrams.append(datagram)  # RFC 1122 2.3.2.2: keep the latest, drop the oldest
+        if pending.requests_sent == 0 and now >= pending.next_request_at:
+            self._mark_requested(pending, now)
+            return True, dropped
+        return False, dropped
+
+    def _mark_requested(self, pending: Pending, now: float) -> None:
+        pending.requests_sent += 1
+        pending.next_request_at = now + self.request_interval
+
+    def poll(self, now: float) -> tuple[list[IPv4Address], list[tuple[IPv4Address, int]]]:
+        """Timers: (addresses to send another request for, (address, datagrams) given up on)."""
+        retry: list[IPv4Address] = []
+        failed: list[tuple[IPv4Address, int]] = []
+        for address, pending in list(self.pending.items()):
+            if now < pending.next_request_at:
+                continue
+            if pending.requests_sent >= self.max_requests:
+                del self.pending[address]
+                failed.append((address, len(pending.datagrams)))
+            else:
+                self._mark_requested(pending, now)
+                retry.append(address)
+        return retry, failed
+
+    def next_deadline(self) -> float | None:
+        """When ``poll`` next has work: the earliest retry or give-up time. Entries expire lazily."""
+        return min((p.next_request_at for p in self.pending.values()), default=None)
+
+    def expire(self, now: float) -> int:
+        """Forget entries whose lifetime is over; returns how many."""
+        stale = [address for address, entry in self.entries.items() if now >= entry.expires_at]
+        for address in stale:
+            del self.entries[address]
+        return len(stale)

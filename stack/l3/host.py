@@ -1,0 +1,280 @@
+"""The IPv4 host: what a correct RFC 1122 host does with each datagram it receives.
+
+Read first: RFC 791; RFC 792; RFC 1122 3.2.1 (IP), 3.2.2 (ICMP), 3.3.1 (routing outbound).
+
+Sans-I/O: ``receive(datagram, now)`` returns ``Outbound`` values (datagram plus next hop) for the
+link layer to send; ``ping`` originates an echo request; replies to it become ``EchoReply`` events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import Enum
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from stack.buffers import Buffer, Payload, length
+from stack.errors import ParseError
+from stack.l3.icmp import IcmpMessage, IcmpType
+from stack.l3.ipv4 import DEFAULT_TTL, IpProto, Ipv4Packet
+from stack.stats import Stats
+from stack.types import Outbound
+
+log = logging.getLogger(__name__)
+
+LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+#: RFC 1112 4: the all-hosts group, which every multicast-capable host joins.
+ALL_HOSTS_GROUP = IPv4Address("224.0.0.1")
+#: Echo requests we sent and still wait for; the oldest is forgotten past this many.
+OUTSTANDING_ECHO_CAPACITY = 1024
+#: Undelivered events kept for the user; the oldest is dropped past this many.
+EVENT_CAPACITY = 1024
+
+_ZERO_NETWORK = IPv4Network("0.0.0.0/8")
+_LOOPBACK_NETWORK = IPv4Network("127.0.0.0/8")
+_MULTICAST_NETWORK = IPv4Network("224.0.0.0/4")
+
+
+class Delivery(Enum):
+    """How a datagram was addressed to us (RFC 1122 3.2.1.3)."""
+
+    UNICAST = "unicast"
+    BROADCAST = "broadcast"
+    MULTICAST = "multicast"
+
+
+@dataclass(frozen=True, slots=True)
+class EchoReply:
+    """An answer to one of our own echo requests (``Ipv4Host.ping``)."""
+
+    source: IPv4Address
+    identifier: int
+    sequence: int
+    ttl: int
+    size: int  # ICMP data bytes, as ping's "64 bytes from" counts ICMP header + data
+    rtt: float  # seconds between ping() and receive(), both on the caller's clock
+
+
+class Ipv4Host:
+    """An IPv4 host with one or more addresses on one interface, and an optional gateway."""
+
+    def __init__(
+        self,
+        interfaces: Iterable[IPv4Interface],
+        stats: Stats,
+        gateway: IPv4Address | None = None,
+        answer_broadcast_echo: bool = False,
+        ttl: int = DEFAULT_TTL,
+    ) -> None:
+        self.interfaces = list(interfaces)
+        if not self.interfaces:
+            raise ValueError("a host needs at least one IPv4 address")
+        self.stats = stats
+        self.gateway = gateway
+        self.answer_broadcast_echo = answer_broadcast_echo
+        self.ttl = ttl
+        self.addresses = [interface.ip for interface in self.interfaces]
+        self._local = set(self.addresses)
+        # RFC 919 / RFC 922: the limited broadcast and each subnet's directed broadcast.
+        self._broadcast = {LIMITED_BROADCAST} | {
+            interface.network.broadcast_address
+            for interface in self.interfaces
+            if interface.network.prefixlen < 31  # RFC 3021: a /31 has no broadcast address
+        }
+        if gateway is not None and self.next_hop(gateway) != gateway:
+            raise ValueError(f"gateway {gateway} is not on any of our networks")
+        self._identification = 0
+        self._outstanding: dict[tuple[IPv4Address, int, int], float] = {}
+        self.events: deque[EchoReply] = deque(maxlen=EVENT_CAPACITY)
+
+    # ------------------------------------------------------------------ addressing
+
+    def owns(self, address: IPv4Address) -> bool:
+        return address in self._local
+
+    def on_link(self, address: IPv4Address) -> bool:
+        return any(address in interface.network for interface in self.interfaces)
+
+    def next_hop(self, destination: IPv4Address) -> IPv4Address | None:
+        """RFC 1122 3.3.1.1: on-link destinations directly, others through the gateway."""
+        if self.on_link(destination):
+            return destination
+        return self.gateway
+
+    def route(self, destination: IPv4Address) -> IPv4Address:
+        """The next hop for a datagram we originate; ValueError when we cannot send there."""
+        if self._delivery(destination) is not None or self._martian_source(destination):
+            raise ValueError(f"cannot send to {destination}: not a unicast address of another host")
+        next_hop = self.next_hop(destination)
+        if next_hop is None:
+            raise ValueError(f"no route to {destination}: it is off the host's networks and no gateway is set")
+        return next_hop
+
+    def preferred_source(self, destination: IPv4Address) -> IPv4Address:
+        """Our address on the destination's network; else our first address (Linux does alike)."""
+        for interface in self.interfaces:
+            if destination in interface.network:
+                return interface.ip
+        return self.addresses[0]
+
+    def _delivery(self, destination: IPv4Address) -> Delivery | None:
+        if destination in self._local:
+            return Delivery.UNICAST
+        if destination in self._broadcast:
+            return Delivery.BROADCAST
+        if destination == ALL_HOSTS_GROUP:
+            return Delivery.MULTICAST
+        return None
+
+    def _martian_source(self, source: IPv4Address) -> str | None:
+        """RFC 1122 3.2.1.3: a host MUST silently discard a datagram with an invalid source."""
+        if source in _ZERO_NETWORK:
+            return "ipv4_martian_source"  # {0, *}: only while a host learns its own address
+        if source in _LOOPBACK_NETWORK:
+            return "ipv4_martian_source"  # 3.2.1.3 (g): 127/8 MUST NOT appear outside a host
+        if source in _MULTICAST_NETWORK or source in self._broadcast:
+            return "ipv4_martian_source"  # a source is always a single host
+        if source in self._local:
+            return "ipv4_source_is_ours"  # Linux: a local address as source is a martian
+        return None
+
+    # ------------------------------------------------------------------ receive
+
+    def receive(self, datagram: Buffer, now: float, link_broadcast: bool = False) -> list[Outbound]:
+        try:
+            packet = Ipv4Packet.parse(datagram)
+        except ParseError as error:
+            self.stats.drop(error.drop_reason, log, error)
+            return []
+        delivery = self._delivery(packet.destination)
+        if delivery is None:
+            # RFC 1122 3.2.1.3: a host MUST silently discard a datagram not addressed to it
+            # (we are not a router: RFC 1122 3.3.1.1).
+            self.stats.drop("ipv4_not_for_us", log, packet.destination)
+            return []
+        if delivery is Delivery.UNICAST and link_broadcast:
+            # RFC 1122 3.3.6: SHOULD discard a unicast IP datagram received as a link broadcast.
+            self.stats.drop("ipv4_unicast_in_link_broadcast", log, packet.destination)
+            return []
+        martian = self._martian_source(packet.source)
+        if martian is not None:
+            self.stats.drop(martian, log, packet.source)
+            return []
+        # RFC 1122 3.2.1.7: TTL is not checked on datagrams delivered to this host.
+        # RFC 1122 3.2.1.8: options we do not implement are ignored (Record Route and Timestamp
+        # echoing, 3.2.2.6, is not implemented yet).
+        if packet.is_fragment:
+            # RFC 1122 3.3.2: reassembly MUST be supported -- not implemented yet; counted.
+            self.stats.drop("ipv4_fragment_not_supported", log, packet.identification)
+            return []
+        handler = PROTOCOL_HANDLERS.get(packet.protocol)
+        if handler is None:
+            # RFC 1122 3.2.2.1: SHOULD send Protocol Unreachable -- not implemented yet.
+            self.stats.drop("ipv4_unknown_protocol", log, packet.protocol)
+            return []
+        self.stats.count("rx_ipv4_delivered")
+        return handler(self, packet, delivery, now)
+
+    def receive_icmp(self, packet: Ipv4Packet, delivery: Delivery, now: float) -> list[Outbound]:
+        try:
+            message = IcmpMessage.parse(packet.payload)
+        except ParseError as error:
+            self.stats.drop(error.drop_reason, log, error)
+            return []
+        handler = ICMP_HANDLERS.get(message.type)
+        if handler is None:
+            # RFC 1122 3.2.2: an ICMP message of unknown type MUST be silently discarded.
+            # (Known error types would go to a transport layer; we have none.)
+            self.stats.drop("icmp_type_not_handled", log, message.type)
+            return []
+        return handler(self, packet, message, delivery, now)
+
+    def receive_echo_request(
+        self, packet: Ipv4Packet, request: IcmpMessage, delivery: Delivery, now: float
+    ) -> list[Outbound]:
+        if delivery is not Delivery.UNICAST and not self.answer_broadcast_echo:
+            # RFC 1122 3.2.2.6: an echo request to a broadcast or multicast address MAY be
+            # silently discarded (Linux: icmp_echo_ignore_broadcasts = 1).
+            self.stats.drop("icmp_echo_to_broadcast_ignored", log, packet.destination)
+            return []
+        # RFC 1122 3.2.2.6: the reply's source MUST be the request's specific destination; for a
+        # broadcast request, one of our own addresses (RFC 1122 3.2.1.3: never a broadcast source).
+        if delivery is Delivery.UNICAST:
+            source = packet.destination
+        else:
+            source = self.preferred_source(packet.source)
+        next_hop = self.next_hop(packet.source)
+        if next_hop is None:
+            self.stats.drop("ipv4_no_route", log, packet.source)
+            return []
+        # RFC 792 / RFC 1122 3.2.2.6: the reply carries the same identifier, sequence and data.
+        reply = IcmpMessage(IcmpType.ECHO_REPLY, 0, request.rest_of_header, request.payload)
+        self.stats.count("icmp_echo_replies_sent")
+        return [Outbound(next_hop, self._datagram(source, packet.source, IpProto.ICMP, reply.buffers()))]
+
+    def receive_echo_reply(
+        self, packet: Ipv4Packet, reply: IcmpMessage, delivery: Delivery, now: float
+    ) -> list[Outbound]:
+        key = (packet.source, reply.identifier, reply.sequence)
+        sent_at = self._outstanding.pop(key, None)
+        if sent_at is None:
+            self.stats.drop("icmp_echo_reply_unsolicited", log, key)
+            return []
+        self.stats.count("icmp_echo_replies_received")
+        self.events.append(
+            EchoReply(packet.source, reply.identifier, reply.sequence, packet.ttl,
+                      length(reply.payload), now - sent_at)
+        )
+        return []
+
+    # ------------------------------------------------------------------ send
+
+    def _datagram(self, source: IPv4Address, destination: IPv4Address, protocol: int,
+                  payload: Payload) -> list[Buffer]:
+        self._identification = (self._identification + 1) & 0xFFFF
+        packet = Ipv4Packet(source, destination, protocol, payload, ttl=self.ttl,
+                            identification=self._identification)
+        return packet.buffers()
+
+    def ping(self, destination: IPv4Address | str, now: float, identifier: int = 0,
+             sequence: int = 0, payload: Payload = b"") -> list[Outbound]:
+        """Originate one echo request; its reply (if any) becomes an ``EchoReply`` in ``events``."""
+        destination = IPv4Address(destination)
+        next_hop = self.route(destination)
+        request = IcmpMessage.echo(IcmpType.ECHO_REQUEST, identifier, sequence, payload)
+        self._outstanding[(destination, identifier, sequence)] = now
+        while len(self._outstanding) > OUTSTANDING_ECHO_CAPACITY:
+            del self._outstanding[next(iter(self._outstanding))]
+        self.stats.count("icmp_echo_requests_sent")
+        source = self.preferred_source(destination)
+        return [Outbound(next_hop, self._datagram(source, destination, IpProto.ICMP, request.buffers()))]
+
+    def take_echo_replies(self, identifier: int) -> list[EchoReply]:
+        """Remove and return the events for echo requests sent with ``identifier``."""
+        mine = [event for event in self.events if event.identifier == identifier]
+        if mine:
+            self.events = deque((e for e in self.events if e.identifier != identifier),
+                                maxlen=EVENT_CAPACITY)
+        return mine
+
+    # ------------------------------------------------------------------ timers
+
+    def poll(self, now: float) -> list[Outbound]:
+        return []
+
+    def next_deadline(self, now: float) -> float | None:
+        return None
+
+
+#: What the host does with each IP protocol; anything else is dropped (RFC 1122 3.2.2.1).
+PROTOCOL_HANDLERS: dict[int, Callable[[Ipv4Host, Ipv4Packet, Delivery, float], list[Outbound]]] = {
+    IpProto.ICMP: Ipv4Host.receive_icmp,
+}
+
+#: What the host answers in ICMP; every other type is silently discarded (RFC 1122 3.2.2).
+ICMP_HANDLERS: dict[int, Callable[[Ipv4Host, Ipv4Packet, IcmpMessage, Delivery, float], list[Outbound]]] = {
+    IcmpType.ECHO_REQUEST: Ipv4Host.receive_echo_request,
+    IcmpType.ECHO_REPLY: Ipv4Host.receive_echo_reply,
+}

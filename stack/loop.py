@@ -1,0 +1,180 @@
+"""The event loop: the only place that reads the clock and waits on file descriptors.
+
+One wake-up: ``select`` on the devices (and a signal wake-up pipe), read the clock once, drain
+each readable device of up to ``BURST`` frames (each frame's answers are sent before the next
+frame is read, so the receive buffer can be reused), then run the timers that are due.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import signal
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from stack.buffers import Buffer
+from stack.stats import Stats
+from stack.tap.base import Device
+from stack.trace import Tracer
+
+log = logging.getLogger(__name__)
+
+#: Frames read from one device per wake-up before the others get their turn.
+BURST = 64
+#: Longest sleep, so ``until`` conditions are checked even when nothing happens.
+MAX_WAIT_S = 0.5
+
+
+class Node(Protocol):
+    """What the loop drives: a sans-I/O host such as ``TapHost``."""
+
+    stats: Stats
+
+    def receive(self, frame: Buffer, now: float) -> list[list[Buffer]]: ...
+    def poll(self, now: float) -> list[list[Buffer]]: ...
+    def next_deadline(self, now: float) -> float | None: ...
+
+
+class Agent(Protocol):
+    """Something that uses a node and sends through its device, e.g. a ``PingSession``.
+
+    ``poll`` is called at every wake-up (so it sees replies at once); ``next_deadline`` bounds
+    the sleep.
+    """
+
+    def poll(self, now: float) -> list[list[Buffer]]: ...
+    def next_deadline(self, now: float) -> float | None: ...
+
+
+@dataclass
+class Attachment:
+    device: Device
+    node: Node
+    agents: list[Agent] = field(default_factory=list)
+    tracer: Tracer | None = None
+
+
+class Loop:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.attachments: list[Attachment] = []
+        self.selector = selectors.DefaultSelector()
+        self.stopped = False
+        self.stop_reason: str | None = None
+        self._wakeup_reader: socket.socket | None = None
+        self._wakeup_writer: socket.socket | None = None
+        self.stats = Stats()  # the loop's own counters (internal errors)
+
+    def attach(self, device: Device, node: Node, agents: Sequence[Agent] = (),
+               tracer: Tracer | None = None) -> Attachment:
+        attachment = Attachment(device, node, list(agents), tracer)
+        self.attachments.append(attachment)
+        self.selector.register(device.fileno(), selectors.EVENT_READ, attachment)
+        return attachment
+
+    # ------------------------------------------------------------------ signals
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT and SIGTERM stop the loop cleanly; a wake-up pipe interrupts ``select``."""
+        self._wakeup_reader, self._wakeup_writer = socket.socketpair()
+        self._wakeup_reader.setblocking(False)
+        self._wakeup_writer.setblocking(False)
+        signal.set_wakeup_fd(self._wakeup_writer.fileno(), warn_on_full_buffer=False)
+        self.selector.register(self._wakeup_reader.fileno(), selectors.EVENT_READ, None)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stop(signal.Signals(signum).name)
+
+    def stop(self, reason: str = "stopped") -> None:
+        self.stopped = True
+        self.stop_reason = reason
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> None:
+        """Run until ``stop()``, a signal, ``until()`` returning True, or ``timeout`` seconds."""
+        self.stopped = False
+        now = self.clock()
+        end = now + timeout if timeout is not None else None
+        while True:
+            self._run_timers(now)
+            if self.stopped:
+                break
+            if until is not None and until():
+                self.stop("done")
+                break
+            if end is not None and now >= end:
+                self.stop("timeout")
+                break
+            ready = self.selector.select(self._wait(now, end))
+            now = self.clock()  # the one clock read of this wake-up
+            for key, _ in ready:
+                if key.data is None:
+                    self._drain_wakeup()
+                else:
+                    self._drain(key.data, now)
+
+    def _wait(self, now: float, end: float | None) -> float:
+        deadlines = [end] if end is not None else []
+        for attachment in self.attachments:
+            for timer in (attachment.node, *attachment.agents):
+                deadline = timer.next_deadline(now)
+                if deadline is not None:
+                    deadlines.append(deadline)
+        wait = min(deadlines, default=now + MAX_WAIT_S) - now
+        return min(max(wait, 0.0), MAX_WAIT_S)
+
+    def _run_timers(self, now: float) -> None:
+        for attachment in self.attachments:
+            deadline = attachment.node.next_deadline(now)
+            if deadline is not None and deadline <= now:
+                self._send(attachment, attachment.node.poll(now), now)
+            for agent in attachment.agents:
+                self._send(attachment, agent.poll(now), now)
+
+    def _drain(self, attachment: Attachment, now: float) -> None:
+        device, node, tracer = attachment.device, attachment.node, attachment.tracer
+        for _ in range(BURST):
+            frame = device.recv(now)
+            if frame is None:
+                return
+            drops_before = node.stats["dropped"]
+            try:
+                out = node.receive(frame, now)
+            except Exception:
+                # A bug, never bad input (bad input is a counted drop): log it, keep serving.
+                self.stats.count("internal_errors")
+                log.exception("internal error handling a %d-byte frame: %s", len(frame), bytes(frame).hex())
+                continue
+            if tracer is not None:
+                dropped = node.stats["dropped"] > drops_before
+                tracer.inbound(frame, len(out), node.stats.last_drop if dropped else None)
+            self._send(attachment, out, now)
+
+    def _send(self, attachment: Attachment, frames: list[list[Buffer]], now: float) -> None:
+        for frame in frames:
+            if attachment.tracer is not None:
+                attachment.tracer.outbound(frame)
+            attachment.device.send(frame, now)
+
+    def _drain_wakeup(self) -> None:
+        assert self._wakeup_reader is not None
+        try:
+            while self._wakeup_reader.recv(512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        if self._wakeup_writer is not None:
+            signal.set_wakeup_fd(-1)
+            self._wakeup_reader.close()  # type: ignore[union-attr]
+            self._wakeup_writer.close()
+            self._wakeup_reader = self._wakeup_writer = None
+        self.selector.close()

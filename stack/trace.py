@@ -1,0 +1,109 @@
+"""One line per frame, like ``tcpdump -nn -e``, plus the stack's verdict. Never raises.
+
+Students compare these lines with ``tcpdump -nn -e -i tap0`` on the kernel side, so the wording
+follows tcpdump's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TextIO
+
+from stack.buffers import Buffer, join, length
+from stack.errors import ParseError
+from stack.l2.arp import ArpOp, ArpPacket
+from stack.l2.ethernet import EthernetFrame, EtherType
+from stack.l3.icmp import IcmpMessage, IcmpType
+from stack.l3.ipv4 import IpProto, Ipv4Packet
+
+log = logging.getLogger(__name__)
+
+_ICMP_NAMES = {
+    IcmpType.ECHO_REPLY: "echo reply",
+    IcmpType.ECHO_REQUEST: "echo request",
+    IcmpType.DESTINATION_UNREACHABLE: "unreachable",
+    IcmpType.TIME_EXCEEDED: "time exceeded in-transit",
+    IcmpType.REDIRECT: "redirect",
+    IcmpType.PARAMETER_PROBLEM: "parameter problem",
+    IcmpType.TIMESTAMP_REQUEST: "time stamp query",
+    IcmpType.TIMESTAMP_REPLY: "time stamp reply",
+}
+_ETHERTYPE_NAMES = {EtherType.IPV4: "IPv4", EtherType.ARP: "ARP", EtherType.IPV6: "IPv6",
+                    EtherType.VLAN: "802.1Q", EtherType.QINQ: "802.1Q-QinQ"}
+
+
+def summarize(frame: Buffer | Sequence[Buffer], medium: str = "ethernet") -> str:
+    """A tcpdump-like one-line description of a frame (``medium`` "ethernet" or "ip")."""
+    data = join(frame) if not isinstance(frame, (bytes, bytearray, memoryview)) else frame
+    try:
+        if medium == "ip":
+            return _ipv4(data)
+        return _ethernet(data)
+    except ParseError as error:
+        return f"malformed: {error}"
+    except Exception as error:  # a trace must never take the stack down; report and go on
+        log.debug("trace failed on %d bytes: %r", len(data), error)
+        return f"{len(data)} bytes (undecodable: {error!r})"
+
+
+def _ethernet(data: Buffer) -> str:
+    frame = EthernetFrame.parse(data)
+    name = _ETHERTYPE_NAMES.get(frame.ethertype, "Unknown")
+    head = (f"{frame.source} > {frame.destination}, ethertype {name} ({frame.ethertype:#06x}), "
+            f"length {len(data)}")
+    if frame.ethertype == EtherType.ARP:
+        return f"{head}: {_arp(frame.payload)}"
+    if frame.ethertype == EtherType.IPV4:
+        return f"{head}: {_ipv4(frame.payload)}"
+    return head
+
+
+def _arp(data: Buffer) -> str:
+    arp = ArpPacket.parse(data)
+    if arp.operation == ArpOp.REQUEST:
+        if arp.is_gratuitous:
+            return f"Request who-has {arp.target_ip} tell {arp.sender_ip} (gratuitous), length 28"
+        return f"Request who-has {arp.target_ip} tell {arp.sender_ip}, length 28"
+    if arp.operation == ArpOp.REPLY:
+        return f"Reply {arp.sender_ip} is-at {arp.sender_mac}, length 28"
+    return f"ARP operation {arp.operation}, length 28"
+
+
+def _ipv4(data: Buffer) -> str:
+    packet = Ipv4Packet.parse(data)
+    head = f"{packet.source} > {packet.destination}: "
+    if packet.is_fragment:
+        return head + (f"ip-proto-{packet.protocol} frag id {packet.identification} "
+                       f"offset {packet.fragment_offset * 8}{'+' if packet.more_fragments else ''}")
+    if packet.protocol == IpProto.ICMP:
+        message = IcmpMessage.parse(packet.payload)
+        name = _ICMP_NAMES.get(message.type, f"type-#{message.type}")
+        size = length(packet.payload)
+        if message.type in (IcmpType.ECHO_REQUEST, IcmpType.ECHO_REPLY):
+            return (f"{head}ICMP {name}, id {message.identifier}, seq {message.sequence}, "
+                    f"length {size}")
+        return f"{head}ICMP {name}, length {size}"
+    return f"{head}ip-proto-{packet.protocol} {length(packet.payload)}"
+
+
+class Tracer:
+    """Writes trace lines for frames in and out, with the verdict for frames in."""
+
+    def __init__(self, stream: TextIO, medium: str = "ethernet") -> None:
+        self.stream = stream
+        self.medium = medium
+
+    def inbound(self, frame: Buffer, replies: int, drop_reason: str | None) -> None:
+        if drop_reason is not None:
+            verdict = f"drop: {drop_reason}"
+        elif replies:
+            verdict = f"-> {replies} {'reply' if replies == 1 else 'replies'}"
+        else:
+            verdict = "consumed"
+        self.stream.write(f"In  {summarize(frame, self.medium)}  [{verdict}]\n")
+        self.stream.flush()
+
+    def outbound(self, frame: Sequence[Buffer]) -> None:
+        self.stream.write(f"Out {summarize(frame, self.medium)}\n")
+        self.stream.flush()

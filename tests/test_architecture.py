@@ -1,0 +1,77 @@
+"""The import rules of style.md (b), enforced by reading the source (no extra dependency).
+
+l2 and l3 never import each other; the sans-I/O core (l2, l3, node, trace, ping) imports no
+clock, file descriptor, socket or randomness; devices import only the base modules.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "stack"
+BASE = {"stack", "stack.errors", "stack.buffers", "stack.checksum", "stack.stats", "stack.types"}
+IO_MODULES = {"os", "socket", "select", "selectors", "fcntl", "time", "random", "threading",
+              "asyncio", "subprocess"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+MODULES = {module_name(p): imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
+CORE = [m for m in MODULES if m.startswith(("stack.l2", "stack.l3"))
+        or m in {"stack.node", "stack.trace", "stack.ping", "stack.types"} | BASE]
+
+
+def test_the_scan_sees_the_package():
+    assert "stack.l2.link" in MODULES and "stack.l3.host" in MODULES
+    assert "stack.l2.ethernet" in MODULES["stack.l2.link"]
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("stack.l2")])
+def test_l2_never_imports_l3(module):
+    assert not {i for i in MODULES[module] if i.startswith("stack.l3")}
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("stack.l3")])
+def test_l3_never_imports_l2(module):
+    assert not {i for i in MODULES[module] if i.startswith("stack.l2")}
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_is_sans_io(module):
+    used = {i.split(".")[0] for i in MODULES[module]}
+    assert not used & IO_MODULES, f"{module} imports {used & IO_MODULES}"
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("stack.tap")])
+def test_devices_know_no_protocol(module):
+    stack_imports = {i for i in MODULES[module] if i.startswith("stack.")}
+    allowed = BASE | {m for m in MODULES if m.startswith("stack.tap")}
+    assert stack_imports <= allowed, f"{module} imports {stack_imports - allowed}"
+
+
+@pytest.mark.parametrize("module", sorted(BASE - {"stack"}))
+def test_base_modules_import_no_layer(module):
+    stack_imports = {i for i in MODULES[module] if i.startswith("stack.")}
+    assert stack_imports <= BASE
+
+
+def test_only_the_loop_reads_the_clock_among_runtime_modules():
+    readers = {m for m, used in MODULES.items() if "time" in used}
+    assert readers <= {"stack.loop", "stack.cli"}, readers
