@@ -83,7 +83,7 @@ class Ipv4Host:
             for interface in self.interfaces
             if interface.network.prefixlen < 31  # RFC 3021: a /31 has no broadcast address
         }
-        if gateway is not None and self.next_hop(gateway) != gateway:
+        if gateway is not None and not self.on_link(gateway):
             raise ValueError(f"gateway {gateway} is not on any of our networks")
         self._identification = 0
         self._outstanding: dict[tuple[IPv4Address, int, int], float] = {}
