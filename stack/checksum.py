@@ -18,6 +18,13 @@ def ones_complement_sum(data: Payload) -> int:
     A list of buffers is summed as if joined: appending ``n`` bytes multiplies what came
     before by 256**n, which is 1 (mod 0xFFFF) for even ``n`` and 256 for odd ``n``.
     """
+    if isinstance(data, (bytes, bytearray, memoryview)):  # the common case, one buffer
+        size = len(data)
+        total = int.from_bytes(data, "big") << (8 * (size & 1))  # RFC 1071 4.1: pad odd
+        if total == 0:
+            return 0
+        total %= 0xFFFF
+        return total or 0xFFFF  # a non-zero multiple of 0xFFFF is "negative zero", 0xFFFF
     total = 0
     size = 0
     nonzero = False

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface
 
 from stack.buffers import Buffer, Payload, length
 from stack.errors import ParseError
@@ -31,10 +31,6 @@ ALL_HOSTS_GROUP = IPv4Address("224.0.0.1")
 OUTSTANDING_ECHO_CAPACITY = 1024
 #: Undelivered events kept for the user; the oldest is dropped past this many.
 EVENT_CAPACITY = 1024
-
-_ZERO_NETWORK = IPv4Network("0.0.0.0/8")
-_LOOPBACK_NETWORK = IPv4Network("127.0.0.0/8")
-_MULTICAST_NETWORK = IPv4Network("224.0.0.0/4")
 
 
 class Delivery(Enum):
@@ -130,12 +126,13 @@ class Ipv4Host:
 
     def _martian_source(self, source: IPv4Address) -> str | None:
         """RFC 1122 3.2.1.3: a host MUST silently discard a datagram with an invalid source."""
-        if source in _ZERO_NETWORK:
+        first_octet = int(source) >> 24
+        if first_octet == 0:
             return "ipv4_martian_source"  # {0, *}: only while a host learns its own address
-        if source in _LOOPBACK_NETWORK:
+        if first_octet == 127:
             return "ipv4_martian_source"  # 3.2.1.3 (g): 127/8 MUST NOT appear outside a host
-        if source in _MULTICAST_NETWORK or source in self._broadcast:
-            return "ipv4_martian_source"  # a source is always a single host
+        if 224 <= first_octet <= 239 or source in self._broadcast:
+            return "ipv4_martian_source"  # multicast or broadcast: a source is a single host
         if source in self._local:
             return "ipv4_source_is_ours"  # Linux: a local address as source is a martian
         return None

@@ -149,7 +149,7 @@ class Ipv4Packet:
             | (FLAG_MORE_FRAGMENTS if self.more_fragments else 0)
             | self.fragment_offset
         )
-        fields = [
+        header = bytearray(HEADER.pack(
             0x40 | (self.header_length // 4),
             self.type_of_service,
             self.total_length,
@@ -157,13 +157,12 @@ class Ipv4Packet:
             flags_offset,
             self.ttl,
             self.protocol,
-            0,
+            0,  # the checksum is computed over the header with this field zero (RFC 791)
             self.source.packed,
             self.destination.packed,
-        ]
-        header = HEADER.pack(*fields) + self.options
-        fields[7] = internet_checksum(header)
-        return HEADER.pack(*fields) + self.options
+        ) + self.options)
+        header[10:12] = internet_checksum(header).to_bytes(2, "big")
+        return bytes(header)
 
     def buffers(self) -> Frame:
         """The datagram as buffers: the header, then the payload chunks as they are."""
