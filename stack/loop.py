@@ -59,8 +59,12 @@ class Attachment:
 
 
 class Loop:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 max_wait: float = MAX_WAIT_S) -> None:
+        """``clock`` gives seconds (tests pass a fake one); ``max_wait`` caps one sleep."""
         self.clock = clock
+        self.max_wait = max_wait
+        self._previous_handlers: dict[int, Any] = {}
         self.attachments: list[Attachment] = []
         self.selector = selectors.DefaultSelector()
         self.stopped = False
@@ -86,7 +90,7 @@ class Loop:
         signal.set_wakeup_fd(self._wakeup_writer.fileno(), warn_on_full_buffer=False)
         self.selector.register(self._wakeup_reader.fileno(), selectors.EVENT_READ, None)
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, self._on_signal)
+            self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stop(signal.Signals(signum).name)
@@ -127,8 +131,8 @@ class Loop:
                 deadline = timer.next_deadline(now)
                 if deadline is not None:
                     deadlines.append(deadline)
-        wait = min(deadlines, default=now + MAX_WAIT_S) - now
-        return min(max(wait, 0.0), MAX_WAIT_S)
+        wait = min(deadlines, default=now + self.max_wait) - now
+        return min(max(wait, 0.0), self.max_wait)
 
     def _run_timers(self, now: float) -> None:
         for attachment in self.attachments:
@@ -172,6 +176,9 @@ class Loop:
             pass
 
     def close(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers.clear()
         if self._wakeup_writer is not None:
             signal.set_wakeup_fd(-1)
             self._wakeup_reader.close()  # type: ignore[union-attr]
