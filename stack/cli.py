@@ -14,7 +14,7 @@ import time
 from ipaddress import IPv4Address, IPv4Interface
 
 from stack.l2.ethernet import MacAddress
-from stack.stats import Stats
+from stack.stats import combined
 
 log = logging.getLogger("stack")
 
@@ -197,13 +197,6 @@ def _link_is_up(name: str) -> bool:
         return True  # cannot tell: say nothing
 
 
-def counters(host, device, loop) -> Stats:
-    total = Stats()
-    for stats in (host.stats, device.stats, loop.stats):
-        total.merge(stats)
-    return total
-
-
 def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]:
     from stack.loop import Loop
     from stack.tap.base import DeviceGone
@@ -228,7 +221,7 @@ def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]
         loop.close()
         device.close()
     if not args.quiet:
-        print(counters(host, device, loop).summary(), file=sys.stderr)
+        print(combined(host.stats, device=device.stats, loop=loop.stats).summary(), file=sys.stderr)
     return status, agent_list
 
 

@@ -17,7 +17,7 @@ from ipaddress import IPv4Interface
 from stack.loop import Loop
 from stack.node import TapHost
 from stack.ping import PingSession
-from stack.stats import Stats
+from stack.stats import Stats, combined
 from stack.trace import Tracer
 
 HOST = IPv4Interface("192.0.2.2/24")
@@ -90,10 +90,7 @@ def kernel_demo(count: int, trace: bool) -> int:
     finally:
         loop.close()
         device.close()
-    total = Stats()
-    total.merge(host.stats)
-    total.merge(device.stats)
-    show_counters(total)
+    show_counters(combined(host.stats, device=device.stats, loop=loop.stats))
     say(f"\ntapstack demo: {'every ping and arping was answered' if status == 0 else 'FAILED'}; "
         "the namespace goes away with this process.")
     return status

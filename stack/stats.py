@@ -47,8 +47,13 @@ class Stats:
     def as_dict(self) -> dict[str, int]:
         return dict(self.counters)
 
-    def merge(self, other: Stats) -> None:
-        self.counters.update(other.counters)
+    def merge(self, other: Stats, prefix: str = "") -> None:
+        """Add another set of counters, their names prefixed (``device.`` for a device's)."""
+        if not prefix:
+            self.counters.update(other.counters)
+            return
+        for name, value in other.counters.items():
+            self.counters[prefix + name] += value
 
     def summary(self, title: str = "tapstack counters") -> str:
         """A one-screen table: traffic counters first, then drops by reason."""
@@ -69,3 +74,12 @@ class Stats:
 
     def __repr__(self) -> str:
         return f"Stats({dict(self.counters)!r})"
+
+
+def combined(node: Stats, **parts: Stats) -> Stats:
+    """A node's counters plus other parts' under their names: ``combined(h, device=d.stats)``."""
+    total = Stats()
+    total.merge(node)
+    for name, stats in parts.items():
+        total.merge(stats, prefix=f"{name}.")
+    return total
