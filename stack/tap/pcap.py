@@ -1,0 +1,84 @@
+"""A device that records every frame it receives and sends to a pcap file (tcpdump -w).
+
+Read first: the pcap file format (draft-ietf-opsawg-pcap) and its link types (LINKTYPE_ETHERNET 1,
+LINKTYPE_RAW 101; dpkt.pcap.DLT_RAW is 12 on Linux, which readers take for something else).
+Wrap any device: ``PcapDevice(TapDevice("tap0"), open("trace.pcap", "wb"))``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import BinaryIO
+
+import dpkt
+
+from stack.buffers import Buffer, join
+from stack.stats import Stats
+from stack.tap.base import Device, Medium
+
+log = logging.getLogger(__name__)
+
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101  # bare IPv4 or IPv6 packets: what a TUN device carries
+LINKTYPES: dict[str, int] = {"ethernet": LINKTYPE_ETHERNET, "ip": LINKTYPE_RAW}
+SNAPLEN = 65535
+
+
+class PcapDevice:
+    """``inner`` with a recorder: frames in and out go to ``file``, flushed one by one.
+
+    Timestamps are the loop's ``now`` plus ``timestamp_offset`` (the caller passes wall-clock
+    minus monotonic time); this module never reads the clock. The file stays the caller's: it
+    is flushed after every frame (so a pipe into Wireshark sees it at once) but not closed. If
+    writing the capture fails (the reader of the pipe went away), capturing stops with a
+    warning and the device keeps working.
+    """
+
+    def __init__(self, inner: Device, file: BinaryIO, timestamp_offset: float = 0.0) -> None:
+        self.inner = inner
+        self.timestamp_offset = timestamp_offset
+        self._file: BinaryIO | None = file
+        self._writer = dpkt.pcap.Writer(file, snaplen=SNAPLEN, linktype=LINKTYPES[inner.medium])
+        file.flush()
+
+    @property
+    def medium(self) -> Medium:
+        return self.inner.medium
+
+    @property
+    def mtu(self) -> int:
+        return self.inner.mtu  # type: ignore[attr-defined]
+
+    @property
+    def stats(self) -> Stats:
+        return self.inner.stats
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    def recv(self, now: float) -> Buffer | None:
+        frame = self.inner.recv(now)
+        if frame is not None:
+            self._record(frame, now)
+        return frame
+
+    def send(self, frame: Sequence[Buffer], now: float) -> None:
+        self.inner.send(frame, now)
+        self._record(join(frame), now)  # this joined copy is the capture's; the wire got buffers
+
+    def _record(self, frame: Buffer, now: float) -> None:
+        if self._file is None:
+            return
+        try:
+            self._writer.writepkt(frame, ts=now + self.timestamp_offset)
+            self._file.flush()
+        except (OSError, ValueError) as error:  # ValueError: the file was closed
+            log.warning("capture stopped: %s", error)
+            self._file = None
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __repr__(self) -> str:
+        return f"PcapDevice({self.inner!r})"

@@ -1,0 +1,105 @@
+"""Fixtures shared by the whole suite: whether device tests may run, and private namespaces.
+
+Device tests touch real TAP/TUN devices, always inside a network namespace of their own, never
+the machine's. Mark them ``@pytest.mark.device`` (``pytestmark = pytest.mark.device`` for a
+file). They need root, /dev/net/tun, ``ip netns`` and ``unshare``; when something is missing they
+are *skipped* with the reason -- unless ``TAPSTACK_REQUIRE_DEVICE=1`` is set (CI sets it), in
+which case they *fail* with that reason, so a broken runner cannot pass by skipping them all.
+
+``netns`` gives a test a fresh, empty namespace (``tsk-<pid>-<n>``) and deletes it afterwards,
+also when the test fails; run things in it with ``ip netns exec <name> ...``. ``module_netns``
+is one namespace for all the tests of a module. Asking for either gives the skip-or-fail check
+even without the marker (``require_device`` alone gives just the check).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+REQUIRE_DEVICE = "TAPSTACK_REQUIRE_DEVICE"
+_namespace_numbers = itertools.count()
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+
+
+@functools.cache
+def device_tests_unavailable() -> str | None:
+    """Why device tests cannot run here (checked once per session), or None when they can."""
+    if os.geteuid() != 0:
+        return "device tests need root"
+    if not os.path.exists("/dev/net/tun"):
+        return "/dev/net/tun does not exist (modprobe tun)"
+    for tool in ("ip", "unshare"):
+        if shutil.which(tool) is None:
+            return f"the {tool} command is not installed"
+    try:
+        os.close(os.open("/dev/net/tun", os.O_RDWR))  # opening attaches nothing yet
+    except OSError as error:
+        return f"/dev/net/tun cannot be opened: {error.strerror}"
+    probe = f"tsk-{os.getpid()}-probe"
+    created = _run("ip", "netns", "add", probe)
+    if created.returncode != 0:
+        return f"ip netns add does not work here: {created.stderr.strip()}"
+    _run("ip", "netns", "del", probe)
+    unshared = _run("unshare", "--net", "--mount", "true")
+    if unshared.returncode != 0:
+        return f"unshare --net --mount does not work here: {unshared.stderr.strip()}"
+    return None
+
+
+def skip_or_fail_without_devices() -> None:
+    """Skip the current test when device tests cannot run here; fail instead when required."""
+    reason = device_tests_unavailable()
+    if reason is None:
+        return
+    if os.environ.get(REQUIRE_DEVICE) == "1":
+        pytest.fail(f"{reason} ({REQUIRE_DEVICE}=1 requires device tests)", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("device") is not None:
+        skip_or_fail_without_devices()
+
+
+@pytest.fixture
+def require_device() -> None:
+    """Skip (or, with TAPSTACK_REQUIRE_DEVICE=1, fail) unless device tests can run here."""
+    skip_or_fail_without_devices()
+
+
+@contextlib.contextmanager
+def private_namespace() -> Iterator[str]:
+    """Create a uniquely named network namespace; delete it on the way out, whatever happens."""
+    name = f"tsk-{os.getpid()}-{next(_namespace_numbers)}"
+    created = _run("ip", "netns", "add", name)
+    assert created.returncode == 0, f"ip netns add {name}: {created.stderr}"
+    try:
+        yield name
+    finally:
+        _run("ip", "netns", "del", name)
+
+
+@pytest.fixture
+def netns(require_device: None) -> Iterator[str]:
+    """The name of a new, empty network namespace, deleted when the test ends."""
+    with private_namespace() as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def module_netns() -> Iterator[str]:
+    """Like ``netns``, but one namespace shared by a module's tests (for a shared, slow set-up)."""
+    skip_or_fail_without_devices()
+    with private_namespace() as name:
+        yield name

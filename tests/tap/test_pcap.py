@@ -1,0 +1,84 @@
+"""The pcap wrapper: what goes in and out is in the file, readable by dpkt, with our timestamps."""
+
+from __future__ import annotations
+
+import io
+
+import dpkt
+import pytest
+
+from stack.tap.pair import device_pair
+from stack.tap.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapDevice
+
+OFFSET = 1_700_000_000.0  # wall clock minus monotonic, as the CLI passes it
+
+
+@pytest.mark.parametrize(("medium", "linktype"), [("ethernet", LINKTYPE_ETHERNET), ("ip", LINKTYPE_RAW)])
+def test_frames_in_and_out_are_recorded(medium, linktype):
+    ours, theirs = device_pair(medium=medium)
+    capture = io.BytesIO()
+    device = PcapDevice(ours, capture, timestamp_offset=OFFSET)
+    try:
+        theirs.send([b"\x45incoming"], 10.25)
+        received = device.recv(10.5)
+        device.send([b"\x45out", memoryview(b"-going")], 11.75)
+        assert device.recv(12.0) is None  # nothing more: nothing recorded
+    finally:
+        device.close()
+        theirs.close()
+    assert bytes(received) == b"\x45incoming"
+
+    reader = dpkt.pcap.Reader(io.BytesIO(capture.getvalue()))
+    assert reader.datalink() == linktype
+    assert reader.snaplen == 65535
+    assert [(ts, bytes(frame)) for ts, frame in reader] == [
+        (pytest.approx(OFFSET + 10.5, abs=1e-6), b"\x45incoming"),
+        (pytest.approx(OFFSET + 11.75, abs=1e-6), b"\x45out-going"),
+    ]
+
+
+def test_the_wrapper_is_the_inner_device_for_the_loop():
+    ours, theirs = device_pair(mtu=9000)
+    device = PcapDevice(ours, io.BytesIO())
+    assert device.medium == "ethernet" and device.mtu == 9000
+    assert device.stats is ours.stats and device.fileno() == ours.fileno()
+    device.send([b"frame"], 0.0)
+    assert bytes(theirs.recv(0.0)) == b"frame"  # the inner device still got the buffers
+    assert ours.stats["tx_frames"] == 1
+    device.close()
+    assert ours.fileno() == -1
+    theirs.close()
+
+
+class Pipe(io.BytesIO):
+    """A capture stream that counts flushes and can break like a closed pipe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+        self.broken = False
+
+    def write(self, data) -> int:
+        if self.broken:
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(data)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_every_frame_is_flushed_and_a_broken_pipe_stops_only_the_capture(caplog):
+    ours, theirs = device_pair()
+    pipe = Pipe()
+    device = PcapDevice(ours, pipe)
+    flushes_after_header = pipe.flushes
+    device.send([b"one"], 1.0)
+    device.send([b"two"], 2.0)
+    assert pipe.flushes == flushes_after_header + 2
+    pipe.broken = True
+    device.send([b"three"], 3.0)
+    device.send([b"four"], 4.0)
+    assert [r.getMessage() for r in caplog.records] == ["capture stopped: [Errno 32] Broken pipe"]
+    assert [bytes(theirs.recv(0.0)) for _ in range(4)] == [b"one", b"two", b"three", b"four"]
+    device.close()
+    theirs.close()
