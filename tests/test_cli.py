@@ -1,0 +1,89 @@
+"""The ``tapstack`` command's user errors that need no device: one line on stderr, exit 2.
+
+Arguments are validated before any device is opened, so these run anywhere, without root. As a
+belt-and-braces guard (a regression in that order would otherwise create a TAP device in the
+namespace the tests run in), they run in a throw-away network namespace when we are root.
+The device-dependent errors (a TUN device given to ``--tap``, no permission) are in
+``test_cli_device.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT_S = 30
+
+#: When root, run in a fresh network namespace that vanishes with the process.
+ISOLATE = ["unshare", "--net"] if os.geteuid() == 0 and shutil.which("unshare") else []
+
+
+def tapstack(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([*ISOLATE, sys.executable, "-m", "stack", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+
+
+def assert_usage_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    assert lines[0].startswith("tapstack"), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "bytes from" not in result.stdout, result.stdout  # nothing ran
+
+
+HOST = ["--tap", "tap0"]
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        pytest.param(["--ip", "192.0.2.300/24"], ["192.0.2.300/24"], id="ip-octet-out-of-range"),
+        pytest.param(["--ip", "192.0.2.2"], ["192.0.2.2", "prefix length"], id="ip-without-prefix"),
+        pytest.param(["--ip", "192.0.2.0/24"], ["network or broadcast"], id="ip-network-address"),
+        pytest.param(["--ip", "224.0.0.5/24"], ["unicast"], id="ip-multicast"),
+        pytest.param(["--ip", "192.0.2.2/24", "--mac", "01:00:5e:00:00:01"], ["multicast"],
+                     id="mac-multicast"),
+        pytest.param(["--ip", "192.0.2.2/24", "--mac", "zz"], ["zz"], id="mac-garbage"),
+        pytest.param(["--ip", "192.0.2.2/24", "--gateway", "192.0.2.x"], ["192.0.2.x"],
+                     id="gateway-garbage"),
+        pytest.param(["--ip", "192.0.2.2/24", "--host-ip", "192.0.2.2/24"], ["own address"],
+                     id="host-ip-is-ours"),
+        pytest.param([], ["--ip"], id="ip-missing"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "ping"])
+def test_bad_host_options_are_one_line_exit_2(command: str, args: list[str], fragments: list[str]) -> None:
+    target = ["192.0.2.1"] if command == "ping" else []
+    assert_usage_error(tapstack(command, *HOST, *args, *target), *fragments)
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        pytest.param(["-s", "70000"], ["-s 70000"], id="size-too-big"),
+        pytest.param(["-c", "0"], ["'0'"], id="count-zero"),
+        pytest.param(["-i", "soon"], ["soon"], id="interval-garbage"),
+        pytest.param(["-W", "-1"], ["-1"], id="timeout-negative"),
+    ],
+)
+def test_bad_ping_options_are_one_line_exit_2(args: list[str], fragments: list[str]) -> None:
+    result = tapstack("ping", *HOST, "--ip", "192.0.2.2/24", *args, "192.0.2.1")
+    assert_usage_error(result, *fragments)
+
+
+def test_ping_target_that_is_not_an_address() -> None:
+    assert_usage_error(tapstack("ping", *HOST, "--ip", "192.0.2.2/24", "192.0.2.256"), "192.0.2.256")
+
+
+def test_unknown_command() -> None:
+    assert_usage_error(tapstack("serve"), "serve")
