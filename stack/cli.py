@@ -164,7 +164,7 @@ def make_host(args: argparse.Namespace):
 def open_device(args: argparse.Namespace, host):
     """The TAP device, its kernel side configured when asked, wrapped for capture when asked."""
     from stack.tap.base import DeviceError
-    from stack.tap.linux import TapDevice
+    from stack.tap.linux import TapDevice, interface_is_up
 
     try:
         device = TapDevice(args.tap)
@@ -178,7 +178,7 @@ def open_device(args: argparse.Namespace, host):
         except DeviceError as error:
             device.close()
             raise UsageError(str(error))
-    elif not _link_is_up(args.tap):
+    elif not interface_is_up(device.name):
         log.warning("%s is down: bring it up (ip link set %s up) or pass --host-ip", args.tap, args.tap)
     if args.pcap:
         from stack.tap.pcap import PcapDevice
@@ -187,14 +187,6 @@ def open_device(args: argparse.Namespace, host):
         # The loop's clock is monotonic; pcap wants wall-clock time.
         device = PcapDevice(device, stream, timestamp_offset=time.time() - time.monotonic())
     return device
-
-
-def _link_is_up(name: str) -> bool:
-    try:
-        with open(f"/sys/class/net/{name}/flags") as flags:
-            return bool(int(flags.read(), 16) & 0x1)  # IFF_UP
-    except (OSError, ValueError):
-        return True  # cannot tell: say nothing
 
 
 def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]:
@@ -239,13 +231,13 @@ def cmd_ping(args: argparse.Namespace) -> int:
     def make(host):
         try:
             host.ip.route(args.target)
-            return PingSession(host, args.target, count=args.count, interval=args.interval,
-                               timeout=args.timeout, size=args.size, identifier=os.getpid() & 0xFFFF,
-                               report=lambda line: print(line, flush=True))
         except ValueError as error:
             raise UsageError(str(error))
+        print(f"PING {args.target} {args.size}({args.size + 28}) bytes of data.", flush=True)
+        return PingSession(host, args.target, count=args.count, interval=args.interval,
+                           timeout=args.timeout, size=args.size, identifier=os.getpid() & 0xFFFF,
+                           report=lambda line: print(line, flush=True))
 
-    print(f"PING {args.target} {args.size}({args.size + 28}) bytes of data.", flush=True)
     status, agents = serve(args, agents=[make], until=lambda agents: agents[0].done())
     session = agents[0]
     print(session.summary(), flush=True)

@@ -107,16 +107,19 @@ class Loop:
         now = self.clock()
         end = now + timeout if timeout is not None else None
         while True:
-            self._run_timers(now)
+            deadline = self._run_timers(now)
             if self.stopped:
                 break
             if until is not None and until():
                 self.stop("done")
                 break
-            if end is not None and now >= end:
-                self.stop("timeout")
-                break
-            ready = self.selector.select(self._wait(now, end))
+            if end is not None:
+                if now >= end:
+                    self.stop("timeout")
+                    break
+                deadline = end if deadline is None else min(deadline, end)
+            wait = self.max_wait if deadline is None else min(max(deadline - now, 0.0), self.max_wait)
+            ready = self.selector.select(wait)
             now = self.clock()  # the one clock read of this wake-up
             for key, _ in ready:
                 if key.data is None:
@@ -124,23 +127,23 @@ class Loop:
                 else:
                     self._drain(key.data, now)
 
-    def _wait(self, now: float, end: float | None) -> float:
-        deadlines = [end] if end is not None else []
+    def _run_timers(self, now: float) -> float | None:
+        """Poll every node whose timer is due and every agent; return the earliest next deadline."""
+        earliest: float | None = None
         for attachment in self.attachments:
-            for timer in (attachment.node, *attachment.agents):
-                deadline = timer.next_deadline(now)
-                if deadline is not None:
-                    deadlines.append(deadline)
-        wait = min(deadlines, default=now + self.max_wait) - now
-        return min(max(wait, 0.0), self.max_wait)
-
-    def _run_timers(self, now: float) -> None:
-        for attachment in self.attachments:
-            deadline = attachment.node.next_deadline(now)
+            node = attachment.node
+            deadline = node.next_deadline(now)
             if deadline is not None and deadline <= now:
-                self._send(attachment, attachment.node.poll(now), now)
+                self._send(attachment, node.poll(now), now)
+                deadline = node.next_deadline(now)
             for agent in attachment.agents:
                 self._send(attachment, agent.poll(now), now)
+                agent_deadline = agent.next_deadline(now)
+                if agent_deadline is not None and (deadline is None or agent_deadline < deadline):
+                    deadline = agent_deadline
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     def _drain(self, attachment: Attachment, now: float) -> None:
         device, node, tracer = attachment.device, attachment.node, attachment.tracer

@@ -29,6 +29,7 @@ HEADER_LENGTH = HEADER.size  # 14
 # RFC 894: the data field is 46 to 1500 octets; shorter payloads are padded with zeros.
 MINIMUM_PAYLOAD = 46
 _PADDING = bytes(MINIMUM_PAYLOAD)
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 class EtherType(IntEnum):
@@ -49,7 +50,8 @@ class MacAddress(bytes):
     def __new__(cls, value: bytes | bytearray | memoryview | str) -> MacAddress:
         if isinstance(value, str):
             parts = value.split(":")
-            if len(parts) != 6 or not all(1 <= len(p) <= 2 for p in parts):
+            # int(p, 16) alone would also accept "+1", " 1" and non-ASCII digits: check the digits.
+            if len(parts) != 6 or not all(1 <= len(p) <= 2 and all(c in _HEX_DIGITS for c in p) for p in parts):
                 raise ValueError(f"MAC address {value!r} is not six colon-separated hex octets")
             try:
                 value = bytes(int(p, 16) for p in parts)
@@ -117,12 +119,9 @@ class EthernetFrame:
 
     def buffers(self, pad: bool = True) -> Frame:
         """The frame as buffers: header, payload chunks, and (RFC 894) zero padding to 60 bytes."""
-        out: Frame = [self.header(), *chunks(self.payload)]
         if pad:
-            short = MINIMUM_PAYLOAD - length(self.payload)
-            if short > 0:
-                out.append(_PADDING[:short])
-        return out
+            return frame_buffers(self.destination, self.source, self.ethertype, chunks(self.payload))
+        return [self.header(), *chunks(self.payload)]
 
     def __bytes__(self) -> bytes:
         return join(self.buffers())
@@ -138,3 +137,16 @@ class EthernetFrame:
         )
 
     __hash__ = None  # type: ignore[assignment]  # payload may be a mutable view
+
+
+def frame_buffers(destination: MacAddress, source: MacAddress, ethertype: int,
+                  payload: list[Buffer]) -> Frame:
+    """A frame to send: the header, the payload buffers as they are, and padding if short.
+
+    RFC 894: the data field is at least 46 octets; shorter payloads are padded with zeros.
+    """
+    out: Frame = [HEADER.pack(destination, source, ethertype), *payload]
+    short = MINIMUM_PAYLOAD - length(payload)
+    if short > 0:
+        out.append(_PADDING[:short])
+    return out

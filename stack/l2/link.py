@@ -16,7 +16,7 @@ from ipaddress import IPv4Address
 from stack.buffers import Buffer, Frame, join
 from stack.errors import ParseError
 from stack.l2.arp import HARDWARE_ETHERNET, ArpOp, ArpPacket
-from stack.l2.ethernet import BROADCAST, ZERO, EthernetFrame, EtherType, MacAddress
+from stack.l2.ethernet import BROADCAST, ZERO, EthernetFrame, EtherType, MacAddress, frame_buffers
 from stack.l2.neighbor import NeighborCache, Resolved
 from stack.stats import Stats
 from stack.types import NetworkLayer, Outbound
@@ -147,7 +147,7 @@ class EthernetLink:
         """Frame a datagram for its next hop, or hold it while ARP resolves the next hop."""
         mac = self.cache.lookup(outbound.next_hop, now)
         if mac is not None:
-            return [EthernetFrame(mac, self.mac, EtherType.IPV4, outbound.datagram).buffers()]
+            return [frame_buffers(mac, self.mac, EtherType.IPV4, outbound.datagram)]
         # RFC 1122 2.3.2.2: hold the datagram (a copy: its payload may view a receive buffer that
         # the device is about to reuse) instead of dropping it while the address is resolved.
         request_now, dropped = self.cache.enqueue(outbound.next_hop, join(outbound.datagram), now)
@@ -168,7 +168,7 @@ class EthernetLink:
             return []
         self.stats.count("arp_queue_flushed", len(resolved.datagrams))
         return [
-            EthernetFrame(resolved.mac, self.mac, EtherType.IPV4, datagram).buffers()
+            frame_buffers(resolved.mac, self.mac, EtherType.IPV4, [datagram])
             for datagram in resolved.datagrams
         ]
 

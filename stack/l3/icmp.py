@@ -87,9 +87,7 @@ class IcmpMessage:
 
     def header(self) -> bytes:
         """The 8-byte header with the checksum over header and payload (no payload copy)."""
-        unsummed = HEADER.pack(self.type, self.code, 0, self.rest_of_header)
-        checksum = internet_checksum([unsummed, *chunks(self.payload)])
-        return HEADER.pack(self.type, self.code, checksum, self.rest_of_header)
+        return header_bytes(self.type, self.code, self.rest_of_header, self.payload)
 
     def buffers(self) -> Frame:
         return [self.header(), *chunks(self.payload)]
@@ -108,3 +106,10 @@ class IcmpMessage:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def header_bytes(type: int, code: int, rest_of_header: bytes, payload: Payload) -> bytes:
+    """An ICMP header whose checksum covers it and the payload (RFC 792), payload not copied."""
+    unsummed = HEADER.pack(type, code, 0, rest_of_header)
+    checksum = internet_checksum([unsummed, *chunks(payload)])
+    return HEADER.pack(type, code, checksum, rest_of_header)

@@ -136,33 +136,23 @@ class Ipv4Packet:
             bool(flags_offset & FLAG_MORE_FRAGMENTS),
             flags_offset & FRAGMENT_OFFSET_MASK,
             tos,
-            bytes(view[MINIMUM_HEADER_LENGTH:header_length]),
+            bytes(view[MINIMUM_HEADER_LENGTH:header_length]) if header_length > MINIMUM_HEADER_LENGTH else b"",
         )
 
-    def header(self) -> bytes:
-        """The header with its checksum, for this datagram's options and payload length."""
-        # RFC 1122 3.2.1.7: a host MUST NOT send a datagram with a TTL of zero.
-        if self.ttl == 0:
-            raise ValueError("RFC 1122 3.2.1.7: a host must not send a datagram with TTL 0")
-        flags_offset = (
+    @property
+    def flags_offset(self) -> int:
+        """The 16-bit flags and fragment offset word as on the wire."""
+        return (
             (FLAG_DONT_FRAGMENT if self.dont_fragment else 0)
             | (FLAG_MORE_FRAGMENTS if self.more_fragments else 0)
             | self.fragment_offset
         )
-        header = bytearray(HEADER.pack(
-            0x40 | (self.header_length // 4),
-            self.type_of_service,
-            self.total_length,
-            self.identification,
-            flags_offset,
-            self.ttl,
-            self.protocol,
-            0,  # the checksum is computed over the header with this field zero (RFC 791)
-            self.source.packed,
-            self.destination.packed,
-        ) + self.options)
-        header[10:12] = internet_checksum(header).to_bytes(2, "big")
-        return bytes(header)
+
+    def header(self) -> bytes:
+        """The header with its checksum, for this datagram's options and payload length."""
+        return header_bytes(self.source, self.destination, self.protocol, length(self.payload),
+                            self.ttl, self.identification, self.flags_offset,
+                            self.type_of_service, self.options)
 
     def buffers(self) -> Frame:
         """The datagram as buffers: the header, then the payload chunks as they are."""
@@ -179,6 +169,29 @@ class Ipv4Packet:
         ) == join(other.payload)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def header_bytes(source: IPv4Address, destination: IPv4Address, protocol: int, payload_length: int,
+                 ttl: int = DEFAULT_TTL, identification: int = 0, flags_offset: int = 0,
+                 type_of_service: int = 0, options: bytes = b"") -> bytes:
+    """An IPv4 header with its checksum, for a payload of ``payload_length`` bytes.
+
+    The send path calls this directly (the payload stays a list of buffers); ``Ipv4Packet``
+    uses it too, so there is one encoder.
+    """
+    # RFC 1122 3.2.1.7: a host MUST NOT send a datagram with a TTL of zero.
+    if ttl == 0:
+        raise ValueError("RFC 1122 3.2.1.7: a host must not send a datagram with TTL 0")
+    header_length = MINIMUM_HEADER_LENGTH + len(options)
+    total_length = header_length + payload_length
+    if total_length > MAXIMUM_TOTAL_LENGTH:
+        raise ValueError(f"datagram of {total_length} bytes > {MAXIMUM_TOTAL_LENGTH}")
+    header = HEADER.pack(
+        0x40 | (header_length >> 2), type_of_service, total_length, identification, flags_offset,
+        ttl, protocol, 0,  # the checksum field is zero while the checksum is computed (RFC 791)
+        source.packed, destination.packed,
+    ) + options
+    return header[:10] + internet_checksum(header).to_bytes(2, "big") + header[12:]
 
 
 _COMPARED = (

@@ -51,6 +51,9 @@ def _tunsetiff() -> int:
 
 TUNSETIFF = _tunsetiff()
 SIOCGIFMTU = 0x8921
+SIOCGIFFLAGS = 0x8913  # <linux/sockios.h>
+IFF_UP = 0x1  # <linux/if.h>
+IFREQ_FLAGS = struct.Struct("16sh")  # struct ifreq: name, ifr_flags
 
 #: struct ifreq as TUNSETIFF reads it: the interface name, then the flags (a short).
 IFREQ_FLAGS = struct.Struct("16sH")
@@ -105,6 +108,13 @@ def interface_mtu(name: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         reply = fcntl.ioctl(sock, SIOCGIFMTU, IFREQ_MTU.pack(name.encode(), 0))
     return IFREQ_MTU.unpack(reply)[1]
+
+
+def interface_is_up(name: str) -> bool:
+    """Whether interface ``name`` is administratively up (SIOCGIFFLAGS, IFF_UP), in this namespace."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        reply = fcntl.ioctl(sock, SIOCGIFFLAGS, IFREQ_FLAGS.pack(name.encode(), 0))
+    return bool(IFREQ_FLAGS.unpack(reply)[1] & IFF_UP)
 
 
 def interface_exists(name: str) -> bool:
