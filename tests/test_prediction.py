@@ -1,0 +1,89 @@
+"""Header prediction answers exactly as the general path does: same bytes, same counters.
+
+``Ipv4Host._predicted_echo`` and the link's shortcut for IPv4 to our MAC are an optimisation
+(Clark, Jacobson et al. 1989), not a second set of rules: for every generated frame, a host
+with prediction and one without must send the same frames and count the same things.
+"""
+
+from __future__ import annotations
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from stack import TapHost
+from stack.buffers import join
+from tests import frames
+
+HOST = "192.0.2.2/24"
+ADDRESSES = ["192.0.2.1", "192.0.2.2", "192.0.2.9", "192.0.2.255", "255.255.255.255",
+             "224.0.0.1", "0.0.0.0", "127.0.0.1", "198.51.100.4", "203.0.113.7"]
+MACS = [frames.HOST_MAC, frames.BROADCAST_MAC, bytes.fromhex("01005e000001"), frames.KERNEL_MAC]
+
+
+@st.composite
+def echo_like_frames(draw) -> bytes:
+    """Mostly echo requests to us, varied in every field the prediction looks at, then maybe
+    broken in one place (a bit flip, a truncation, trailing bytes)."""
+    message = frames.icmp_message(
+        draw(st.sampled_from([8, 8, 8, 0, 13, 3])),
+        draw(st.sampled_from([0, 0, 1, 255])),
+        draw(st.binary(min_size=4, max_size=4)),
+        draw(st.binary(max_size=80)),
+    )
+    datagram = frames.ipv4_datagram(
+        draw(st.sampled_from(["192.0.2.1"] * 8 + ADDRESSES)),
+        draw(st.sampled_from(ADDRESSES[:2] * 3 + ADDRESSES)),
+        draw(st.sampled_from([1, 1, 1, 6, 17])),
+        message,
+        ttl=draw(st.sampled_from([64, 1, 0, 255])),
+        identification=draw(st.integers(0, 0xFFFF)),
+        dont_fragment=draw(st.booleans()),
+        more_fragments=draw(st.booleans() if draw(st.integers(0, 4)) == 0 else st.just(False)),
+        fragment_offset=draw(st.sampled_from([0, 0, 0, 1, 185])),
+        options=draw(st.sampled_from([b"", b"", b"", b"\x01\x01\x01\x00"])),
+    )
+    frame = bytearray(frames.ethernet_frame(draw(st.sampled_from([frames.HOST_MAC] * 6 + MACS)),
+                                            frames.KERNEL_MAC,
+                                            draw(st.sampled_from([0x0800] * 5 + [0x0806, 0x86DD])),
+                                            datagram))
+    mutation = draw(st.sampled_from(["none", "none", "flip", "flip_header", "truncate", "append"]))
+    if mutation == "flip":
+        frame[draw(st.integers(0, len(frame) - 1))] ^= 1 << draw(st.integers(0, 7))
+    elif mutation == "flip_header":  # where the prediction makes its decisions
+        frame[draw(st.integers(0, min(len(frame), 42) - 1))] ^= 1 << draw(st.integers(0, 7))
+    elif mutation == "truncate":
+        del frame[draw(st.integers(0, len(frame) - 1)):]
+    elif mutation == "append":
+        frame += draw(st.binary(min_size=1, max_size=20))
+    return bytes(frame)
+
+
+def host(predict: bool, answer_broadcast: bool, gateway: str | None) -> TapHost:
+    tap = TapHost([HOST], mac=frames.HOST_MAC, gateway=gateway, answer_broadcast_echo=answer_broadcast)
+    tap.ip.predict = predict
+    tap.link.predict = predict
+    tap.receive(frames.ARP_REQUEST, 0.0)  # learn the kernel's MAC, as in a real exchange
+    return tap
+
+
+@settings(max_examples=600)
+@given(echo_like_frames(), st.booleans(), st.sampled_from([None, "192.0.2.1"]))
+@example(frames.ECHO_REQUEST, False, None)
+@example(frames.echo_request_frame(ident=0, seq=0, data=b""), False, None)  # all-zero reply
+@example(frames.ECHO_REQUEST[:-1] + bytes([frames.ECHO_REQUEST[-1] ^ 1]), False, None)  # bad ICMP sum
+@example(frames.ECHO_REQUEST[:18] + b"\xff" + frames.ECHO_REQUEST[19:], False, None)  # bad IP sum
+def test_prediction_answers_exactly_as_the_general_path(frame, answer_broadcast, gateway):
+    predicted, general = host(True, answer_broadcast, gateway), host(False, answer_broadcast, gateway)
+    out_predicted = [join(f) for f in predicted.receive(frame, 1.0)]
+    out_general = [join(f) for f in general.receive(frame, 1.0)]
+    assert out_predicted == out_general
+    assert predicted.stats.as_dict() == general.stats.as_dict()
+
+
+def test_the_common_echo_is_predicted():
+    """The shortcut is taken for a plain echo (else this file would compare a path with itself)."""
+    tap = host(True, False, None)
+    calls = []
+    tap.ip.receive_icmp = lambda *args: calls.append(args) or []  # type: ignore[method-assign]
+    assert len(tap.receive(frames.ECHO_REQUEST, 1.0)) == 1
+    assert calls == []
