@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write every frame in and out to a pcap file ('-' for stdout)")
         p.add_argument("-v", "--verbose", action="store_true",
                        help="debug logging: every drop with its reason")
-        p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+        p.add_argument("-q", "--quiet", action="store_true",
+                       help="log only warnings and errors (the counters are still printed at exit)")
 
     run = sub.add_parser("run", help="run a pingable host until Ctrl-C or SIGTERM")
     host_options(run)
@@ -212,8 +213,8 @@ def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]
     finally:
         loop.close()
         device.close()
-    if not args.quiet:
-        print(combined(host.stats, device=device.stats, loop=loop.stats).summary(), file=sys.stderr)
+    # Like tcpdump's closing counts, the summary is printed even with -q (which silences logs).
+    print(combined(host.stats, device=device.stats, loop=loop.stats).summary(), file=sys.stderr)
     return status, agent_list
 
 

@@ -243,6 +243,20 @@ def test_signal_stops_run_cleanly_with_counters(netns: str, start_stack, signum:
     assert int(match.group(1)) == 3, stderr  # nothing but those three pings asked for an echo
 
 
+def test_quiet_run_still_prints_the_counters_at_exit(netns: str, start_stack) -> None:
+    stack = start_stack(netns, *HOST_ARGS, "--host-ip", f"{KERNEL_IP}/24", "-q", ready=False)
+    # -q silences the "ready" log line: wait for the first answer instead (bounded). Until the
+    # stack has configured the kernel side, ping fails at once, so attempts are spaced out.
+    for _ in range(50):
+        if kernel_ping(netns, "-c", "1", "-W", "1").returncode == 0:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"no answer from a quiet stack: {stack.stderr}")
+    assert stack.stop() == 0
+    assert "tapstack counters" in stack.stderr and "Ctrl-C" not in stack.stderr, stack.stderr
+
+
 # ---------------------------------------------------------------------- devices made beforehand
 
 
