@@ -221,12 +221,8 @@ class Ipv4Host:
         if next_hop is None or self._martian_source(source_address) is not None:
             return None
         self.stats.count("rx_ipv4_delivered")
-        self.stats.count("icmp_echo_replies_sent")
-        data = view[28:total_length]
-        reply_header = icmp.header_bytes(IcmpType.ECHO_REPLY, 0, rest_of_header, data)
-        datagram_out = self._datagram(IPv4Address(destination), source_address, IpProto.ICMP,
-                                      [reply_header, data])
-        return [Outbound(next_hop, datagram_out)]
+        return self._echo_reply(IPv4Address(destination), source_address, next_hop, rest_of_header,
+                                view[28:total_length])
 
     def receive_icmp(self, packet: Ipv4Packet, delivery: Delivery, now: float) -> list[Outbound]:
         try:
@@ -260,12 +256,15 @@ class Ipv4Host:
         if next_hop is None:
             self.stats.drop("ipv4_no_route", log, packet.source)
             return []
-        # RFC 792 / RFC 1122 3.2.2.6: the reply carries the same identifier, sequence and data
-        # (the data as a view of the request: the iovec path copies nothing).
-        data = request.payload
-        reply_header = icmp.header_bytes(IcmpType.ECHO_REPLY, 0, request.rest_of_header, data)
+        return self._echo_reply(source, packet.source, next_hop, request.rest_of_header, request.payload)
+
+    def _echo_reply(self, source: IPv4Address, destination: IPv4Address, next_hop: IPv4Address,
+                    rest_of_header: bytes, data: Buffer) -> list[Outbound]:
+        """RFC 792 / RFC 1122 3.2.2.6: the reply carries the request's identifier, sequence and
+        data (the data as a view of the request: the iovec path copies nothing)."""
+        reply_header = icmp.header_bytes(IcmpType.ECHO_REPLY, 0, rest_of_header, data)
         self.stats.count("icmp_echo_replies_sent")
-        return [Outbound(next_hop, self._datagram(source, packet.source, IpProto.ICMP, [reply_header, data]))]
+        return [Outbound(next_hop, self._datagram(source, destination, IpProto.ICMP, [reply_header, data]))]
 
     def receive_echo_reply(
         self, packet: Ipv4Packet, reply: IcmpMessage, delivery: Delivery, now: float
