@@ -52,10 +52,13 @@ def _ethernet(data: Buffer) -> str:
     name = _ETHERTYPE_NAMES.get(frame.ethertype, "Unknown")
     head = (f"{frame.source} > {frame.destination}, ethertype {name} ({frame.ethertype:#06x}), "
             f"length {len(data)}")
-    if frame.ethertype == EtherType.ARP:
-        return f"{head}: {_arp(frame.payload)}"
-    if frame.ethertype == EtherType.IPV4:
-        return f"{head}: {_ipv4(frame.payload)}"
+    try:
+        if frame.ethertype == EtherType.ARP:
+            return f"{head}: {_arp(frame.payload)}"
+        if frame.ethertype == EtherType.IPV4:
+            return f"{head}: {_ipv4(frame.payload)}"
+    except ParseError as error:
+        return f"{head}: malformed: {error}"
     return head
 
 

@@ -367,3 +367,44 @@ def shared(module_netns: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         assert stack.stop() == 0, stack.stderr
     finally:
         stacks.kill_all()
+
+
+# ---------------------------------------------------------------------- captures and failures
+
+
+def test_pcap_capture_of_a_run_opens_in_tshark(netns: str, start_stack, tmp_path: Path) -> None:
+    """--pcap writes every frame in and out; tshark reads it with no malformed frame."""
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        if os.environ.get("TAPSTACK_REQUIRE_DEVICE") == "1":
+            pytest.fail("tshark is not installed (TAPSTACK_REQUIRE_DEVICE=1 requires it)")
+        pytest.skip("tshark is not installed")
+    capture = tmp_path / "run.pcap"
+    stack = host_stack(start_stack, netns, "--pcap", str(capture))
+    assert kernel_ping(netns, "-c", "3", "-i", "0.05", "-w", "5").returncode == 0
+    assert stack.stop() == 0, stack.stderr
+    fields = sh(tshark, "-r", str(capture), "-T", "fields", "-e", "frame.protocols",
+                "-e", "_ws.expert.message").stdout.splitlines()
+    protocols = [line.split("\t")[0] for line in fields]
+    # Our announcement; the kernel's who-has and our reply; three requests and three replies.
+    assert protocols.count("eth:ethertype:ip:icmp:data") == 6, fields
+    assert protocols.count("eth:ethertype:arp") >= 3, fields
+    assert not [line for line in fields if "alformed" in line], fields
+    # Our echo replies, with both checksums verified good by tshark (status 1 = good).
+    replies = sh(tshark, "-r", str(capture), "-o", "ip.check_checksum:TRUE", "-Y",
+                 "icmp.type == 0 && icmp.checksum.status == 1 && ip.checksum.status == 1"
+                 ).stdout.splitlines()
+    assert len(replies) == 3, replies
+
+
+def test_the_device_going_away_ends_run_with_one_clear_line(netns: str, start_stack) -> None:
+    stack = host_stack(start_stack, netns)
+    in_ns(netns, "ip", "link", "del", "tap0")
+    try:
+        stack.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the stack kept running after its device was deleted")
+    stderr = stack.stderr
+    assert stack.process.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "tap0: device went away" in stderr, stderr
