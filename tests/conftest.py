@@ -23,6 +23,14 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis: with CI set it loads its own "ci" profile (derandomized, no deadline, no database).
+# Elsewhere, "dev": the default example counts but no per-example deadline, which a loaded
+# 2-core machine would turn into flaky failures. HYPOTHESIS_PROFILE=name picks another.
+settings.register_profile("dev", deadline=None)
+if "CI" not in os.environ:
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 REQUIRE_DEVICE = "TAPSTACK_REQUIRE_DEVICE"
 _namespace_numbers = itertools.count()
