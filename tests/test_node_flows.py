@@ -367,12 +367,12 @@ def _corrupt_icmp_checksum(frame: bytes) -> bytes:
 
 DROPS = [
     ("runt", KERNEL_MAC * 2, "ethernet_runt"),
-    ("other-unicast-mac", echo_request(dst_mac=OTHER_MAC), "eth_not_for_us"),
-    ("other-multicast-mac", echo_request(dst_mac=bytes.fromhex("01005e000005")), "eth_not_for_us"),
-    ("802.1q", _vlan_frame(), "eth_vlan_tagged"),
-    ("ipv6", ethernet(bytes(40), 0x86DD), "eth_ipv6_not_supported"),
-    ("unknown-ethertype", ethernet(bytes(46), 0x88B5), "eth_unknown_ethertype"),
-    ("802.3-length", ethernet(bytes(46), 46), "eth_8023_length_frame"),
+    ("other-unicast-mac", echo_request(dst_mac=OTHER_MAC), "ethernet_not_for_us"),
+    ("other-multicast-mac", echo_request(dst_mac=bytes.fromhex("01005e000005")), "ethernet_not_for_us"),
+    ("802.1q", _vlan_frame(), "ethernet_vlan_tagged"),
+    ("ipv6", ethernet(bytes(40), 0x86DD), "ethernet_ipv6_not_supported"),
+    ("unknown-ethertype", ethernet(bytes(46), 0x88B5), "ethernet_unknown_ethertype"),
+    ("802.3-length", ethernet(bytes(46), 46), "ethernet_8023_length_frame"),
     ("ip-truncated", ethernet(bytes(ipv4(icmp_echo(8, 1, 1)))[:19], 0x0800), "ipv4_truncated"),
     ("ip-version-6", ethernet(b"\x65" + bytes(ipv4(icmp_echo(8, 1, 1)))[1:], 0x0800), "ipv4_bad_version"),
     ("ip-bad-checksum", _corrupt_ip_checksum(echo_request()), "ipv4_bad_checksum"),

@@ -31,9 +31,9 @@ _IPV4_ETHERTYPE = EtherType.IPV4.to_bytes(2, "big")
 
 #: EtherTypes we recognise but do not handle, each dropped under its own reason.
 UNSUPPORTED_ETHERTYPES = {
-    EtherType.VLAN: "eth_vlan_tagged",  # 802.1Q frames are not supported
-    EtherType.QINQ: "eth_vlan_tagged",
-    EtherType.IPV6: "eth_ipv6_not_supported",
+    EtherType.VLAN: "ethernet_vlan_tagged",  # 802.1Q frames are not supported
+    EtherType.QINQ: "ethernet_vlan_tagged",
+    EtherType.IPV6: "ethernet_ipv6_not_supported",
 }
 
 
@@ -72,15 +72,15 @@ class EthernetLink:
             return []
         destination = ethernet.destination
         if destination != self.mac and destination != BROADCAST and destination != ALL_HOSTS_MAC:
-            self.stats.drop("eth_not_for_us", log, destination)
+            self.stats.drop("ethernet_not_for_us", log, destination)
             return []
         handler = ETHERTYPE_HANDLERS.get(ethernet.ethertype)
         if handler is None:
             if ethernet.ethertype < 0x0600:
                 # IEEE 802.3: values below 0x0600 are a length (LLC/SNAP), not an EtherType.
-                reason = "eth_8023_length_frame"
+                reason = "ethernet_8023_length_frame"
             else:
-                reason = UNSUPPORTED_ETHERTYPES.get(ethernet.ethertype, "eth_unknown_ethertype")
+                reason = UNSUPPORTED_ETHERTYPES.get(ethernet.ethertype, "ethernet_unknown_ethertype")
             self.stats.drop(reason, log, f"{ethernet.ethertype:#06x}")
             return []
         return handler(self, ethernet, now)
