@@ -184,7 +184,11 @@ def open_device(args: argparse.Namespace, host):
     if args.pcap:
         from stack.tap.pcap import PcapDevice
 
-        stream = sys.stdout.buffer if args.pcap == "-" else open(args.pcap, "wb")
+        try:
+            stream = sys.stdout.buffer if args.pcap == "-" else open(args.pcap, "wb")
+        except OSError as error:
+            device.close()
+            raise UsageError(f"--pcap {args.pcap}: {error.strerror}")
         # The loop's clock is monotonic; pcap wants wall-clock time.
         device = PcapDevice(device, stream, timestamp_offset=time.time() - time.monotonic())
     return device
@@ -196,8 +200,12 @@ def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]
     from stack.trace import Tracer
 
     host = make_host(args)
-    agent_list = [make(host) for make in agents]  # validates before any device is touched
     device = open_device(args, host)
+    try:
+        agent_list = [make(host, device) for make in agents]
+    except UsageError:
+        device.close()
+        raise
     loop = Loop()
     tracer = Tracer(sys.stdout) if args.trace and args.pcap != "-" else None
     loop.attach(device, host, agents=agent_list, tracer=tracer)
@@ -229,11 +237,15 @@ def cmd_ping(args: argparse.Namespace) -> int:
     if not 0 <= args.size <= 65507:
         raise UsageError(f"-s {args.size}: the ICMP data size must be between 0 and 65507")
 
-    def make(host):
+    def make(host, device):
         try:
             host.ip.route(args.target)
         except ValueError as error:
             raise UsageError(str(error))
+        largest = device.mtu - 28  # IPv4 and ICMP headers
+        if args.size > largest:
+            raise UsageError(f"-s {args.size}: at most {largest} bytes fit the MTU of {args.tap} "
+                             f"({device.mtu}); fragmentation is not supported yet")
         print(f"PING {args.target} {args.size}({args.size + 28}) bytes of data.", flush=True)
         return PingSession(host, args.target, count=args.count, interval=args.interval,
                            timeout=args.timeout, size=args.size, identifier=os.getpid() & 0xFFFF,

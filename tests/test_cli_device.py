@@ -408,3 +408,19 @@ def test_the_device_going_away_ends_run_with_one_clear_line(netns: str, start_st
     assert stack.process.returncode == 1, stderr
     assert "Traceback" not in stderr, stderr
     assert "tap0: device went away" in stderr, stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--pcap", "/nonexistent-dir/x.pcap"], "--pcap /nonexistent-dir/x.pcap: No such file or directory"),
+    (["ping", "-s", "1473", KERNEL_IP], "-s 1473: at most 1472 bytes fit the MTU of tap0 (1500)"),
+    (["ping", "203.0.113.9"], "no route to 203.0.113.9"),
+], ids=["pcap-directory-missing", "ping-larger-than-mtu", "ping-off-link"])
+def test_errors_found_after_opening_the_device_are_one_line(netns: str, args, message) -> None:
+    command, *rest = args
+    result = tapstack(netns, command, *HOST_ARGS, "--host-ip", f"{KERNEL_IP}/24", *rest)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"tapstack: error: {message}"), result.stderr
+    assert result.stderr.strip().splitlines()[-1] == errors[0]  # the last word, after the info lines
+    assert "Traceback" not in result.stderr
+    assert " bytes from " not in result.stdout
