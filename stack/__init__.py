@@ -6,7 +6,7 @@ the event loop live in ``stack.tap`` and ``stack.loop``.
 
 from stack.errors import ParseError
 from stack.l3.host import EchoReply
-from stack.node import TapHost, mac_for
+from stack.node import TapHost, TunHost, mac_for
 from stack.stats import Stats
 
-__all__ = ["EchoReply", "ParseError", "Stats", "TapHost", "mac_for"]
+__all__ = ["EchoReply", "ParseError", "Stats", "TapHost", "TunHost", "mac_for"]

@@ -1,4 +1,6 @@
-"""Composition root: a whole host, sans-I/O. ``TapHost`` is Ethernet + ARP + IPv4 + ICMP.
+"""Composition root: whole hosts, sans-I/O. ``TapHost`` is Ethernet + ARP + IPv4 + ICMP on a
+TAP device; ``TunHost`` is the same IPv4 + ICMP host on a point-to-point TUN device, without a
+link layer (as smoltcp's ``Medium::Ip``), optionally behind the packet-information header.
 
 The link layer (l2) and the network layer (l3) never import each other; this module hands one
 to the other. Every method takes ``now`` and returns the frames to send, each a list of buffers
@@ -7,15 +9,22 @@ to the other. Every method takes ``now`` and returns the frames to send, each a 
 
 from __future__ import annotations
 
+import logging
+from collections import deque
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface
 
 from stack.buffers import Buffer, Frame, Payload
-from stack.l2.ethernet import MacAddress
+from stack.errors import ParseError
+from stack.l2 import packet_info
+from stack.l2.ethernet import EtherType, MacAddress
 from stack.l2.link import EthernetLink
 from stack.l2.neighbor import NeighborCache
 from stack.l3.host import EchoReply, Ipv4Host
 from stack.stats import Stats
+from stack.types import Outbound
+
+log = logging.getLogger(__name__)
 
 
 def mac_for(address: IPv4Address) -> MacAddress:
@@ -23,7 +32,55 @@ def mac_for(address: IPv4Address) -> MacAddress:
     return MacAddress(b"\x02\x00" + address.packed)
 
 
-class TapHost:
+class _Host:
+    """What both hosts offer: the IPv4 host, its counters, timers and our own pings.
+
+    Subclasses say how a datagram becomes a frame (``_frames``) and how a frame in becomes a
+    datagram (``receive``).
+    """
+
+    medium: str
+    ip: Ipv4Host
+    stats: Stats
+
+    @property
+    def addresses(self) -> list[IPv4Address]:
+        return self.ip.addresses
+
+    @property
+    def interfaces(self) -> list[IPv4Interface]:
+        return self.ip.interfaces
+
+    def _frames(self, outbounds: list[Outbound], now: float) -> list[Frame]:
+        raise NotImplementedError
+
+    def poll(self, now: float) -> list[Frame]:
+        """Run the timers that are due (start-up announcements, ARP retries and expiry)."""
+        out = self._frames(self.ip.poll(now), now)
+        self.stats.count("tx_frames", len(out))
+        return out
+
+    def next_deadline(self, now: float) -> float | None:
+        """When ``poll`` should next be called, or None when no timer is running."""
+        return self.ip.next_deadline(now)
+
+    def ping(self, destination: IPv4Address | str, now: float, identifier: int = 0,
+             sequence: int = 0, payload: Payload = b"") -> list[Frame]:
+        """Send one ICMP echo request; the reply shows up in ``events`` as an ``EchoReply``."""
+        out = self._frames(self.ip.ping(destination, now, identifier, sequence, payload), now)
+        self.stats.count("tx_frames", len(out))
+        return out
+
+    @property
+    def events(self) -> deque[EchoReply]:
+        """Echo replies to our own pings, oldest first (a deque; pop them as you read them)."""
+        return self.ip.events
+
+    def take_echo_replies(self, identifier: int) -> list[EchoReply]:
+        return self.ip.take_echo_replies(identifier)
+
+
+class TapHost(_Host):
     """A host on an Ethernet link (a TAP device): answers ARP and ping, and can ping.
 
     ``ips`` are interfaces with a prefix length (``"192.0.2.2/24"``); ``mac`` defaults to one
@@ -57,54 +114,110 @@ class TapHost:
             raise ValueError(f"{self.mac} is a multicast address and cannot be a host's MAC")
         self.link = EthernetLink(self.mac, self.ip, self.ip.addresses, self.stats, neighbor_cache)
 
-    @property
-    def addresses(self) -> list[IPv4Address]:
-        return self.ip.addresses
-
-    @property
-    def interfaces(self) -> list[IPv4Interface]:
-        return self.ip.interfaces
-
     def receive(self, frame: Buffer, now: float) -> list[Frame]:
-        """One frame from the wire in; the frames to send in answer out."""
+        """One Ethernet frame from the wire in; the frames to send in answer out."""
         self.stats.count("rx_frames")
         out = self.link.receive(frame, now)
         self.stats.count("tx_frames", len(out))
         return out
 
+    def _frames(self, outbounds: list[Outbound], now: float) -> list[Frame]:
+        out: list[Frame] = []
+        for outbound in outbounds:
+            out.extend(self.link.send(outbound, now))
+        return out
+
     def poll(self, now: float) -> list[Frame]:
         """Run the timers that are due: start-up announcements, ARP retries and expiry."""
-        out = self.link.poll(now)
-        for outbound in self.ip.poll(now):
-            out.extend(self.link.send(outbound, now))
+        out = self.link.poll(now) + self._frames(self.ip.poll(now), now)
         self.stats.count("tx_frames", len(out))
         return out
 
     def next_deadline(self, now: float) -> float | None:
-        """When ``poll`` should next be called, or None when no timer is running."""
-        deadlines = [d for d in (self.link.next_deadline(now), self.ip.next_deadline(now)) if d is not None]
-        return min(deadlines, default=None)
-
-    def ping(self, destination: IPv4Address | str, now: float, identifier: int = 0,
-             sequence: int = 0, payload: Payload = b"") -> list[Frame]:
-        """Send one ICMP echo request; the reply shows up in ``events`` as an ``EchoReply``.
-
-        If the next hop is not resolved yet, the request waits while ARP resolves it.
-        """
-        out: list[Frame] = []
-        for outbound in self.ip.ping(destination, now, identifier, sequence, payload):
-            out.extend(self.link.send(outbound, now))
-        self.stats.count("tx_frames", len(out))
-        return out
-
-    @property
-    def events(self):
-        """Echo replies to our own pings, oldest first (a deque; pop them as you read them)."""
-        return self.ip.events
-
-    def take_echo_replies(self, identifier: int) -> list[EchoReply]:
-        return self.ip.take_echo_replies(identifier)
+        link, ip = self.link.next_deadline(now), self.ip.next_deadline(now)
+        if link is None or ip is None:
+            return ip if link is None else link
+        return min(link, ip)
 
     def __repr__(self) -> str:
         ips = ", ".join(str(i) for i in self.interfaces)
         return f"TapHost(mac={self.mac}, ips=[{ips}])"
+
+
+#: The packet-information header we put in front of every packet we send: IPv4, no flags.
+_PI_IPV4 = packet_info.header_bytes(EtherType.IPV4)
+
+
+class TunHost(_Host):
+    """A host at the far end of a point-to-point TUN device: bare IPv4 packets, no ARP.
+
+    ``ips`` may be bare addresses (``"192.0.2.2"``, a /32, as on most point-to-point links);
+    ``peer`` is the address at the other end (the kernel's). With ``packet_info`` every packet
+    in and out starts with the 4-byte header of a TUN device opened without IFF_NO_PI.
+    """
+
+    medium = "ip"
+
+    def __init__(
+        self,
+        ips: Iterable[IPv4Interface | str],
+        peer: IPv4Address | str | None = None,
+        packet_info: bool = False,
+        answer_broadcast_echo: bool = False,
+    ) -> None:
+        interfaces = [IPv4Interface(ip) for ip in ips]
+        if not interfaces:
+            raise ValueError("a host needs at least one IPv4 address")
+        self.peer = IPv4Address(peer) if peer is not None else None
+        if self.peer is not None and self.peer in [i.ip for i in interfaces]:
+            raise ValueError(f"the peer {self.peer} is one of the host's own addresses")
+        self.packet_info = packet_info
+        self.stats = Stats()
+        self.ip = Ipv4Host(interfaces, self.stats, answer_broadcast_echo=answer_broadcast_echo,
+                           point_to_point=True)
+
+    def receive(self, packet: Buffer, now: float) -> list[Frame]:
+        """One packet from the TUN device in; the packets to send in answer out."""
+        self.stats.count("rx_frames")
+        datagram = self._datagram_in(packet)
+        if datagram is None:
+            return []
+        out = self._frames(self.ip.receive(datagram, now), now)
+        self.stats.count("tx_frames", len(out))
+        return out
+
+    def _datagram_in(self, packet: Buffer) -> Buffer | None:
+        """The IPv4 datagram in a packet, or None (counted) when there is none."""
+        if self.packet_info:
+            try:
+                info = packet_info.PacketInfo.parse(packet)
+            except ParseError as error:
+                self.stats.drop(error.drop_reason, log, error)
+                return None
+            if info.truncated:
+                # The kernel cut the packet to fit our read buffer (TUN_PKT_STRIP).
+                self.stats.drop("tun_truncated", log, len(packet))
+                return None
+            protocol, datagram = info.protocol, info.payload
+        else:
+            # Without the header the IP version number is all there is (as the kernel does for
+            # a TUN write: it reads the first nibble).
+            version = packet[0] >> 4 if len(packet) else 0
+            protocol = {4: EtherType.IPV4, 6: EtherType.IPV6}.get(version, 0)
+            datagram = packet
+        if protocol == EtherType.IPV4:
+            return datagram
+        if protocol == EtherType.IPV6:
+            self.stats.drop("tun_ipv6_not_supported", log, len(packet))
+        else:
+            self.stats.drop("tun_not_ipv4", log, f"{protocol:#06x}")
+        return None
+
+    def _frames(self, outbounds: list[Outbound], now: float) -> list[Frame]:
+        if self.packet_info:
+            return [[_PI_IPV4, *outbound.datagram] for outbound in outbounds]
+        return [outbound.datagram for outbound in outbounds]
+
+    def __repr__(self) -> str:
+        ips = ", ".join(str(i) for i in self.interfaces)
+        return f"TunHost(ips=[{ips}], peer={self.peer}, packet_info={self.packet_info})"

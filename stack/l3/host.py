@@ -68,8 +68,12 @@ class Ipv4Host:
         gateway: IPv4Address | None = None,
         answer_broadcast_echo: bool = False,
         ttl: int = DEFAULT_TTL,
+        point_to_point: bool = False,
     ) -> None:
+        """``point_to_point``: the interface is a point-to-point link (a TUN device), so every
+        destination is reached by sending into it; there is no next hop to choose."""
         self.interfaces = list(interfaces)
+        self.point_to_point = point_to_point
         if not self.interfaces:
             raise ValueError("a host needs at least one IPv4 address")
         self.stats = stats
@@ -106,8 +110,12 @@ class Ipv4Host:
         return any(value & netmask == network for network, netmask in self._networks)
 
     def next_hop(self, destination: IPv4Address) -> IPv4Address | None:
-        """RFC 1122 3.3.1.1: on-link destinations directly, others through the gateway."""
-        if self.on_link(destination):
+        """RFC 1122 3.3.1.1: on-link destinations directly, others through the gateway.
+
+        On a point-to-point link everything goes to the one peer: the next hop is then only a
+        label (nothing resolves it), and we use the destination itself.
+        """
+        if self.point_to_point or self.on_link(destination):
             return destination
         return self.gateway
 

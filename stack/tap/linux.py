@@ -70,13 +70,9 @@ SPARE_LEN = 1
 #: The TUN packet-information header: flags in host byte order, then the protocol (an EtherType)
 #: in network byte order (struct tun_pi).
 PI_FLAGS = struct.Struct("=H")
-PI_PROTOCOL = struct.Struct("!H")
 PI_LEN = 4
-ETH_P_IP = 0x0800
-#: What we put in front of every packet we write with packet information: no flags, IPv4.
-PI_IPV4 = PI_FLAGS.pack(0) + PI_PROTOCOL.pack(ETH_P_IP)
 
-#: Frames one ``recv`` may drop (truncated, not IPv4) before it gives the loop its turn back.
+#: Frames one ``recv`` may drop (truncated) before it gives the loop its turn back.
 DROPS_PER_RECV = 64
 
 #: A read or write failing with one of these means the interface is gone for good.
@@ -154,8 +150,6 @@ class _LinuxDevice:
     prefix_len = 0
     #: Bytes of link-layer header in a frame (Ethernet on TAP, none on TUN).
     link_header_len = 0
-    #: Buffers written in front of every frame (the packet-information header, if any).
-    send_prefix: tuple[bytes, ...] = ()
 
     def __init__(self, name: str, flags: int) -> None:
         check_name(name)
@@ -286,9 +280,8 @@ class _LinuxDevice:
 
     def send(self, frame: Sequence[Buffer], now: float) -> None:
         """Write one frame, given as buffers in wire order, with a single writev."""
-        buffers = [*self.send_prefix, *frame] if self.send_prefix else frame
         try:
-            written = os.writev(self._fd, buffers)
+            written = os.writev(self._fd, frame)
         except BlockingIOError:
             self.stats.count("tx_eagain")
             return
@@ -343,10 +336,13 @@ class TapDevice(_LinuxDevice):
 class TunDevice(_LinuxDevice):
     """A TUN device: bare IP packets, point to point.
 
-    With ``packet_info`` every packet read or written starts with the 4-byte struct tun_pi. We
-    strip it on receive (``last_protocol`` keeps its protocol) and drop packets that are not
-    IPv4 (counted as ``rx_pi_not_ipv4``): this stack speaks only IPv4. We add it on send.
-    Without ``packet_info`` (IFF_NO_PI) the kernel tells the IP version from the first nibble.
+    With ``packet_info`` (opened without IFF_NO_PI) every packet read or written starts with the
+    4-byte packet-information header. The device passes it through both ways -- the stack
+    (``TunHost(packet_info=True)``) reads it and writes it as one more buffer -- and only sizes
+    its receive buffer for it. A packet the kernel marked truncated (TUN_PKT_STRIP: our buffer
+    was too small) still goes up, for the stack to count as dropped, and the buffer regrows
+    from the MTU. Without ``packet_info`` (IFF_NO_PI) the kernel tells the IP version from the
+    first nibble of what we write.
     """
 
     medium: Medium = "ip"
@@ -354,24 +350,15 @@ class TunDevice(_LinuxDevice):
 
     def __init__(self, name: str, packet_info: bool = False) -> None:
         self.packet_info = packet_info
-        #: The protocol (an EtherType) of the last packet's packet information, or None.
-        self.last_protocol: int | None = None
         if packet_info:
             self.prefix_len = PI_LEN
-            self.send_prefix = (PI_IPV4,)
         super().__init__(name, IFF_TUN if packet_info else IFF_TUN | IFF_NO_PI)
 
     def _frame(self, received: int) -> memoryview | None:
         if not self.packet_info:
             return super()._frame(received)
+        frame = self._view[:received]  # a view of this buffer, even if the next line regrows it
         (flags,) = PI_FLAGS.unpack_from(self._buffer, 0)
-        (self.last_protocol,) = PI_PROTOCOL.unpack_from(self._buffer, 2)
         if flags & TUN_PKT_STRIP:
-            # tun_put_user: the packet was longer than our buffer, and the kernel says so.
-            self._truncated("rx_pi_truncated")
-            return None
-        if self.last_protocol != ETH_P_IP:
-            self.stats.count("rx_pi_not_ipv4")
-            log.debug("%s: dropped a packet of protocol %#06x", self.name, self.last_protocol)
-            return None
-        return self._view[PI_LEN:received]
+            self._truncated("rx_truncated")
+        return frame
