@@ -37,13 +37,19 @@ class Parser(argparse.ArgumentParser):
 
 # ---------------------------------------------------------------------- argument types
 
-def interface_with_prefix(text: str) -> IPv4Interface:
-    if "/" not in text:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a prefix length, e.g. 192.0.2.2/24")
+class HostAddress(IPv4Interface):
+    """An address with prefix length, remembering whether the prefix was written (TAP needs it;
+    on a point-to-point TUN link a bare address is a /32)."""
+
+    explicit_prefix: bool = True
+
+
+def host_address(text: str) -> IPv4Interface:
     try:
-        interface = IPv4Interface(text)
+        interface = HostAddress(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address with prefix length, e.g. 192.0.2.2/24")
+    interface.explicit_prefix = "/" in text
     if interface.ip.is_multicast or interface.ip.is_unspecified or interface.ip.is_loopback:
         raise argparse.ArgumentTypeError(f"{text!r} is not a unicast host address")
     if interface.network.prefixlen < 31 and interface.ip in (interface.network.network_address,
@@ -99,17 +105,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     def host_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--tap", required=True, metavar="NAME",
-                       help="TAP device to attach to (created when it does not exist)")
-        p.add_argument("--ip", required=True, action="append", type=interface_with_prefix,
-                       metavar="ADDR/LEN", help="the host's address, e.g. 192.0.2.2/24 (repeatable)")
+        device = p.add_mutually_exclusive_group(required=True)
+        device.add_argument("--tap", metavar="NAME",
+                            help="TAP device (Ethernet) to attach to; created when it does not exist")
+        device.add_argument("--tun", metavar="NAME",
+                            help="TUN device (bare IP, point to point) to attach to; created when "
+                                 "it does not exist")
+        p.add_argument("--ip", required=True, action="append", type=host_address,
+                       metavar="ADDR[/LEN]", help="the host's address: 192.0.2.2/24 on a TAP, "
+                       "192.0.2.2 (a /32) or with a prefix on a TUN (repeatable)")
+        p.add_argument("--peer", type=ipv4_address, metavar="ADDR",
+                       help="TUN: the address at the other end (default: --host-ip's)")
+        p.add_argument("--pi", action="store_true",
+                       help="TUN: open without IFF_NO_PI, so every packet carries the 4-byte "
+                            "packet-information header")
         p.add_argument("--mac", type=mac_address,
                        help="the host's MAC (default: 02:00 + the first address, e.g. 02:00:c0:00:02:02)")
         p.add_argument("--gateway", type=ipv4_address, metavar="ADDR",
                        help="next hop for destinations off the host's networks")
-        p.add_argument("--host-ip", type=interface_with_prefix, metavar="ADDR/LEN",
-                       help="also configure the kernel side: add this address to the device and "
-                            "bring it up (without it the kernel side is left as it is)")
+        p.add_argument("--host-ip", type=host_address, metavar="ADDR[/LEN]",
+                       help="also configure the kernel side: add this address to the device (on a "
+                            "TUN, as point to point with the host's address as peer) and bring it "
+                            "up; without it the kernel side is left as it is")
         p.add_argument("--answer-broadcast", action="store_true",
                        help="answer echo requests sent to broadcast or multicast (RFC 1122 "
                             "3.2.2.6 allows ignoring them; Linux does by default)")
@@ -137,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="show a host being pinged, end to end, with no set-up")
     demo.add_argument("--in-memory", action="store_true",
                       help="use the in-memory wire even when running as root")
+    demo.add_argument("--tun", action="store_true",
+                      help="show TUN mode (bare IP, point to point) instead of TAP")
     demo.add_argument("-c", "--count", type=positive_int, default=5, help="pings to send (5)")
     demo.add_argument("-q", "--quiet", action="store_true", help="no frame trace")
     demo.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -151,36 +170,59 @@ def configure_logging(args: argparse.Namespace) -> None:
 
 
 def make_host(args: argparse.Namespace):
-    from stack.node import TapHost
+    """The sans-I/O host the flags describe: a TapHost, or with --tun a TunHost."""
+    from stack.node import TapHost, TunHost
 
     if args.host_ip is not None and args.host_ip.ip in [i.ip for i in args.ip]:
         raise UsageError(f"--host-ip {args.host_ip.ip} is the stack's own address; pick another")
     try:
-        return TapHost(args.ip, mac=args.mac, gateway=args.gateway,
+        if args.tun is None:
+            for option, value in (("--peer", args.peer), ("--pi", args.pi or None)):
+                if value is not None:
+                    raise UsageError(f"{option} is for TUN devices (--tun), not TAP")
+            for interface in args.ip + ([args.host_ip] if args.host_ip else []):
+                if not interface.explicit_prefix:
+                    raise UsageError(f"{interface.ip} needs a prefix length on a TAP device, "
+                                     f"e.g. {interface.ip}/24")
+            return TapHost(args.ip, mac=args.mac, gateway=args.gateway,
+                           answer_broadcast_echo=args.answer_broadcast)
+        for option, value in (("--mac", args.mac), ("--gateway", args.gateway)):
+            if value is not None:
+                raise UsageError(f"{option} is for TAP devices: a TUN device has no link layer")
+        peer = args.peer
+        if args.host_ip is not None:
+            if peer is not None and peer != args.host_ip.ip:
+                raise UsageError(f"--peer {peer} differs from --host-ip {args.host_ip.ip}: on a "
+                                 "point-to-point link the peer is the kernel side's address")
+            peer = args.host_ip.ip
+        return TunHost(args.ip, peer=peer, packet_info=args.pi,
                        answer_broadcast_echo=args.answer_broadcast)
     except ValueError as error:
         raise UsageError(str(error))
 
 
 def open_device(args: argparse.Namespace, host):
-    """The TAP device, its kernel side configured when asked, wrapped for capture when asked."""
+    """The TAP or TUN device, its kernel side configured when asked, wrapped for capture when asked."""
     from stack.tap.base import DeviceError
-    from stack.tap.linux import TapDevice, interface_is_up
+    from stack.tap.linux import TapDevice, TunDevice, interface_is_up
 
+    name = args.tap or args.tun
     try:
-        device = TapDevice(args.tap)
+        device = TapDevice(name) if args.tap else TunDevice(name, packet_info=args.pi)
     except DeviceError as error:
         raise UsageError(str(error))
     if args.host_ip is not None:
         from stack.tap.kernel import configure_address
 
+        # On a TUN link the kernel side is point to point: its address, and ours as the peer.
+        peer = host.addresses[0] if args.tun else None
         try:
-            configure_address(args.tap, args.host_ip)
+            configure_address(name, args.host_ip, peer=peer)
         except DeviceError as error:
             device.close()
             raise UsageError(str(error))
     elif not interface_is_up(device.name):
-        log.warning("%s is down: bring it up (ip link set %s up) or pass --host-ip", args.tap, args.tap)
+        log.warning("%s is down: bring it up (ip link set %s up) or pass --host-ip", name, name)
     if args.pcap:
         from stack.tap.pcap import PcapDevice
 
@@ -207,11 +249,13 @@ def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]
         device.close()
         raise
     loop = Loop()
-    tracer = Tracer(sys.stdout) if args.trace and args.pcap != "-" else None
+    tracer = (Tracer(sys.stdout, host.medium, packet_info=getattr(host, "packet_info", False))
+              if args.trace and args.pcap != "-" else None)
     loop.attach(device, host, agents=agent_list, tracer=tracer)
     loop.install_signal_handlers()
     ips = ", ".join(str(i) for i in host.interfaces)
-    log.info("host %s at %s on %s (mtu %d); Ctrl-C to stop", ips, host.mac, args.tap, device.mtu)
+    where = f"at {host.mac} on {args.tap}" if args.tap else f"on {args.tun}, peer {host.peer}"
+    log.info("host %s %s (mtu %d); Ctrl-C to stop", ips, where, device.mtu)
     status = EXIT_OK
     try:
         loop.run(until=(lambda: until(agent_list)) if until else None)
@@ -244,7 +288,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
             raise UsageError(str(error))
         largest = device.mtu - 28  # IPv4 and ICMP headers
         if args.size > largest:
-            raise UsageError(f"-s {args.size}: at most {largest} bytes fit the MTU of {args.tap} "
+            raise UsageError(f"-s {args.size}: at most {largest} bytes fit the MTU of {args.tap or args.tun} "
                              f"({device.mtu}); fragmentation is not supported yet")
         print(f"PING {args.target} {args.size}({args.size + 28}) bytes of data.", flush=True)
         return PingSession(host, args.target, count=args.count, interval=args.interval,
@@ -262,7 +306,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from stack.demo import run_demo
 
-    return run_demo(count=args.count, in_memory=args.in_memory, trace=not args.quiet)
+    return run_demo(count=args.count, in_memory=args.in_memory, trace=not args.quiet, tun=args.tun)
 
 
 COMMANDS = {"run": cmd_run, "ping": cmd_ping, "demo": cmd_demo}

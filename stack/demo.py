@@ -2,8 +2,9 @@
 
 As root: a private network namespace (``unshare(CLONE_NEWNET)``: it vanishes with this process),
 a TAP device in it, the kernel on one side (192.0.2.1/24) and tapstack on the other (192.0.2.2);
-then the kernel's own ``ping`` and ``arping`` against it. Without root (or without iputils
-``ping``): two tapstack hosts on an in-memory wire, the second pinging the first.
+then the kernel's own ``ping`` and ``arping`` against it. With ``tun``, a TUN device instead:
+a point-to-point link, bare IP packets, no ARP (so no arping). Without root (or without
+iputils ``ping``): two tapstack hosts on an in-memory wire, the second pinging the first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from ipaddress import IPv4Interface
 
 from stack.loop import Loop
-from stack.node import TapHost
+from stack.node import TapHost, TunHost
 from stack.ping import PingSession
 from stack.stats import Stats, combined
 from stack.trace import Tracer
@@ -25,7 +26,9 @@ PEER = IPv4Interface("192.0.2.1/24")
 HOST_MAC = "02:00:00:00:00:02"
 PEER_MAC = "02:00:00:00:00:01"
 DEVICE = "tap0"
+TUN_DEVICE = "tun0"
 INTERVAL_S = 0.2
+COMMAND_TIMEOUT_S = 60  # each kernel tool has its own count and deadline; this is the backstop
 
 
 def say(text: str = "") -> None:
@@ -43,12 +46,12 @@ def kernel_demo_unavailable() -> str | None:
     return None
 
 
-def run_demo(count: int = 5, in_memory: bool = False, trace: bool = True) -> int:
+def run_demo(count: int = 5, in_memory: bool = False, trace: bool = True, tun: bool = False) -> int:
     reason = "asked for with --in-memory" if in_memory else kernel_demo_unavailable()
     if reason is None:
-        return kernel_demo(count, trace)
+        return kernel_tun_demo(count, trace) if tun else kernel_demo(count, trace)
     say(f"tapstack demo: using the in-memory wire ({reason}).")
-    return in_memory_demo(count, trace)
+    return in_memory_demo(count, trace, tun)
 
 
 def show_counters(stats: Stats) -> None:
@@ -64,34 +67,55 @@ def kernel_demo(count: int, trace: bool) -> int:
     device = TapDevice(DEVICE)
     configure_address(DEVICE, PEER)
     host = TapHost([HOST], mac=HOST_MAC)
-    loop = Loop()
-    loop.attach(device, host, tracer=Tracer(sys.stdout) if trace else None)
     say(f"tapstack demo: in a private network namespace, the kernel is {PEER} on {DEVICE};")
     say(f"tapstack answers as {HOST.ip} ({host.mac}) on the other end of {DEVICE}.")
+    commands = [_ping_command(count), _arping_command(count)]
+    return _against_the_kernel(device, host, commands, trace, "every ping and arping was answered")
+
+
+def kernel_tun_demo(count: int, trace: bool) -> int:
+    from stack.tap.kernel import configure_address, enter_private_namespace
+    from stack.tap.linux import TunDevice
+
+    enter_private_namespace()
+    device = TunDevice(TUN_DEVICE)
+    configure_address(TUN_DEVICE, IPv4Interface(f"{PEER.ip}/32"), peer=HOST.ip)
+    host = TunHost([HOST.ip], peer=PEER.ip)
+    say(f"tapstack demo: in a private network namespace, the kernel is {PEER.ip} on {TUN_DEVICE}, "
+        f"a point-to-point link;")
+    say(f"tapstack answers as {HOST.ip} at its other end: bare IPv4 packets, no Ethernet, no ARP.")
+    return _against_the_kernel(device, host, [_ping_command(count)], trace, "every ping was answered")
+
+
+def _ping_command(count: int) -> list[str]:
+    return ["ping", "-c", str(count), "-i", str(INTERVAL_S), "-W", "1", str(HOST.ip)]
+
+
+def _against_the_kernel(device, host, commands: list[list[str] | None], trace: bool,
+                        success: str) -> int:
+    """Serve ``host`` on ``device`` while the kernel's own tools run, one after the other."""
+    loop = Loop()
+    loop.attach(device, host, tracer=Tracer(sys.stdout, host.medium) if trace else None)
     say("Lines starting In/Out are frames tapstack received and sent, with its verdict.")
     status = 0
     try:
-        loop.run(timeout=0.05)  # send the start-up announcement
-        for argv in (["ping", "-c", str(count), "-i", str(INTERVAL_S), "-W", "1", str(HOST.ip)],
-                     _arping_command(count)):
+        loop.run(timeout=0.05)  # send the start-up announcement, if any
+        for argv in commands:
             if argv is None:
                 say("\n(arping is not installed: apt-get install arping)")
                 continue
             say(f"\n$ {' '.join(argv)}")
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
-            loop.run(until=lambda: process.poll() is not None, timeout=count * INTERVAL_S + 15)
+            loop.run(until=lambda: process.poll() is not None, timeout=COMMAND_TIMEOUT_S)
             if process.poll() is None:
                 process.kill()
-            code = process.wait()
-            if argv[0] == "ping":
-                status = 0 if code == 0 else 1
-            elif code != 0:
+            if process.wait() != 0:
                 status = 1
     finally:
         loop.close()
         device.close()
     show_counters(combined(host.stats, device=device.stats, loop=loop.stats))
-    say(f"\ntapstack demo: {'every ping and arping was answered' if status == 0 else 'FAILED'}; "
+    say(f"\ntapstack demo: {success if status == 0 else 'FAILED'}; "
         "the namespace goes away with this process.")
     return status
 
@@ -105,19 +129,24 @@ def _arping_command(count: int) -> list[str] | None:
     return ["arping", "-c", str(count), "-w", "5", interface_flag, DEVICE, str(HOST.ip)]
 
 
-def in_memory_demo(count: int, trace: bool) -> int:
+def in_memory_demo(count: int, trace: bool, tun: bool = False) -> int:
     from stack.tap.pair import device_pair
 
-    host_device, peer_device = device_pair()
-    host = TapHost([HOST], mac=HOST_MAC)
-    peer = TapHost([PEER], mac=PEER_MAC)
+    if tun:
+        host_device, peer_device = device_pair(medium="ip")
+        host, peer = TunHost([HOST.ip], peer=PEER.ip), TunHost([PEER.ip], peer=HOST.ip)
+        wire = "an in-memory point-to-point link (bare IP packets)"
+    else:
+        host_device, peer_device = device_pair()
+        host, peer = TapHost([HOST], mac=HOST_MAC), TapHost([PEER], mac=PEER_MAC)
+        wire = "an in-memory Ethernet wire"
     session = PingSession(peer, HOST.ip, count=count, interval=INTERVAL_S, timeout=1.0,
                           report=lambda line: say(f"peer: {line}"))
     loop = Loop()
-    loop.attach(host_device, host, tracer=Tracer(sys.stdout) if trace else None)
+    loop.attach(host_device, host, tracer=Tracer(sys.stdout, host.medium) if trace else None)
     loop.attach(peer_device, peer, agents=[session])
-    say(f"tapstack demo: tapstack host {HOST.ip} ({host.mac}) and a second tapstack host")
-    say(f"{PEER.ip} ({peer.mac}) share an in-memory Ethernet wire; the second pings the first.")
+    say(f"tapstack demo: tapstack host {HOST.ip} and a second tapstack host {PEER.ip} share")
+    say(f"{wire}; the second pings the first.")
     say("Lines starting In/Out are frames the first host received and sent, with its verdict.\n")
     try:
         loop.run(until=session.done, timeout=count * INTERVAL_S + 10)

@@ -14,6 +14,7 @@ from stack.buffers import Buffer, join, length
 from stack.errors import ParseError
 from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import EthernetFrame, EtherType
+from stack.l2.packet_info import PacketInfo
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import IpProto, Ipv4Packet
 
@@ -33,10 +34,18 @@ _ETHERTYPE_NAMES = {EtherType.IPV4: "IPv4", EtherType.ARP: "ARP", EtherType.IPV6
                     EtherType.VLAN: "802.1Q", EtherType.QINQ: "802.1Q-QinQ"}
 
 
-def summarize(frame: Buffer | Sequence[Buffer], medium: str = "ethernet") -> str:
-    """A tcpdump-like one-line description of a frame (``medium`` "ethernet" or "ip")."""
+def summarize(frame: Buffer | Sequence[Buffer], medium: str = "ethernet",
+              packet_info: bool = False) -> str:
+    """A tcpdump-like one-line description of a frame (``medium`` "ethernet" or "ip"; with
+    ``packet_info``, an IP packet behind the TUN packet-information header)."""
     data = join(frame) if not isinstance(frame, (bytes, bytearray, memoryview)) else frame
     try:
+        if medium == "ip" and packet_info:
+            info = PacketInfo.parse(data)
+            head = f"pi flags {info.flags:#x} proto {info.protocol:#06x}"
+            if info.protocol != EtherType.IPV4:
+                return head
+            return f"{head}: {_ipv4(info.payload)}"
         if medium == "ip":
             return _ipv4(data)
         return _ethernet(data)
@@ -93,9 +102,10 @@ def _ipv4(data: Buffer) -> str:
 class Tracer:
     """Writes trace lines for frames in and out, with the verdict for frames in."""
 
-    def __init__(self, stream: TextIO, medium: str = "ethernet") -> None:
+    def __init__(self, stream: TextIO, medium: str = "ethernet", packet_info: bool = False) -> None:
         self.stream = stream
         self.medium = medium
+        self.packet_info = packet_info
 
     def inbound(self, frame: Buffer, replies: int, drop_reason: str | None) -> None:
         if drop_reason is not None:
@@ -104,9 +114,9 @@ class Tracer:
             verdict = f"-> {replies} {'reply' if replies == 1 else 'replies'}"
         else:
             verdict = "consumed"
-        self.stream.write(f"In  {summarize(frame, self.medium)}  [{verdict}]\n")
+        self.stream.write(f"In  {summarize(frame, self.medium, self.packet_info)}  [{verdict}]\n")
         self.stream.flush()
 
     def outbound(self, frame: Sequence[Buffer]) -> None:
-        self.stream.write(f"Out {summarize(frame, self.medium)}\n")
+        self.stream.write(f"Out {summarize(frame, self.medium, self.packet_info)}\n")
         self.stream.flush()

@@ -40,6 +40,9 @@ class PcapDevice:
         self.timestamp_offset = timestamp_offset
         self._file: BinaryIO | None = file
         self._writer = dpkt.pcap.Writer(file, snaplen=SNAPLEN, linktype=LINKTYPES[inner.medium])
+        #: A TUN device with packet information: the capture is raw IP, so the 4-byte header
+        #: in front of every packet is left out of it.
+        self._skip = 4 if getattr(inner, "packet_info", False) else 0
         file.flush()
 
     @property
@@ -71,7 +74,7 @@ class PcapDevice:
         if self._file is None:
             return
         try:
-            self._writer.writepkt(frame, ts=now + self.timestamp_offset)
+            self._writer.writepkt(frame[self._skip:], ts=now + self.timestamp_offset)
             self._file.flush()
         except (OSError, ValueError) as error:  # ValueError: the file was closed
             log.warning("capture stopped: %s", error)
