@@ -87,3 +87,19 @@ def test_the_common_echo_is_predicted():
     tap.ip.receive_icmp = lambda *args: calls.append(args) or []  # type: ignore[method-assign]
     assert len(tap.receive(frames.ECHO_REQUEST, 1.0)) == 1
     assert calls == []
+
+
+@settings(max_examples=300)
+@given(echo_like_frames(), st.booleans())
+def test_prediction_on_a_tun_host_answers_exactly_as_the_general_path(frame, answer_broadcast):
+    from stack import TunHost
+
+    hosts = []
+    for predict in (True, False):
+        tun = TunHost([frames.HOST_IP], peer=frames.KERNEL_IP, answer_broadcast_echo=answer_broadcast)
+        tun.ip.predict = predict
+        hosts.append(tun)
+    packet = frame[14:]  # the same datagrams, without the Ethernet header
+    outs = [[join(f) for f in tun.receive(packet, 1.0)] for tun in hosts]
+    assert outs[0] == outs[1]
+    assert hosts[0].stats.as_dict() == hosts[1].stats.as_dict()
