@@ -243,6 +243,7 @@ def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]
 
     host = make_host(args)
     device = open_device(args, host)
+    host.mtu = device.mtu
     try:
         agent_list = [make(host, device) for make in agents]
     except UsageError:

@@ -94,6 +94,7 @@ def _ping_command(count: int) -> list[str]:
 def _against_the_kernel(device, host, commands: list[list[str] | None], trace: bool,
                         success: str) -> int:
     """Serve ``host`` on ``device`` while the kernel's own tools run, one after the other."""
+    host.mtu = device.mtu
     loop = Loop()
     loop.attach(device, host, tracer=Tracer(sys.stdout, host.medium) if trace else None)
     say("Lines starting In/Out are frames tapstack received and sent, with its verdict.")

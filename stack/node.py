@@ -54,6 +54,17 @@ class _Host:
     def _frames(self, outbounds: list[Outbound], now: float) -> list[Frame]:
         raise NotImplementedError
 
+    @property
+    def mtu(self) -> int:
+        """The link MTU the host sends within (set it from the device: ``host.mtu = dev.mtu``)."""
+        return self.ip.mtu
+
+    @mtu.setter
+    def mtu(self, value: int) -> None:
+        if value < 68:  # RFC 791: every internet module must forward a 68-octet datagram
+            raise ValueError(f"an IPv4 link MTU is at least 68, not {value}")
+        self.ip.mtu = value
+
     def poll(self, now: float) -> list[Frame]:
         """Run the timers that are due (start-up announcements, ARP retries and expiry)."""
         out = self._frames(self.ip.poll(now), now)

@@ -18,11 +18,14 @@ class Outbound:
     """A datagram the network layer wants sent, and the neighbour it goes to next.
 
     ``next_hop`` is the destination itself when it is on-link, else the gateway (RFC 1122
-    3.3.1). ``datagram`` is the IPv4 datagram as buffers in wire order.
+    3.3.1). ``datagram`` is the IPv4 datagram as buffers in wire order. ``source`` is the one
+    of our addresses it is sent from (a link whose addresses have MACs of their own sends it
+    from that address's MAC).
     """
 
     next_hop: IPv4Address
     datagram: Frame
+    source: IPv4Address | None = None
 
 
 class NetworkLayer(Protocol):

@@ -69,11 +69,14 @@ class Ipv4Host:
         answer_broadcast_echo: bool = False,
         ttl: int = DEFAULT_TTL,
         point_to_point: bool = False,
+        mtu: int = 1500,
     ) -> None:
         """``point_to_point``: the interface is a point-to-point link (a TUN device), so every
         destination is reached by sending into it; there is no next hop to choose."""
         self.interfaces = list(interfaces)
         self.point_to_point = point_to_point
+        #: The link's MTU: the largest datagram it carries (the device tells; RFC 791 3.2).
+        self.mtu = mtu
         if not self.interfaces:
             raise ValueError("a host needs at least one IPv4 address")
         self.stats = stats
@@ -272,7 +275,8 @@ class Ipv4Host:
         data (the data as a view of the request: the iovec path copies nothing)."""
         reply_header = icmp.header_bytes(IcmpType.ECHO_REPLY, 0, rest_of_header, data)
         self.stats.count("icmp_echo_replies_sent")
-        return [Outbound(next_hop, self._datagram(source, destination, IpProto.ICMP, [reply_header, data]))]
+        datagram = self._datagram(source, destination, IpProto.ICMP, [reply_header, data])
+        return [Outbound(next_hop, datagram, source)]
 
     def receive_echo_reply(
         self, packet: Ipv4Packet, reply: IcmpMessage, delivery: Delivery, now: float
@@ -310,7 +314,8 @@ class Ipv4Host:
             del self._outstanding[next(iter(self._outstanding))]
         self.stats.count("icmp_echo_requests_sent")
         source = self.preferred_source(destination)
-        return [Outbound(next_hop, self._datagram(source, destination, IpProto.ICMP, request.buffers()))]
+        datagram = self._datagram(source, destination, IpProto.ICMP, request.buffers())
+        return [Outbound(next_hop, datagram, source)]
 
     def take_echo_replies(self, identifier: int) -> list[EchoReply]:
         """Remove and return the events for echo requests sent with ``identifier``."""
