@@ -39,3 +39,17 @@ def join(payload: Payload) -> bytes:
     if isinstance(payload, bytes):
         return payload
     return b"".join(chunks(payload))
+
+
+def slice_buffers(payload: Payload, start: int, stop: int) -> list[Buffer]:
+    """Bytes ``start`` to ``stop`` of a payload as buffers: views of the originals, no copy."""
+    out: list[Buffer] = []
+    offset = 0
+    for chunk in chunks(payload):
+        end = offset + len(chunk)
+        if end > start and offset < stop:
+            out.append(memoryview(chunk)[max(start - offset, 0):min(stop, end) - offset])
+        offset = end
+        if offset >= stop:
+            break
+    return out

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Interface
 
-from stack.buffers import Buffer, Payload, length
+from stack.buffers import Buffer, Payload, length, slice_buffers
 from stack.checksum import internet_checksum
 from stack.errors import ParseError
 from stack.l3 import icmp, ipv4
 from stack.l3.icmp import IcmpMessage, IcmpType
-from stack.l3.ipv4 import DEFAULT_TTL, IpProto, Ipv4Packet
+from stack.l3.ipv4 import DEFAULT_TTL, MINIMUM_HEADER_LENGTH, IpProto, Ipv4Packet
+from stack.l3.reassembly import Reassembler
 from stack.stats import Stats
 from stack.types import Outbound
 
@@ -36,6 +37,19 @@ PREDICTED_ECHO = struct.Struct("!BBHHHBBH4s4sBBH4s")
 OUTSTANDING_ECHO_CAPACITY = 1024
 #: Undelivered events kept for the user; the oldest is dropped past this many.
 EVENT_CAPACITY = 1024
+#: RFC 1122 3.2.2: ICMP errors are rate-limited. A token bucket like Linux's global one
+#: (net.ipv4.icmp_msgs_per_sec = 1000, icmp_msgs_burst = 50).
+ICMP_ERRORS_PER_SECOND = 1000.0
+ICMP_ERROR_BURST = 50
+#: RFC 1812 4.3.2.3 / Linux: an ICMP error quotes as much of the datagram as fits in 576 bytes
+#: (RFC 792 asks for the header plus at least 64 bits of data).
+ICMP_ERROR_MAXIMUM = 576
+#: ICMP types that are error messages (RFC 1122 3.2.2: never answer one with another).
+ICMP_ERROR_TYPES = frozenset({IcmpType.DESTINATION_UNREACHABLE, IcmpType.SOURCE_QUENCH,
+                              IcmpType.REDIRECT, IcmpType.TIME_EXCEEDED, IcmpType.PARAMETER_PROBLEM})
+UNREACHABLE_PROTOCOL = 2  # RFC 792 Destination Unreachable codes
+UNREACHABLE_PORT = 3
+TIME_EXCEEDED_REASSEMBLY = 1  # RFC 792 Time Exceeded code 1: fragment reassembly time exceeded
 
 
 class Delivery(Enum):
@@ -44,6 +58,17 @@ class Delivery(Enum):
     UNICAST = "unicast"
     BROADCAST = "broadcast"
     MULTICAST = "multicast"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A datagram for us, as the protocol handlers see it: its value, its bytes as received
+    (what an ICMP error quotes), and how it was addressed."""
+
+    packet: Ipv4Packet
+    raw: Buffer
+    delivery: Delivery
+    link_broadcast: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +124,9 @@ class Ipv4Host:
         #: Header prediction for plain echo requests (see ``_predicted_echo``); tests turn it off
         #: to compare both paths.
         self.predict = True
+        self.reassembler = Reassembler()
+        self._error_tokens = float(ICMP_ERROR_BURST)
+        self._error_tokens_at: float | None = None
         self._identification = 0
         self._outstanding: dict[tuple[IPv4Address, int, int], float] = {}
         self.events: deque[EchoReply] = deque(maxlen=EVENT_CAPACITY)
@@ -191,17 +219,34 @@ class Ipv4Host:
         # RFC 1122 3.2.1.7: TTL is not checked on datagrams delivered to this host.
         # RFC 1122 3.2.1.8: options we do not implement are ignored (Record Route and Timestamp
         # echoing, 3.2.2.6, is not implemented yet).
+        raw: Buffer = datagram
         if packet.is_fragment:
-            # RFC 1122 3.3.2: reassembly MUST be supported -- not implemented yet; counted.
-            self.stats.drop("ipv4_fragment_not_supported", log, packet.identification)
-            return []
+            # RFC 1122 3.3.2: a host MUST be able to reassemble incoming datagrams.
+            outcome = self.reassembler.add(packet, datagram, now)
+            self._count_evictions()
+            if outcome.reason is not None:
+                self.stats.drop(outcome.reason, log, packet.identification)
+                for _ in range(outcome.discarded):
+                    self.stats.drop(outcome.reason, log, packet.identification)
+            if outcome.datagram is None:
+                return []
+            self.stats.count("ipv4_reassembled")
+            packet = outcome.datagram
+            raw = bytes(packet)
+        received = Received(packet, raw, delivery, link_broadcast)
         handler = PROTOCOL_HANDLERS.get(packet.protocol)
         if handler is None:
-            # RFC 1122 3.2.2.1: SHOULD send Protocol Unreachable -- not implemented yet.
+            # RFC 1122 3.2.2.1: a host SHOULD send Protocol Unreachable for a protocol it lacks.
             self.stats.drop("ipv4_unknown_protocol", log, packet.protocol)
-            return []
+            return self._icmp_error(received, IcmpType.DESTINATION_UNREACHABLE,
+                                    UNREACHABLE_PROTOCOL, now)
         self.stats.count("rx_ipv4_delivered")
-        return handler(self, packet, delivery, now)
+        return handler(self, received, now)
+
+    def _count_evictions(self) -> None:
+        while self.reassembler.evicted:
+            self.reassembler.evicted -= 1
+            self.stats.drop("ipv4_reassembly_evicted", log, "oldest incomplete datagram")
 
     def _predicted_echo(self, datagram: Buffer) -> list[Outbound] | None:
         """Header prediction: answer the common case, a plain echo request to us, directly.
@@ -235,9 +280,9 @@ class Ipv4Host:
         return self._echo_reply(IPv4Address(destination), source_address, next_hop, rest_of_header,
                                 view[28:total_length])
 
-    def receive_icmp(self, packet: Ipv4Packet, delivery: Delivery, now: float) -> list[Outbound]:
+    def receive_icmp(self, received: Received, now: float) -> list[Outbound]:
         try:
-            message = IcmpMessage.parse(packet.payload)
+            message = IcmpMessage.parse(received.packet.payload)
         except ParseError as error:
             self.stats.drop(error.drop_reason, log, error)
             return []
@@ -247,11 +292,33 @@ class Ipv4Host:
             # (Known error types would go to a transport layer; we have none.)
             self.stats.drop("icmp_type_not_handled", log, message.type)
             return []
-        return handler(self, packet, message, delivery, now)
+        return handler(self, received, message, now)
 
-    def receive_echo_request(
-        self, packet: Ipv4Packet, request: IcmpMessage, delivery: Delivery, now: float
-    ) -> list[Outbound]:
+    def receive_udp(self, received: Received, now: float) -> list[Outbound]:
+        """No UDP port has a service (yet): every datagram gets Port Unreachable."""
+        packet = received.packet
+        payload = packet.payload
+        if len(payload) < 8:
+            self.stats.drop("udp_truncated", log, len(payload))
+            return []
+        udp_length = int.from_bytes(payload[4:6], "big")
+        if not 8 <= udp_length <= len(payload):
+            self.stats.drop("udp_bad_length", log, udp_length)
+            return []
+        if payload[6:8] != b"\x00\x00":
+            # RFC 1122 4.1.3.4: a non-zero UDP checksum MUST be verified (pseudo-header included);
+            # a datagram that fails is silently discarded.
+            pseudo = (packet.source.packed + packet.destination.packed
+                      + bytes([0, IpProto.UDP]) + udp_length.to_bytes(2, "big"))
+            if internet_checksum([pseudo, payload[:udp_length]]) != 0:
+                self.stats.drop("udp_bad_checksum", log, packet.source)
+                return []
+        # RFC 1122 4.1.3.1: a datagram for a port with no listener SHOULD get Port Unreachable.
+        self.stats.drop("udp_port_unreachable", log, int.from_bytes(payload[2:4], "big"))
+        return self._icmp_error(received, IcmpType.DESTINATION_UNREACHABLE, UNREACHABLE_PORT, now)
+
+    def receive_echo_request(self, received: Received, request: IcmpMessage, now: float) -> list[Outbound]:
+        packet, delivery = received.packet, received.delivery
         if delivery is not Delivery.UNICAST and not self.answer_broadcast_echo:
             # RFC 1122 3.2.2.6: an echo request to a broadcast or multicast address MAY be
             # silently discarded (Linux: icmp_echo_ignore_broadcasts = 1).
@@ -275,12 +342,10 @@ class Ipv4Host:
         data (the data as a view of the request: the iovec path copies nothing)."""
         reply_header = icmp.header_bytes(IcmpType.ECHO_REPLY, 0, rest_of_header, data)
         self.stats.count("icmp_echo_replies_sent")
-        datagram = self._datagram(source, destination, IpProto.ICMP, [reply_header, data])
-        return [Outbound(next_hop, datagram, source)]
+        return self._send(source, destination, IpProto.ICMP, [reply_header, data], next_hop)
 
-    def receive_echo_reply(
-        self, packet: Ipv4Packet, reply: IcmpMessage, delivery: Delivery, now: float
-    ) -> list[Outbound]:
+    def receive_echo_reply(self, received: Received, reply: IcmpMessage, now: float) -> list[Outbound]:
+        packet = received.packet
         key = (packet.source, reply.identifier, reply.sequence)
         sent_at = self._outstanding.pop(key, None)
         if sent_at is None:
@@ -295,13 +360,70 @@ class Ipv4Host:
 
     # ------------------------------------------------------------------ send
 
-    def _datagram(self, source: IPv4Address, destination: IPv4Address, protocol: int,
-                  payload: list[Buffer]) -> list[Buffer]:
-        """A datagram from us as buffers: our IPv4 header in front of the payload buffers."""
+    def _send(self, source: IPv4Address, destination: IPv4Address, protocol: int,
+              payload: list[Buffer], next_hop: IPv4Address) -> list[Outbound]:
+        """A datagram from us, as one or more ``Outbound`` (fragments when it exceeds the MTU)."""
         self._identification = (self._identification + 1) & 0xFFFF
-        header = ipv4.header_bytes(source, destination, protocol, length(payload), self.ttl,
-                                   self._identification)
-        return [header, *payload]
+        size = length(payload)
+        if MINIMUM_HEADER_LENGTH + size <= self.mtu:
+            header = ipv4.header_bytes(source, destination, protocol, size, self.ttl,
+                                       self._identification)
+            return [Outbound(next_hop, [header, *payload], source)]
+        # RFC 791 3.2: fragment at multiples of 8 octets, MF on all but the last; our datagrams
+        # carry no options, so every fragment has the plain 20-byte header.
+        step = (self.mtu - MINIMUM_HEADER_LENGTH) // 8 * 8
+        out = []
+        for start in range(0, size, step):
+            stop = min(start + step, size)
+            flags_offset = (ipv4.FLAG_MORE_FRAGMENTS if stop < size else 0) | start // 8
+            header = ipv4.header_bytes(source, destination, protocol, stop - start, self.ttl,
+                                       self._identification, flags_offset)
+            out.append(Outbound(next_hop, [header, *slice_buffers(payload, start, stop)], source))
+        self.stats.count("ipv4_fragments_sent", len(out))
+        return out
+
+    def _icmp_error(self, received: Received, type: int, code: int, now: float) -> list[Outbound]:
+        """An ICMP error about ``received``, unless RFC 1122 3.2.2 forbids one or the rate limit
+        says no."""
+        packet = received.packet
+        # RFC 1122 3.2.2: an ICMP error message MUST NOT be sent as the result of receiving
+        if packet.protocol == IpProto.ICMP and packet.fragment_offset == 0 and (
+                len(packet.payload) == 0 or packet.payload[0] in ICMP_ERROR_TYPES):
+            return self._no_error("icmp_error_about_icmp_error")  # ... an ICMP error message,
+        if received.delivery is not Delivery.UNICAST:
+            return self._no_error("icmp_error_about_broadcast")  # ... a broadcast or multicast,
+        if received.link_broadcast:
+            return self._no_error("icmp_error_about_link_broadcast")  # ... a link-layer broadcast,
+        if packet.fragment_offset != 0:
+            return self._no_error("icmp_error_about_fragment")  # ... a non-initial fragment,
+        if self._martian_source(packet.source) or int(packet.source) >> 28 == 0xF:
+            return self._no_error("icmp_error_to_non_host")  # ... a source that is not one host.
+        next_hop = self.next_hop(packet.source)
+        if next_hop is None:
+            return self._no_error("icmp_error_no_route")
+        if not self._take_error_token(now):
+            return self._no_error("icmp_error_rate_limited")
+        room = ICMP_ERROR_MAXIMUM - MINIMUM_HEADER_LENGTH - icmp.HEADER_LENGTH
+        quote = memoryview(received.raw)[:room]  # RFC 792: the header and at least 64 bits of data
+        header = icmp.header_bytes(type, code, bytes(4), quote)
+        self.stats.count("icmp_errors_sent")
+        return self._send(packet.destination, packet.source, IpProto.ICMP, [header, quote], next_hop)
+
+    def _no_error(self, reason: str) -> list[Outbound]:
+        self.stats.count(reason)
+        return []
+
+    def _take_error_token(self, now: float) -> bool:
+        """Token bucket: ICMP_ERRORS_PER_SECOND tokens a second, at most ICMP_ERROR_BURST saved."""
+        if self._error_tokens_at is not None:
+            elapsed = max(0.0, now - self._error_tokens_at)
+            self._error_tokens = min(float(ICMP_ERROR_BURST),
+                                     self._error_tokens + elapsed * ICMP_ERRORS_PER_SECOND)
+        self._error_tokens_at = now
+        if self._error_tokens < 1.0:
+            return False
+        self._error_tokens -= 1.0
+        return True
 
     def ping(self, destination: IPv4Address | str, now: float, identifier: int = 0,
              sequence: int = 0, payload: Payload = b"") -> list[Outbound]:
@@ -314,8 +436,7 @@ class Ipv4Host:
             del self._outstanding[next(iter(self._outstanding))]
         self.stats.count("icmp_echo_requests_sent")
         source = self.preferred_source(destination)
-        datagram = self._datagram(source, destination, IpProto.ICMP, request.buffers())
-        return [Outbound(next_hop, datagram, source)]
+        return self._send(source, destination, IpProto.ICMP, request.buffers(), next_hop)
 
     def take_echo_replies(self, identifier: int) -> list[EchoReply]:
         """Remove and return the events for echo requests sent with ``identifier``."""
@@ -328,19 +449,31 @@ class Ipv4Host:
     # ------------------------------------------------------------------ timers
 
     def poll(self, now: float) -> list[Outbound]:
-        return []
+        """Reassembly timeouts: RFC 1122 3.3.2 / RFC 792, Time Exceeded (code 1) to the source
+        when the first fragment had come."""
+        out: list[Outbound] = []
+        for expired in self.reassembler.expire(now):
+            for _ in range(expired.fragments):
+                self.stats.drop("ipv4_reassembly_timeout", log, expired.key)
+            if expired.first_raw:
+                first = Ipv4Packet.parse(expired.first_raw)
+                delivery = self._delivery(first.destination) or Delivery.UNICAST
+                out += self._icmp_error(Received(first, expired.first_raw, delivery),
+                                        IcmpType.TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, now)
+        return out
 
     def next_deadline(self, now: float) -> float | None:
-        return None
+        return self.reassembler.next_deadline()
 
 
-#: What the host does with each IP protocol; anything else is dropped (RFC 1122 3.2.2.1).
-PROTOCOL_HANDLERS: dict[int, Callable[[Ipv4Host, Ipv4Packet, Delivery, float], list[Outbound]]] = {
+#: What the host does with each IP protocol; any other (TCP included) gets Protocol Unreachable.
+PROTOCOL_HANDLERS: dict[int, Callable[[Ipv4Host, Received, float], list[Outbound]]] = {
     IpProto.ICMP: Ipv4Host.receive_icmp,
+    IpProto.UDP: Ipv4Host.receive_udp,
 }
 
 #: What the host answers in ICMP; every other type is silently discarded (RFC 1122 3.2.2).
-ICMP_HANDLERS: dict[int, Callable[[Ipv4Host, Ipv4Packet, IcmpMessage, Delivery, float], list[Outbound]]] = {
+ICMP_HANDLERS: dict[int, Callable[[Ipv4Host, Received, IcmpMessage, float], list[Outbound]]] = {
     IcmpType.ECHO_REQUEST: Ipv4Host.receive_echo_request,
     IcmpType.ECHO_REPLY: Ipv4Host.receive_echo_reply,
 }
