@@ -106,10 +106,25 @@ def arp_packets(
     )
 
 
-def ipv4_options() -> SearchStrategy[bytes]:
-    """Option bytes of a consistent length: 0, 4, ..., 40 (IHL 5 to 15). Their content is
-    arbitrary: the codec carries options without interpreting them."""
-    return st.integers(0, MAXIMUM_OPTIONS // 4).flatmap(lambda words: st.binary(min_size=4 * words, max_size=4 * words))
+@st.composite
+def ipv4_options(draw: st.DrawFn) -> bytes:
+    """Well-formed options (RFC 791 3.1) of a consistent length: 0, 4, ..., 40 bytes (IHL 5 to
+    15). No-operations and type-length-value options of any type, then End-of-List padding."""
+    size = 4 * draw(st.integers(0, MAXIMUM_OPTIONS // 4))
+    out = b""
+    while len(out) < size:
+        room = size - len(out)
+        kind = draw(st.sampled_from(["end", "nop", "tlv"])) if room >= 2 else "nop"
+        if kind == "end":
+            out += bytes(room)
+        elif kind == "nop":
+            out += b"\x01"
+        else:
+            option_length = draw(st.integers(2, room))
+            option_type = draw(st.integers(2, 255))
+            out += bytes([option_type, option_length]) + draw(st.binary(min_size=option_length - 2,
+                                                                       max_size=option_length - 2))
+    return out
 
 
 @st.composite

@@ -217,8 +217,8 @@ class Ipv4Host:
             self.stats.drop(martian, log, packet.source)
             return []
         # RFC 1122 3.2.1.7: TTL is not checked on datagrams delivered to this host.
-        # RFC 1122 3.2.1.8: options we do not implement are ignored (Record Route and Timestamp
-        # echoing, 3.2.2.6, is not implemented yet).
+        # RFC 1122 3.2.1.8: options we do not implement are ignored (parse has checked that each
+        # is well formed; echo requests return Record Route and Timestamp, 3.2.2.6).
         raw: Buffer = datagram
         if packet.is_fragment:
             # RFC 1122 3.3.2: a host MUST be able to reassemble incoming datagrams.
@@ -334,15 +334,17 @@ class Ipv4Host:
         if next_hop is None:
             self.stats.drop("ipv4_no_route", log, packet.source)
             return []
-        return self._echo_reply(source, packet.source, next_hop, request.rest_of_header, request.payload)
+        options = echo_options(packet.options, source, now) if packet.options else b""
+        return self._echo_reply(source, packet.source, next_hop, request.rest_of_header,
+                                request.payload, options)
 
     def _echo_reply(self, source: IPv4Address, destination: IPv4Address, next_hop: IPv4Address,
-                    rest_of_header: bytes, data: Buffer) -> list[Outbound]:
+                    rest_of_header: bytes, data: Buffer, options: bytes = b"") -> list[Outbound]:
         """RFC 792 / RFC 1122 3.2.2.6: the reply carries the request's identifier, sequence and
         data (the data as a view of the request: the iovec path copies nothing)."""
         reply_header = icmp.header_bytes(IcmpType.ECHO_REPLY, 0, rest_of_header, data)
         self.stats.count("icmp_echo_replies_sent")
-        return self._send(source, destination, IpProto.ICMP, [reply_header, data], next_hop)
+        return self._send(source, destination, IpProto.ICMP, [reply_header, data], next_hop, options)
 
     def receive_echo_reply(self, received: Received, reply: IcmpMessage, now: float) -> list[Outbound]:
         packet = received.packet
@@ -361,24 +363,27 @@ class Ipv4Host:
     # ------------------------------------------------------------------ send
 
     def _send(self, source: IPv4Address, destination: IPv4Address, protocol: int,
-              payload: list[Buffer], next_hop: IPv4Address) -> list[Outbound]:
+              payload: list[Buffer], next_hop: IPv4Address, options: bytes = b"") -> list[Outbound]:
         """A datagram from us, as one or more ``Outbound`` (fragments when it exceeds the MTU)."""
         self._identification = (self._identification + 1) & 0xFFFF
         size = length(payload)
-        if MINIMUM_HEADER_LENGTH + size <= self.mtu:
+        if MINIMUM_HEADER_LENGTH + len(options) + size <= self.mtu:
             header = ipv4.header_bytes(source, destination, protocol, size, self.ttl,
-                                       self._identification)
+                                       self._identification, options=options)
             return [Outbound(next_hop, [header, *payload], source)]
-        # RFC 791 3.2: fragment at multiples of 8 octets, MF on all but the last; our datagrams
-        # carry no options, so every fragment has the plain 20-byte header.
-        step = (self.mtu - MINIMUM_HEADER_LENGTH) // 8 * 8
+        # RFC 791 3.2: fragment at multiples of 8 octets, MF on all but the last. The options we
+        # send (Record Route, Timestamp) are not "copied" ones: only the first fragment has them.
         out = []
-        for start in range(0, size, step):
-            stop = min(start + step, size)
+        start = 0
+        while start < size:
+            room = self.mtu - MINIMUM_HEADER_LENGTH - (len(options) if start == 0 else 0)
+            stop = min(start + room // 8 * 8, size)
             flags_offset = (ipv4.FLAG_MORE_FRAGMENTS if stop < size else 0) | start // 8
             header = ipv4.header_bytes(source, destination, protocol, stop - start, self.ttl,
-                                       self._identification, flags_offset)
+                                       self._identification, flags_offset,
+                                       options=options if start == 0 else b"")
             out.append(Outbound(next_hop, [header, *slice_buffers(payload, start, stop)], source))
+            start = stop
         self.stats.count("ipv4_fragments_sent", len(out))
         return out
 
@@ -464,6 +469,50 @@ class Ipv4Host:
 
     def next_deadline(self, now: float) -> float | None:
         return self.reassembler.next_deadline()
+
+
+def echo_options(options: bytes, address: IPv4Address, now: float) -> bytes:
+    """RFC 1122 3.2.2.6: the Record Route and Timestamp options of an echo request, updated with
+    this host, for the reply ("without truncation": the route is for the whole round trip).
+    Other options are not echoed. Padded with End-of-List to a multiple of 4 octets."""
+    out = b""
+    for kind, option in ipv4.parse_options(options):
+        if kind == ipv4.IpOption.RECORD_ROUTE:
+            out += _record_route(option, address)
+        elif kind == ipv4.IpOption.TIMESTAMP:
+            out += _timestamp(option, address, now)
+    return out + bytes(-len(out) % 4)
+
+
+def _record_route(option: bytes, address: IPv4Address) -> bytes:
+    """RFC 791 "Record Route": our address at the pointer (1-based), pointer moved on by 4; a
+    full option (pointer past the end) goes back unchanged."""
+    if len(option) < 3 or option[2] < 4 or option[2] + 3 > len(option):
+        return option
+    pointer = option[2]
+    return (option[:2] + bytes([pointer + 4]) + option[3:pointer - 1] + address.packed
+            + option[pointer + 3:])
+
+
+def _timestamp(option: bytes, address: IPv4Address, now: float) -> bytes:
+    """RFC 791 "Internet Timestamp": flag 0 timestamps, 1 address + timestamp, 3 prespecified."""
+    if len(option) < 4:
+        return option
+    pointer, overflow, flag = option[2], option[3] >> 4, option[3] & 0x0F
+    # RFC 791: ms since midnight UT, or any time with the high-order bit set: a sans-I/O host
+    # has no wall clock, so it sends its own clock's milliseconds with that bit set.
+    stamp = ((int(now * 1000) & 0x7FFFFFFF) | 0x80000000).to_bytes(4, "big")
+    entry = {0: 4, 1: 8, 3: 8}.get(flag)
+    if entry is None or pointer < 5:
+        return option
+    if pointer + entry - 1 > len(option):
+        # Full: count the overflow (it saturates at 15 here rather than failing the request).
+        return option[:3] + bytes([(min(overflow + 1, 15) << 4) | flag]) + option[4:]
+    if flag == 3 and option[pointer - 1:pointer + 3] != address.packed:
+        return option  # prespecified, and not our turn
+    value = stamp if flag == 0 else address.packed + stamp
+    return (option[:2] + bytes([pointer + entry]) + option[3:pointer - 1] + value
+            + option[pointer - 1 + entry:])
 
 
 #: What the host does with each IP protocol; any other (TCP included) gets Protocol Unreachable.

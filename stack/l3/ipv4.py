@@ -37,6 +37,39 @@ FRAGMENT_OFFSET_MASK = 0x1FFF
 DEFAULT_TTL = 64  # RFC 1700 / Linux net.ipv4.ip_default_ttl
 
 
+class IpOption(IntEnum):
+    """IPv4 option types (RFC 791 3.1) we know by name. The top bit is the "copied" flag."""
+
+    END_OF_LIST = 0
+    NO_OPERATION = 1
+    RECORD_ROUTE = 7
+    TIMESTAMP = 68
+
+
+def parse_options(options: bytes) -> list[tuple[int, bytes]]:
+    """The options as (type, whole option bytes); ParseError when one runs past the header.
+
+    RFC 791 3.1: EOL and NOP are one octet; every other option is type, length (counting the
+    type and length octets), data.
+    """
+    found: list[tuple[int, bytes]] = []
+    index = 0
+    while index < len(options):
+        kind = options[index]
+        if kind == IpOption.END_OF_LIST:
+            break
+        if kind == IpOption.NO_OPERATION:
+            index += 1
+            continue
+        if index + 1 >= len(options) or not 2 <= options[index + 1] <= len(options) - index:
+            raise ParseError("IPv4", "bad_options",
+                             f"option {kind} at offset {index} runs past the header")
+        size = options[index + 1]
+        found.append((kind, options[index:index + size]))
+        index += size
+    return found
+
+
 class IpProto(IntEnum):
     """IP protocol numbers we know by name (IANA). Wire fields stay ``int``."""
 
@@ -84,6 +117,11 @@ class Ipv4Packet:
             raise ValueError(f"type of service {self.type_of_service} does not fit 8 bits")
         if len(self.options) % 4 or len(self.options) > 40:
             raise ValueError(f"options must be a multiple of 4 bytes, at most 40 (got {len(self.options)})")
+        if self.options:
+            try:
+                parse_options(self.options)
+            except ParseError as error:
+                raise ValueError(f"malformed options: {error.detail}") from None
         if self.total_length > MAXIMUM_TOTAL_LENGTH:
             raise ValueError(f"datagram of {self.total_length} bytes > {MAXIMUM_TOTAL_LENGTH}")
 
@@ -125,6 +163,8 @@ class Ipv4Packet:
         # RFC 1122 3.2.1.2: a host MUST verify the header checksum and silently discard on failure.
         if internet_checksum(view[:header_length]) != 0:
             raise ParseError("IPv4", "bad_checksum", f"header checksum {_checksum:#06x} does not verify")
+        if header_length > MINIMUM_HEADER_LENGTH:
+            parse_options(bytes(view[MINIMUM_HEADER_LENGTH:header_length]))  # structure only
         return cls(
             IPv4Address(source),
             IPv4Address(destination),
