@@ -84,7 +84,7 @@ class Reassembler:
         key = (packet.source, packet.destination, packet.protocol, packet.identification)
         partial = self.partials.get(key)
         if partial is None:
-            self._make_room(len(data))
+            self._make_room(len(data), new_datagram=True)
             partial = self.partials[key] = Partial(started_at=now)
         inconsistent = (
             (not packet.more_fragments and partial.end is not None and stop != partial.end)
@@ -103,6 +103,10 @@ class Reassembler:
         if previous_end > start or (next_start is not None and next_start < stop):
             # RFC 5722 (and Linux for IPv4 since 2018): an overlap discards the whole datagram.
             return self._discard(key, "ipv4_fragment_overlap")
+        if self.held + len(data) > self.max_bytes:
+            self._make_room(len(data), new_datagram=False, keep=key)
+            if self.held + len(data) > self.max_bytes:  # this datagram alone is past the cap
+                return self._discard(key, "ipv4_reassembly_evicted")
         partial.starts.insert(index, start)
         partial.pieces.insert(index, data)
         partial.held += len(data)
@@ -127,11 +131,14 @@ class Reassembler:
         self.held -= partial.held
         return Outcome(reason=reason, discarded=len(partial.starts))
 
-    def _make_room(self, incoming: int) -> None:
-        """Past the caps, give up the oldest incomplete datagrams first."""
-        while self.partials and (len(self.partials) >= self.max_datagrams
-                                 or self.held + incoming > self.max_bytes):
-            oldest = next(iter(self.partials))
+    def _make_room(self, incoming: int, new_datagram: bool, keep: Key | None = None) -> None:
+        """Past the caps, give up the oldest incomplete datagrams first (never ``keep``)."""
+        for oldest in list(self.partials):
+            if not ((new_datagram and len(self.partials) >= self.max_datagrams)
+                    or self.held + incoming > self.max_bytes):
+                return
+            if oldest == keep:
+                continue
             self.held -= self.partials.pop(oldest).held
             self.evicted += 1
 
