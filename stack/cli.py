@@ -238,7 +238,7 @@ def open_device(args: argparse.Namespace, host):
 
 def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]:
     from stack.loop import Loop
-    from stack.tap.base import DeviceGone
+    from stack.tap.base import DeviceError
     from stack.trace import Tracer
 
     host = make_host(args)
@@ -260,7 +260,7 @@ def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]
     status = EXIT_OK
     try:
         loop.run(until=(lambda: until(agent_list)) if until else None)
-    except DeviceGone as error:
+    except DeviceError as error:  # gone, or failing in a way it cannot recover from
         print(f"tapstack: {error}", file=sys.stderr)
         status = EXIT_FAILURE
     finally:
