@@ -47,9 +47,14 @@ def kernel_demo_unavailable() -> str | None:
 
 
 def run_demo(count: int = 5, in_memory: bool = False, trace: bool = True, tun: bool = False) -> int:
+    from stack.tap.base import DeviceError
+
     reason = "asked for with --in-memory" if in_memory else kernel_demo_unavailable()
     if reason is None:
-        return kernel_tun_demo(count, trace) if tun else kernel_demo(count, trace)
+        try:
+            return kernel_tun_demo(count, trace) if tun else kernel_demo(count, trace)
+        except DeviceError as error:  # e.g. no permission to make a namespace in a container
+            reason = f"the kernel demo could not run: {error}"
     say(f"tapstack demo: using the in-memory wire ({reason}).")
     return in_memory_demo(count, trace, tun)
 

@@ -48,3 +48,21 @@ def test_kernel_demo_over_tun_answers_ping():
     assert "3 packets transmitted, 3 received, 0% packet loss" in result.stdout
     assert "192.0.2.1 > 192.0.2.2: ICMP echo request" in result.stdout  # a bare IP trace line
     assert "every ping was answered" in result.stdout
+
+
+def test_a_kernel_demo_that_cannot_start_falls_back_to_the_in_memory_wire():
+    """Where namespaces are not allowed (a container without CAP_SYS_ADMIN), no traceback."""
+    code = (
+        "import stack.tap.kernel as kernel\n"
+        "from stack.tap.base import DeviceError\n"
+        "def refuse(): raise DeviceError('cannot create a private network namespace (Operation not permitted)')\n"
+        "kernel.enter_private_namespace = refuse\n"
+        "import stack.demo as demo\n"
+        "demo.kernel_demo_unavailable = lambda: None\n"
+        "raise SystemExit(demo.run_demo(count=2, trace=False))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                            timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("tapstack demo: using the in-memory wire (the kernel demo could "
+                                    "not run: cannot create a private network namespace")
+    assert "Traceback" not in result.stderr
