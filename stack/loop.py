@@ -151,7 +151,7 @@ class Loop:
             frame = device.recv(now)
             if frame is None:
                 return
-            drops_before = node.stats["dropped"]
+            drops_before = node.stats["dropped"] if tracer is not None else 0
             try:
                 out = node.receive(frame, now)
             except Exception:
