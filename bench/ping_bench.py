@@ -9,6 +9,10 @@ this script creates and always deletes (also on Ctrl-C); nothing touches the roo
              at 198.51.100.2. The baseline.
   tapstack   one namespace; ``python -m stack run --tap tap0`` answers as 192.0.2.2 and the
              kernel on the other end of tap0 (192.0.2.1) pings it.
+  tapstack-tun, tapstack-tun-pi
+             the same over a TUN device, point to point: ``python -m stack run --tun tun0 --ip
+             192.0.2.2 --host-ip 192.0.2.1`` (bare IP packets, no ARP), opened with IFF_NO_PI,
+             and with ``--pi`` without it (every packet carries the 4-byte packet information).
 
 Two measurements per responder:
 
@@ -57,6 +61,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,7 +147,9 @@ def tapstack_responder(device_args: tuple[str, ...] = ("--tap", "tap0"),
                        ip: str = "192.0.2.2/24", host_ip: str = "192.0.2.1/24") -> Iterator[str]:
     """``python -m stack run`` in a namespace; the kernel on the device's other end pings it.
 
-    ``--host-ip`` has the stack configure the kernel side (address, link up) itself.
+    ``--host-ip`` has the stack configure the kernel side (address, link up) itself. On a TAP
+    device both addresses carry a prefix length; on a TUN device (``device_args`` ``("--tun",
+    "tun0", ...)``) they are bare, and the kernel side becomes ``host_ip`` peer ``ip``.
     """
     with namespace(f"{PREFIX}-ts") as ns, tempfile.TemporaryFile("w+") as stderr:
         argv = in_ns(ns, sys.executable, "-m", "stack", "run", *device_args, "--ip", ip,
@@ -203,7 +210,10 @@ def wait_until_answering(ns: str, address: str, alive: Callable[[], str | None])
 RESPONDERS = [
     Responder("kernel", "198.51.100.2", kernel_responder, baseline=True),
     Responder("tapstack", "192.0.2.2", tapstack_responder),
-    # A later issue: Responder("tapstack-tun", "192.0.2.2", partial(tapstack_responder, ("--tun", "tun0"))),
+    Responder("tapstack-tun", "192.0.2.2",
+              partial(tapstack_responder, ("--tun", "tun0"), ip="192.0.2.2", host_ip="192.0.2.1")),
+    Responder("tapstack-tun-pi", "192.0.2.2",
+              partial(tapstack_responder, ("--tun", "tun0", "--pi"), ip="192.0.2.2", host_ip="192.0.2.1")),
 ]
 
 
@@ -326,10 +336,11 @@ def checks(results: dict[str, Figures]) -> list[Check]:
 
 
 def report(results: dict[str, Figures], found: list[Check], check: bool) -> None:
-    print(f"{'responder':<12} {'address':<14} {'median RTT':>11} {'p99 RTT':>10} {'loss':>7} "
+    width = max(len("responder"), *(len(name) for name in results))
+    print(f"{'responder':<{width}} {'address':<14} {'median RTT':>11} {'p99 RTT':>10} {'loss':>7} "
           f"{'unanswered':>10} {'answers/s':>10}")
     for name, f in results.items():
-        print(f"{name:<12} {f.address:<14} {f.median_rtt_ms:>8.3f} ms {f.p99_rtt_ms:>7.3f} ms "
+        print(f"{name:<{width}} {f.address:<14} {f.median_rtt_ms:>8.3f} ms {f.p99_rtt_ms:>7.3f} ms "
               f"{f.latency_loss:>7.1%} {f.flood_transmitted - f.flood_received:>10} "
               f"{f.answers_per_s:>10,.0f}")
         for note in f.notes:
@@ -365,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be at least 1")
 
     if os.geteuid() != 0:
-        print("ping_bench: needs root (it creates network namespaces and a TAP device); run it with sudo",
+        print("ping_bench: needs root (it creates network namespaces and TAP/TUN devices); run it with sudo",
               file=sys.stderr)
         return 2
     missing = [tool for tool in ("ip", "ping") if shutil.which(tool) is None]

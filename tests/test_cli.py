@@ -4,7 +4,7 @@ Arguments are validated before any device is opened, so these run anywhere, with
 belt-and-braces guard (a regression in that order would otherwise create a TAP device in the
 namespace the tests run in), they run in a throw-away network namespace when we are root.
 The device-dependent errors (a TUN device given to ``--tap``, no permission) are in
-``test_cli_device.py``.
+``test_cli_device.py``; a TAP device given to ``--tun`` is in ``test_cli_tun_device.py``.
 """
 
 from __future__ import annotations
@@ -65,6 +65,34 @@ HOST = ["--tap", "tap0"]
 def test_bad_host_options_are_one_line_exit_2(command: str, args: list[str], fragments: list[str]) -> None:
     target = ["192.0.2.1"] if command == "ping" else []
     assert_usage_error(tapstack(command, *HOST, *args, *target), *fragments)
+
+
+TUN = ["--tun", "tun0", "--ip", "192.0.2.2"]
+TAP = ["--tap", "tap0", "--ip", "192.0.2.2/24"]
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        pytest.param([*TUN, "--mac", "02:00:00:00:00:09"], ["--mac is for TAP devices"], id="tun-with-mac"),
+        pytest.param([*TUN, "--gateway", "192.0.2.1"], ["--gateway is for TAP devices"], id="tun-with-gateway"),
+        pytest.param([*TAP, "--pi"], ["--pi is for TUN devices"], id="tap-with-pi"),
+        pytest.param([*TAP, "--peer", "192.0.2.1"], ["--peer is for TUN devices"], id="tap-with-peer"),
+        # (--tap with a bare --ip is "ip-without-prefix" above; --host-ip needs a prefix on TAP too.)
+        pytest.param([*TAP, "--host-ip", "192.0.2.1"], ["192.0.2.1", "prefix length"],
+                     id="tap-host-ip-without-prefix"),
+        pytest.param([*TUN, "--peer", "192.0.2.7", "--host-ip", "192.0.2.1"],
+                     ["--peer 192.0.2.7", "--host-ip 192.0.2.1"], id="tun-peer-differs-from-host-ip"),
+        pytest.param([*TUN, "--peer", "192.0.2.2"], ["192.0.2.2"], id="tun-peer-is-ours"),
+        pytest.param([*TUN, "--host-ip", "192.0.2.2"], ["own address"], id="tun-host-ip-is-ours"),
+        pytest.param([*TUN, "--tap", "tap0"], ["--tap", "--tun"], id="tap-and-tun"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "ping"])
+def test_tun_and_tap_options_mixed_up_are_one_line_exit_2(command: str, args: list[str],
+                                                          fragments: list[str]) -> None:
+    target = ["192.0.2.1"] if command == "ping" else []
+    assert_usage_error(tapstack(command, *args, *target), *fragments)
 
 
 @pytest.mark.parametrize(
