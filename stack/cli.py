@@ -165,8 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------- commands
 
 def configure_logging(args: argparse.Namespace) -> None:
+    """Our own loggers at the level asked for; libraries (pyroute2) only say warnings."""
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="tapstack: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="tapstack: %(message)s", stream=sys.stderr)
+    logging.getLogger("stack").setLevel(level)
 
 
 def make_host(args: argparse.Namespace):

@@ -53,7 +53,6 @@ TUNSETIFF = _tunsetiff()
 SIOCGIFMTU = 0x8921
 SIOCGIFFLAGS = 0x8913  # <linux/sockios.h>
 IFF_UP = 0x1  # <linux/if.h>
-IFREQ_FLAGS = struct.Struct("16sh")  # struct ifreq: name, ifr_flags
 
 #: struct ifreq as TUNSETIFF reads it: the interface name, then the flags (a short).
 IFREQ_FLAGS = struct.Struct("16sH")
@@ -246,7 +245,7 @@ class _LinuxDevice:
             frame = self._frame(received)
             if frame is not None:
                 self.stats.count("rx_frames")
-                self.stats.count("rx_bytes", len(frame))
+                self.stats.count("rx_bytes", len(frame) - self.prefix_len)  # as tx: no PI header
                 return frame
         return None  # the fd is still readable: the loop comes back at its next wake-up
 
