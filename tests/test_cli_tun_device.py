@@ -187,6 +187,8 @@ def test_counters_show_the_replies_and_the_ipv6_packet_dropped(netns: str, start
     length = 40 + 8 + IPV6_PING_DATA + (4 if pi else 0)  # IPv6 + ICMPv6 headers, data, [tun_pi]
     assert f"drop tun_ipv6_not_supported: {length}" in stderr, stderr
     assert counter(stderr, "tun_not_ipv4") == 0, stderr
+    # -v is tapstack's own debug log, not the netlink library's message dumps.
+    assert "pyroute2" not in stderr and "nlmsg" not in stderr, stderr[:2000]
 
 
 # ---------------------------------------------------------------------- user errors with a device
