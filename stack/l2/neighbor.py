@@ -136,7 +136,9 @@ class NeighborCache:
 
     def next_deadline(self) -> float | None:
         """When ``poll`` next has work: the earliest retry or give-up time. Entries expire lazily."""
-        return min((p.next_request_at for p in self.pending.values()), default=None)
+        if not self.pending:  # the usual case, asked at every wake-up of the loop
+            return None
+        return min(p.next_request_at for p in self.pending.values())
 
     def expire(self, now: float) -> int:
         """Forget entries whose lifetime is over; returns how many."""
