@@ -18,6 +18,7 @@ from stack.buffers import Buffer, Frame, Payload
 from stack.errors import ParseError
 from stack.l2 import packet_info
 from stack.l2.ethernet import EtherType, MacAddress
+from stack.l2.conflict import ConflictDetector, Uniform
 from stack.l2.link import EthernetLink
 from stack.l2.neighbor import NeighborCache
 from stack.l3.host import EchoReply, Ipv4Host
@@ -94,10 +95,17 @@ class _Host:
 class TapHost(_Host):
     """A host on an Ethernet link (a TAP device): answers ARP and ping, and can ping.
 
-    ``ips`` are interfaces with a prefix length (``"192.0.2.2/24"``); ``mac`` defaults to one
-    derived from the first address (``mac_for``). ``gateway`` is the next hop for off-link
-    destinations. ``answer_broadcast_echo`` answers echo requests sent to a broadcast or the
-    all-hosts multicast address (ignored by default, like Linux).
+    ``ips`` are interfaces with a prefix length (``"192.0.2.2/24"``). Without ``mac`` every
+    address has a MAC of its own, derived from it (``mac_for``): a LAN of hosts on one device;
+    with ``mac`` they all share it, like one NIC with several addresses. ``mac`` (the attribute)
+    is the first address's. ``gateway`` is the next hop for off-link destinations.
+    ``answer_broadcast_echo`` answers echo requests sent to a broadcast or the all-hosts
+    multicast address (ignored by default, like Linux).
+
+    RFC 5227: every address is announced twice at start-up, two seconds apart, and defended
+    when another host claims it. With ``probe`` each address is first probed for (three ARP
+    probes) and used only when nobody answered; ``uniform(a, b)`` draws RFC 5227's random
+    delays (pass ``random.Random(seed).uniform``; without it each delay is its lower bound).
     """
 
     medium = "ethernet"
@@ -109,6 +117,8 @@ class TapHost(_Host):
         gateway: IPv4Address | str | None = None,
         answer_broadcast_echo: bool = False,
         neighbor_cache: NeighborCache | None = None,
+        probe: bool = False,
+        uniform: Uniform | None = None,
     ) -> None:
         interfaces = [IPv4Interface(ip) for ip in ips]
         if not interfaces:
@@ -120,10 +130,24 @@ class TapHost(_Host):
             gateway=IPv4Address(gateway) if gateway is not None else None,
             answer_broadcast_echo=answer_broadcast_echo,
         )
-        self.mac = MacAddress(mac) if mac is not None else mac_for(interfaces[0].ip)
-        if self.mac.is_multicast:
-            raise ValueError(f"{self.mac} is a multicast address and cannot be a host's MAC")
-        self.link = EthernetLink(self.mac, self.ip, self.ip.addresses, self.stats, neighbor_cache)
+        addresses = self.ip.addresses
+        if len(set(addresses)) != len(addresses):
+            raise ValueError("an address is given twice")
+        if mac is not None:
+            shared = MacAddress(mac)
+            if shared.is_multicast:
+                raise ValueError(f"{shared} is a multicast address and cannot be a host's MAC")
+            macs = dict.fromkeys(addresses, shared)
+        else:
+            macs = {address: mac_for(address) for address in addresses}
+        self.mac = macs[addresses[0]]
+        detector = ConflictDetector(addresses, set(macs.values()), probe=probe, uniform=uniform)
+        self.link = EthernetLink(self.mac, self.ip, addresses, self.stats, neighbor_cache,
+                                 macs=macs, detector=detector)
+
+    def mac_of(self, address: IPv4Address | str) -> MacAddress:
+        """The MAC one of our addresses answers from."""
+        return self.link.macs[IPv4Address(address)]
 
     def receive(self, frame: Buffer, now: float) -> list[Frame]:
         """One Ethernet frame from the wire in; the frames to send in answer out."""
@@ -151,8 +175,9 @@ class TapHost(_Host):
         return min(link, ip)
 
     def __repr__(self) -> str:
-        ips = ", ".join(str(i) for i in self.interfaces)
-        return f"TapHost(mac={self.mac}, ips=[{ips}])"
+        ips = ", ".join(str(i) for i in self.interfaces[:4])
+        more = f", ... {len(self.interfaces) - 4} more" if len(self.interfaces) > 4 else ""
+        return f"TapHost(mac={self.mac}, ips=[{ips}{more}])"
 
 
 #: The packet-information header we put in front of every packet we send: IPv4, no flags.

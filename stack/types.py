@@ -42,3 +42,8 @@ class NetworkLayer(Protocol):
     def preferred_source(self, destination: IPv4Address) -> IPv4Address:
         """Which of our addresses to speak from towards ``destination`` (also in ARP requests)."""
         ...
+
+    def set_usable(self, address: IPv4Address, usable: bool) -> None:
+        """Start or stop using one of our addresses (RFC 5227: while it is probed, or when
+        another host turned out to have it). An unusable address is not ours to receive on."""
+        ...

@@ -88,6 +88,7 @@ def fresh() -> TapHost:
     """A host that has sent its start-up announcement and knows no neighbour."""
     host = TapHost([f"{HOST_IP}/24"], mac="02:00:00:00:00:02")
     host.poll(0.0)
+    host.poll(2.0)  # RFC 5227 2.3: the second announcement
     host.stats.counters.clear()
     return host
 
@@ -110,9 +111,13 @@ def test_rfc5227_3_announces_each_address_at_start_up():
         pad(arp(1, HOST_MAC, HOST_IP, ZERO_MAC, HOST_IP)),
         pad(arp(1, HOST_MAC, "198.51.100.7", ZERO_MAC, "198.51.100.7")),
     ]
-    assert host.next_deadline(5.0) is None
-    assert host.poll(6.0) == []
-    assert traffic(host) == {"arp_announcements_sent": 2, "tx_frames": 2}
+    # RFC 5227 2.3: ANNOUNCE_NUM (2) announcements, ANNOUNCE_INTERVAL (2 s) apart.
+    assert host.next_deadline(5.0) == 7.0
+    assert host.poll(6.9) == []
+    assert frames(host.poll(7.0)) == out
+    assert host.next_deadline(7.0) is None
+    assert host.poll(60.0) == []
+    assert traffic(host) == {"arp_announcements_sent": 4, "tx_frames": 4}
 
 
 def test_default_mac_is_locally_administered_and_derived_from_the_address():
@@ -156,12 +161,14 @@ def test_rfc5227_probe_is_answered_but_its_zero_sender_is_not_learnt(fresh):
     assert IPv4Address("0.0.0.0") not in fresh.link.cache
 
 
-def test_rfc5227_conflict_is_logged_and_not_learnt(fresh, caplog):
+def test_rfc5227_2_4_a_conflict_is_logged_defended_and_not_learnt(fresh, caplog):
     with caplog.at_level(logging.WARNING):
-        out = fresh.receive(arp(2, OTHER_MAC, HOST_IP, BROADCAST_MAC, HOST_IP), 1.0)
-    assert out == []
+        out = frames(fresh.receive(arp(2, OTHER_MAC, HOST_IP, BROADCAST_MAC, HOST_IP), 1.0))
+    # RFC 5227 2.4: one defensive ARP announcement (the conflict tests are in test_conflict.py).
+    assert out == [pad(arp(1, HOST_MAC, HOST_IP, ZERO_MAC, HOST_IP))]
     assert fresh.stats.drops == {"arp_address_conflict": 1}
     assert "conflict" in caplog.text and "02:00:00:00:00:99" in caplog.text
+    assert IPv4Address(HOST_IP) not in fresh.link.cache
 
 
 def test_an_arp_reply_for_us_completes_a_pending_resolution(fresh):

@@ -1,7 +1,7 @@
 """The Ethernet link: frames in, datagrams up; datagrams down, frames out, resolving with ARP.
 
 Read first: RFC 894 (IPv4 over Ethernet); RFC 826 (ARP, "Packet Reception"); RFC 1122 2.3.2;
-RFC 5227 3 (announcements).
+RFC 5227 (probes, announcements, defence: ``stack.l2.conflict``).
 
 Sans-I/O: ``receive(frame, now)``, ``send(outbound, now)`` and ``poll(now)`` return the frames to
 send, each a list of buffers in wire order. Nothing here reads a clock or touches a device.
@@ -16,6 +16,7 @@ from ipaddress import IPv4Address
 from stack.buffers import Buffer, Frame, join
 from stack.errors import ParseError
 from stack.l2.arp import HARDWARE_ETHERNET, ArpOp, ArpPacket
+from stack.l2.conflict import Action, ConflictDetector, Verdict
 from stack.l2.ethernet import BROADCAST, ZERO, EthernetFrame, EtherType, MacAddress, frame_buffers
 from stack.l2.neighbor import NeighborCache, Resolved
 from stack.stats import Stats
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 ALL_HOSTS_MAC = MacAddress(b"\x01\x00\x5e\x00\x00\x01")
 
 _IPV4_ETHERTYPE = EtherType.IPV4.to_bytes(2, "big")
+UNSPECIFIED = IPv4Address(0)
 
 #: EtherTypes we recognise but do not handle, each dropped under its own reason.
 UNSUPPORTED_ETHERTYPES = {
@@ -38,7 +40,12 @@ UNSUPPORTED_ETHERTYPES = {
 
 
 class EthernetLink:
-    """One Ethernet interface: our MAC, the neighbour cache, and the network layer above."""
+    """One Ethernet interface: our MAC(s), the neighbour cache, and the network layer above.
+
+    ``macs`` gives each address a MAC of its own (a LAN of virtual hosts on one device); without
+    it every address shares ``mac`` (one NIC with several addresses). ``detector`` announces,
+    optionally probes, and defends our addresses (RFC 5227).
+    """
 
     def __init__(
         self,
@@ -47,23 +54,39 @@ class EthernetLink:
         addresses: list[IPv4Address],
         stats: Stats,
         cache: NeighborCache | None = None,
+        macs: dict[IPv4Address, MacAddress] | None = None,
+        detector: ConflictDetector | None = None,
     ) -> None:
         self.mac = mac
         self.network = network
-        self.addresses = addresses
         self.stats = stats
         self.cache = cache if cache is not None else NeighborCache()
+        #: The MAC each address answers ARP from and sends from (the same ``mac`` for all
+        #: when the link has one MAC).
+        self.macs = macs if macs is not None else dict.fromkeys(addresses, mac)
+        self._our_macs = frozenset(self.macs.values()) | {mac}
+        self._one_mac = len(self._our_macs) == 1
+        self.detector = detector if detector is not None else ConflictDetector(addresses, self._our_macs)
+        for address in addresses:
+            if not self.detector.in_use(address):
+                # RFC 5227 2.1: an address being probed is not used (nor answered for) yet.
+                self.network.set_usable(address, False)
         #: Header prediction for IPv4 to our MAC (tests turn it off to compare both paths).
         self.predict = True
-        #: RFC 5227 3: announce our addresses once at start-up (sent by the first ``poll``).
-        self.announce_pending = True
+
+    def mac_of(self, address: IPv4Address | None) -> MacAddress:
+        """The MAC that speaks for one of our addresses (our first MAC for any other)."""
+        if self._one_mac or address is None:
+            return self.mac
+        return self.macs.get(address, self.mac)
 
     # ------------------------------------------------------------------ receive
 
     def receive(self, frame: Buffer, now: float) -> list[Frame]:
         # Header prediction: most frames are IPv4 sent to our own MAC; hand those up at once,
         # without building the frame value (the general path below would do the same).
-        if self.predict and frame[12:14] == _IPV4_ETHERTYPE and frame[0:6] == self.mac:
+        if self.predict and frame[12:14] == _IPV4_ETHERTYPE and (
+                frame[0:6] == self.mac or not self._one_mac and bytes(frame[0:6]) in self._our_macs):
             return self._deliver_ipv4(memoryview(frame)[14:], False, now)
         try:
             ethernet = EthernetFrame.parse(frame)
@@ -71,7 +94,7 @@ class EthernetLink:
             self.stats.drop(error.drop_reason, log, error)
             return []
         destination = ethernet.destination
-        if destination != self.mac and destination != BROADCAST and destination != ALL_HOSTS_MAC:
+        if destination not in self._our_macs and destination != BROADCAST and destination != ALL_HOSTS_MAC:
             self.stats.drop("ethernet_not_for_us", log, destination)
             return []
         handler = ETHERTYPE_HANDLERS.get(ethernet.ethertype)
@@ -86,7 +109,10 @@ class EthernetLink:
         return handler(self, ethernet, now)
 
     def receive_ipv4(self, ethernet: EthernetFrame, now: float) -> list[Frame]:
-        return self._deliver_ipv4(ethernet.payload, ethernet.destination != self.mac, now)
+        # RFC 1122 3.3.4.2: the weak host model (as Linux): a datagram for any of our addresses
+        # is taken on any of our MACs. Anything else that got here was a broadcast or multicast.
+        link_broadcast = ethernet.destination.is_multicast
+        return self._deliver_ipv4(ethernet.payload, link_broadcast, now)
 
     def _deliver_ipv4(self, datagram: Buffer, link_broadcast: bool, now: float) -> list[Frame]:
         self.stats.count("rx_ipv4")
@@ -118,12 +144,11 @@ class EthernetLink:
         if arp.sender_mac.is_multicast or arp.sender_mac == ZERO:
             self.stats.drop("arp_bad_sender_mac", log, arp.sender_mac)
             return []
-        if arp.sender_ip in self.addresses:
-            # RFC 5227 2.4: someone else claims our address. Conflict defence is not implemented
-            # yet; we log it for the operator and do not learn the claim.
-            self.stats.drop("arp_address_conflict", log, arp)
-            log.warning("address conflict: %s claims %s, which is ours", arp.sender_mac, arp.sender_ip)
-            return []
+        verdict = self.detector.observe(arp, now)
+        if verdict is not None:
+            # RFC 5227 2.1.1 / 2.4: another host claims (or probes for) one of our addresses.
+            # The claim is never learnt.
+            return self._conflict(*verdict, arp)
 
         frames: list[Frame] = []
         sender_known = arp.sender_ip in self.cache
@@ -144,12 +169,27 @@ class EthernetLink:
             # RFC 826: "Swap hardware and protocol fields, putting the local hardware and protocol
             # addresses in the sender fields ... send the packet to the (new) target hardware
             # address on the same hardware on which the request was received."
-            reply = ArpPacket(ArpOp.REPLY, self.mac, arp.target_ip, arp.sender_mac, arp.sender_ip)
-            frames.append(EthernetFrame(arp.sender_mac, self.mac, EtherType.ARP, bytes(reply)).buffers())
+            mac = self.mac_of(arp.target_ip)
+            reply = ArpPacket(ArpOp.REPLY, mac, arp.target_ip, arp.sender_mac, arp.sender_ip)
+            frames.append(EthernetFrame(arp.sender_mac, mac, EtherType.ARP, bytes(reply)).buffers())
             self.stats.count("arp_replies_sent")
         else:
             self.stats.count("arp_replies_received")
         return frames
+
+    def _conflict(self, verdict: Verdict, address: IPv4Address, arp: ArpPacket) -> list[Frame]:
+        self.stats.drop("arp_address_conflict", log, arp)
+        if verdict is Verdict.ABANDON:
+            # RFC 5227 2.1.1: a conflict while probing: the address is not used, ever.
+            self.stats.count("arp_addresses_abandoned")
+            self.network.set_usable(address, False)
+            return []
+        if verdict is Verdict.DEFEND:
+            # RFC 5227 2.4 (b), (c): defend by broadcasting one ARP announcement.
+            self.stats.count("arp_defences_sent")
+            return [self._announcement(address)]
+        self.stats.count("arp_defence_rate_limited")
+        return []
 
     # ------------------------------------------------------------------ send
 
@@ -157,10 +197,11 @@ class EthernetLink:
         """Frame a datagram for its next hop, or hold it while ARP resolves the next hop."""
         mac = self.cache.lookup(outbound.next_hop, now)
         if mac is not None:
-            return [frame_buffers(mac, self.mac, EtherType.IPV4, outbound.datagram)]
+            return [frame_buffers(mac, self.mac_of(outbound.source), EtherType.IPV4, outbound.datagram)]
         # RFC 1122 2.3.2.2: hold the datagram (a copy: its payload may view a receive buffer that
         # the device is about to reuse) instead of dropping it while the address is resolved.
-        request_now, dropped = self.cache.enqueue(outbound.next_hop, join(outbound.datagram), now)
+        request_now, dropped = self.cache.enqueue(
+            outbound.next_hop, (outbound.source, join(outbound.datagram)), now)
         self.stats.count("arp_queued")
         if dropped:
             self.stats.drop("arp_queue_full", log, outbound.next_hop)
@@ -170,25 +211,37 @@ class EthernetLink:
 
     def _request(self, address: IPv4Address) -> Frame:
         self.stats.count("arp_requests_sent")
-        request = ArpPacket(ArpOp.REQUEST, self.mac, self.network.preferred_source(address), ZERO, address)
-        return EthernetFrame(BROADCAST, self.mac, EtherType.ARP, bytes(request)).buffers()
+        source = self.network.preferred_source(address)
+        return self._arp_broadcast(source, source, address)
+
+    def _arp_broadcast(self, speaker: IPv4Address, sender_ip: IPv4Address,
+                       target_ip: IPv4Address) -> Frame:
+        """An ARP request to everyone, from the MAC of our address ``speaker``."""
+        mac = self.mac_of(speaker)
+        request = ArpPacket(ArpOp.REQUEST, mac, sender_ip, ZERO, target_ip)
+        return EthernetFrame(BROADCAST, mac, EtherType.ARP, bytes(request)).buffers()
 
     def _flush(self, resolved: Resolved | None, now: float) -> list[Frame]:
         if resolved is None:
             return []
         self.stats.count("arp_queue_flushed", len(resolved.datagrams))
         return [
-            frame_buffers(resolved.mac, self.mac, EtherType.IPV4, [datagram])
-            for datagram in resolved.datagrams
+            frame_buffers(resolved.mac, self.mac_of(source), EtherType.IPV4, [datagram])
+            for source, datagram in resolved.datagrams
         ]
 
     # ------------------------------------------------------------------ timers
 
     def poll(self, now: float) -> list[Frame]:
         frames: list[Frame] = []
-        if self.announce_pending:
-            self.announce_pending = False
-            frames += [self.announcement(address) for address in self.addresses]
+        for action, address in self.detector.poll(now):
+            if action is Action.PROBE:
+                frames.append(self.probe(address))
+            elif action is Action.ANNOUNCE:
+                self.stats.count("arp_announcements_sent")
+                frames.append(self._announcement(address))
+            else:  # Action.USE: probing found no conflict
+                self.network.set_usable(address, True)
         retry, failed = self.cache.poll(now)
         frames += [self._request(address) for address in retry]
         for address, datagrams in failed:
@@ -200,15 +253,20 @@ class EthernetLink:
         return frames
 
     def next_deadline(self, now: float) -> float | None:
-        if self.announce_pending:
-            return now
-        return self.cache.next_deadline()
+        detector, cache = self.detector.next_deadline(now), self.cache.next_deadline()
+        if detector is None or cache is None:
+            return cache if detector is None else detector
+        return min(detector, cache)
 
-    def announcement(self, address: IPv4Address) -> Frame:
+    def _announcement(self, address: IPv4Address) -> Frame:
         """RFC 5227 3: an ARP announcement is a request with sender and target address ours."""
-        self.stats.count("arp_announcements_sent")
-        packet = ArpPacket(ArpOp.REQUEST, self.mac, address, ZERO, address)
-        return EthernetFrame(BROADCAST, self.mac, EtherType.ARP, bytes(packet)).buffers()
+        return self._arp_broadcast(address, address, address)
+
+    def probe(self, address: IPv4Address) -> Frame:
+        """RFC 5227 2.1.1: an ARP probe asks for ``address`` with sender address 0.0.0.0 (so
+        that nobody learns it) and target MAC zero."""
+        self.stats.count("arp_probes_sent")
+        return self._arp_broadcast(address, UNSPECIFIED, address)
 
 
 #: What the link does with each EtherType; anything else is dropped under a named reason.

@@ -29,6 +29,11 @@ PENDING_DATAGRAMS_PER_NEIGHBOR = 3
 PENDING_NEIGHBORS_CAPACITY = 64
 
 
+#: A datagram held while its next hop is resolved, with the address it is sent from (so the
+#: link can send it from that address's MAC).
+Queued = tuple["IPv4Address | None", bytes]
+
+
 @dataclass(slots=True)
 class Entry:
     mac: MacAddress
@@ -41,7 +46,7 @@ class Pending:
 
     next_request_at: float
     requests_sent: int = 0
-    datagrams: deque[bytes] = field(
+    datagrams: deque[Queued] = field(
         default_factory=lambda: deque(maxlen=PENDING_DATAGRAMS_PER_NEIGHBOR)
     )
 
@@ -52,7 +57,7 @@ class Resolved:
 
     address: IPv4Address
     mac: MacAddress
-    datagrams: list[bytes]
+    datagrams: list[Queued]
 
 
 class NeighborCache:
@@ -97,7 +102,7 @@ class NeighborCache:
             return None
         return Resolved(address, mac, list(pending.datagrams))
 
-    def enqueue(self, address: IPv4Address, datagram: bytes, now: float) -> tuple[bool, int]:
+    def enqueue(self, address: IPv4Address, datagram: Queued, now: float) -> tuple[bool, int]:
         """Hold a datagram for an unresolved address.
 
         Returns (send a request now?, datagrams dropped to make room). A new resolution asks for

@@ -111,14 +111,19 @@ class Ipv4Host:
         self.addresses = [interface.ip for interface in self.interfaces]
         # Address sets hold ints: looking an int up is several times cheaper than an IPv4Address.
         self._local = {int(address) for address in self.addresses}
+        self._configured = frozenset(self._local)  # _local less the ones not in use (set_usable)
         # RFC 919 / RFC 922: the limited broadcast and each subnet's directed broadcast.
         self._broadcast = {int(LIMITED_BROADCAST)} | {
             int(interface.network.broadcast_address)
             for interface in self.interfaces
             if interface.network.prefixlen < 31  # RFC 3021: a /31 has no broadcast address
         }
-        # On-link test in integers: (network address, netmask) per interface.
-        self._networks = [(int(i.network.network_address), int(i.network.netmask)) for i in self.interfaces]
+        # On-link test in integers: (network address, netmask) -> our addresses on it, one entry
+        # per network (a LAN of thousands of addresses in one /24 is one test, not thousands).
+        self._networks: dict[tuple[int, int], list[IPv4Address]] = {}
+        for interface in self.interfaces:
+            key = (int(interface.network.network_address), int(interface.network.netmask))
+            self._networks.setdefault(key, []).append(interface.ip)
         if gateway is not None and not self.on_link(gateway):
             raise ValueError(f"gateway {gateway} is not on any of our networks")
         #: Header prediction for plain echo requests (see ``_predicted_echo``); tests turn it off
@@ -134,7 +139,18 @@ class Ipv4Host:
     # ------------------------------------------------------------------ addressing
 
     def owns(self, address: IPv4Address) -> bool:
+        """One of our addresses, and in use (not withdrawn by ``set_usable``)."""
         return int(address) in self._local
+
+    def set_usable(self, address: IPv4Address, usable: bool) -> None:
+        """Use one of our addresses, or stop using it: the link withdraws an address while it
+        probes for it and for good when another host has it (RFC 5227 2.1)."""
+        if int(address) not in self._configured:
+            raise ValueError(f"{address} is not one of this host's addresses")
+        if usable:
+            self._local.add(int(address))
+        else:
+            self._local.discard(int(address))
 
     def on_link(self, address: IPv4Address) -> bool:
         value = int(address)
@@ -160,10 +176,17 @@ class Ipv4Host:
         return next_hop
 
     def preferred_source(self, destination: IPv4Address) -> IPv4Address:
-        """Our address on the destination's network; else our first address (Linux does alike)."""
-        for interface in self.interfaces:
-            if destination in interface.network:
-                return interface.ip
+        """Our first address in use on the destination's network; else our first address in
+        use (Linux does alike); else, when none is in use yet, our first address."""
+        value = int(destination)
+        for (network, netmask), addresses in self._networks.items():
+            if value & netmask == network:
+                for address in addresses:
+                    if int(address) in self._local:
+                        return address
+        for address in self.addresses:
+            if int(address) in self._local:
+                return address
         return self.addresses[0]
 
     def _delivery(self, destination: IPv4Address) -> Delivery | None:
