@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import sys
 import time
 from ipaddress import IPv4Address, IPv4Interface
@@ -56,6 +57,33 @@ def host_address(text: str) -> IPv4Interface:
                                                              interface.network.broadcast_address):
         raise argparse.ArgumentTypeError(f"{text!r} is the network or broadcast address of its subnet")
     return interface
+
+
+#: The most addresses one ``--ip FIRST-LAST/LEN`` range may hold.
+MAX_RANGE = 65536
+
+
+def host_addresses(text: str) -> list[IPv4Interface]:
+    """``--ip``: one address (``192.0.2.2/24``) or a range (``192.0.2.10-192.0.2.250/24``)."""
+    if "-" not in text:
+        return [host_address(text)]
+    first_text, _, rest = text.partition("-")
+    last_text, slash, prefix = rest.partition("/")
+    try:
+        first, last = IPv4Address(first_text), IPv4Address(last_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an address range, e.g. 192.0.2.10-192.0.2.250/24")
+    if last < first:
+        raise argparse.ArgumentTypeError(f"{text!r}: the range ends before it starts")
+    count = int(last) - int(first) + 1
+    if count > MAX_RANGE:
+        raise argparse.ArgumentTypeError(f"{text!r} holds {count} addresses; at most {MAX_RANGE}")
+    suffix = slash + prefix
+    start, end = host_address(f"{first}{suffix}"), host_address(f"{last}{suffix}")
+    if slash and start.network != end.network:  # (bare addresses are /32s, for a TUN)
+        raise argparse.ArgumentTypeError(f"{text!r} spans more than one /{start.network.prefixlen} network")
+    return [host_address(f"{IPv4Address(value)}{suffix}") for value in range(int(first), int(last) + 1)]
 
 
 def ipv4_address(text: str) -> IPv4Address:
@@ -111,16 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
         device.add_argument("--tun", metavar="NAME",
                             help="TUN device (bare IP, point to point) to attach to; created when "
                                  "it does not exist")
-        p.add_argument("--ip", required=True, action="append", type=host_address,
+        p.add_argument("--ip", required=True, action="extend", type=host_addresses,
                        metavar="ADDR[/LEN]", help="the host's address: 192.0.2.2/24 on a TAP, "
-                       "192.0.2.2 (a /32) or with a prefix on a TUN (repeatable)")
+                       "192.0.2.2 (a /32) or with a prefix on a TUN; or a range of hosts, "
+                       "192.0.2.10-192.0.2.250/24 (repeatable)")
         p.add_argument("--peer", type=ipv4_address, metavar="ADDR",
                        help="TUN: the address at the other end (default: --host-ip's)")
         p.add_argument("--pi", action="store_true",
                        help="TUN: open without IFF_NO_PI, so every packet carries the 4-byte "
                             "packet-information header")
         p.add_argument("--mac", type=mac_address,
-                       help="the host's MAC (default: 02:00 + the first address, e.g. 02:00:c0:00:02:02)")
+                       help="one MAC for all the addresses (default: each address its own, "
+                            "02:00 + the address, e.g. 02:00:c0:00:02:02 for 192.0.2.2)")
+        p.add_argument("--probe", action="store_true",
+                       help="TAP: probe for each address before using it (RFC 5227: three ARP "
+                            "probes; an address another host answers for is not used)")
         p.add_argument("--gateway", type=ipv4_address, metavar="ADDR",
                        help="next hop for destinations off the host's networks")
         p.add_argument("--host-ip", type=host_address, metavar="ADDR[/LEN]",
@@ -187,8 +220,10 @@ def make_host(args: argparse.Namespace):
                     raise UsageError(f"{interface.ip} needs a prefix length on a TAP device, "
                                      f"e.g. {interface.ip}/24")
             return TapHost(args.ip, mac=args.mac, gateway=args.gateway,
-                           answer_broadcast_echo=args.answer_broadcast)
-        for option, value in (("--mac", args.mac), ("--gateway", args.gateway)):
+                           answer_broadcast_echo=args.answer_broadcast, probe=args.probe,
+                           uniform=random.Random().uniform)
+        for option, value in (("--mac", args.mac), ("--gateway", args.gateway),
+                              ("--probe", args.probe or None)):
             if value is not None:
                 raise UsageError(f"{option} is for TAP devices: a TUN device has no link layer")
         peer = args.peer
@@ -256,9 +291,8 @@ def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]
               if args.trace and args.pcap != "-" else None)
     loop.attach(device, host, agents=agent_list, tracer=tracer)
     loop.install_signal_handlers()
-    ips = ", ".join(str(i) for i in host.interfaces)
-    where = f"at {host.mac} on {args.tap}" if args.tap else f"on {args.tun}, peer {host.peer}"
-    log.info("host %s %s (mtu %d); Ctrl-C to stop", ips, where, device.mtu)
+    log.info("host %s %s (mtu %d); Ctrl-C to stop", describe_addresses(host.interfaces),
+             describe_link(host, args), device.mtu)
     status = EXIT_OK
     try:
         loop.run(until=(lambda: until(agent_list)) if until else None)
@@ -271,6 +305,20 @@ def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]
     # Like tcpdump's closing counts, the summary is printed even with -q (which silences logs).
     print(combined(host.stats, device=device.stats, loop=loop.stats).summary(), file=sys.stderr)
     return status, agent_list
+
+
+def describe_addresses(interfaces: list[IPv4Interface]) -> str:
+    if len(interfaces) <= 4:
+        return ", ".join(str(i) for i in interfaces)
+    return f"{interfaces[0]}, {interfaces[1]}, ... {interfaces[-1]} ({len(interfaces)} addresses)"
+
+
+def describe_link(host, args: argparse.Namespace) -> str:
+    if args.tun:
+        return f"on {args.tun}, peer {host.peer}"
+    if len(host.addresses) > 1 and args.mac is None:
+        return f"on {args.tap}, each at its own MAC ({host.mac} for {host.addresses[0]}, ...)"
+    return f"at {host.mac} on {args.tap}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -289,10 +337,6 @@ def cmd_ping(args: argparse.Namespace) -> int:
             host.ip.route(args.target)
         except ValueError as error:
             raise UsageError(str(error))
-        largest = device.mtu - 28  # IPv4 and ICMP headers
-        if args.size > largest:
-            raise UsageError(f"-s {args.size}: at most {largest} bytes fit the MTU of {args.tap or args.tun} "
-                             f"({device.mtu}); fragmentation is not supported yet")
         print(f"PING {args.target} {args.size}({args.size + 28}) bytes of data.", flush=True)
         return PingSession(host, args.target, count=args.count, interval=args.interval,
                            timeout=args.timeout, size=args.size, identifier=os.getpid() & 0xFFFF,

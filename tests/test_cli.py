@@ -59,6 +59,14 @@ HOST = ["--tap", "tap0"]
         pytest.param(["--ip", "192.0.2.2/24", "--host-ip", "192.0.2.2/24"], ["own address"],
                      id="host-ip-is-ours"),
         pytest.param([], ["--ip"], id="ip-missing"),
+        pytest.param(["--ip", "192.0.2.20-192.0.2.10/24"], ["ends before it starts"], id="range-backwards"),
+        pytest.param(["--ip", "192.0.2.250-192.0.3.5/24"], ["more than one /24"], id="range-two-networks"),
+        pytest.param(["--ip", "192.0.2.0-192.0.2.5/24"], ["192.0.2.0/24", "network or broadcast"],
+                     id="range-with-network-address"),
+        pytest.param(["--ip", "192.0.2.1-x/24"], ["not an address range"], id="range-garbage"),
+        pytest.param(["--ip", "192.0.0.1-192.2.0.1/8"], ["at most 65536"], id="range-too-large"),
+        pytest.param(["--ip", "192.0.2.5-192.0.2.9/24", "--ip", "192.0.2.7/24"], ["twice"],
+                     id="address-twice"),
     ],
 )
 @pytest.mark.parametrize("command", ["run", "ping"])
@@ -77,6 +85,7 @@ TAP = ["--tap", "tap0", "--ip", "192.0.2.2/24"]
         pytest.param([*TUN, "--mac", "02:00:00:00:00:09"], ["--mac is for TAP devices"], id="tun-with-mac"),
         pytest.param([*TUN, "--gateway", "192.0.2.1"], ["--gateway is for TAP devices"], id="tun-with-gateway"),
         pytest.param([*TAP, "--pi"], ["--pi is for TUN devices"], id="tap-with-pi"),
+        pytest.param([*TUN, "--probe"], ["--probe is for TAP devices"], id="tun-with-probe"),
         pytest.param([*TAP, "--peer", "192.0.2.1"], ["--peer is for TUN devices"], id="tap-with-peer"),
         # (--tap with a bare --ip is "ip-without-prefix" above; --host-ip needs a prefix on TAP too.)
         pytest.param([*TAP, "--host-ip", "192.0.2.1"], ["192.0.2.1", "prefix length"],
@@ -115,3 +124,14 @@ def test_ping_target_that_is_not_an_address() -> None:
 
 def test_unknown_command() -> None:
     assert_usage_error(tapstack("serve"), "serve")
+
+
+def test_an_address_range_is_every_address_from_first_to_last() -> None:
+    from stack.cli import host_addresses
+
+    assert [str(i) for i in host_addresses("192.0.2.10-192.0.2.13/24")] == [
+        "192.0.2.10/24", "192.0.2.11/24", "192.0.2.12/24", "192.0.2.13/24"]
+    assert [str(i) for i in host_addresses("192.0.2.7-192.0.2.7/24")] == ["192.0.2.7/24"]
+    assert len(host_addresses("192.0.2.1-192.0.2.254/24")) == 254
+    bare = host_addresses("192.0.2.254-192.0.3.1")  # bare addresses (/32, for a TUN) may span
+    assert [str(i) for i in bare] == ["192.0.2.254/32", "192.0.2.255/32", "192.0.3.0/32", "192.0.3.1/32"]

@@ -45,3 +45,14 @@ def test_a_kernel_udp_socket_hears_port_unreachable_as_connection_refused(netns:
     assert result.stdout.strip() == "refused", result.stdout + result.stderr + stack.stderr
     assert stack.stop() == 0
     assert "udp_port_unreachable" in stack.stderr and "icmp_errors_sent" in stack.stderr
+
+
+def test_the_stacks_own_ping_larger_than_the_mtu_goes_out_in_fragments(netns: str) -> None:
+    from tests.test_cli_device import HOST_ARGS, tapstack
+
+    result = tapstack(netns, "ping", *HOST_ARGS, "--host-ip", f"{KERNEL_IP}/24",
+                      "-s", "4000", "-c", "2", "-i", "0.2", KERNEL_IP)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len([line for line in result.stdout.splitlines()
+                if line.startswith(f"4008 bytes from {KERNEL_IP}")]) == 2, result.stdout
+    assert "ipv4_fragments_sent" in result.stderr and "ipv4_reassembled" in result.stderr
