@@ -21,21 +21,25 @@ RANGE = [f"192.0.2.{n}" for n in range(10, 31)]
 SINGLE = "192.0.2.200"
 
 
-def nmap_hosts(ns: str) -> dict[str, str | None]:
-    """``nmap -sn`` of the whole /24: {address: MAC} of every host found up (the scanning host
-    itself, the kernel, has no MAC line)."""
-    if shutil.which("nmap") is None:
-        pytest.fail("nmap is not installed (apt-get install nmap; .ci/run installs it)")
-    result = in_ns(ns, "nmap", "-sn", "-n", "192.0.2.0/24", timeout=60)
+def parse_nmap_hosts(output: str) -> dict[str, str | None]:
+    """{address: MAC or None} of every host ``nmap -sn`` reports up (the scanning host itself,
+    the kernel, has no MAC line)."""
     found: dict[str, str | None] = {}
     current = None
-    for line in result.stdout.splitlines():
+    for line in output.splitlines():
         if match := re.match(r"Nmap scan report for (\S+)", line):
             current = match.group(1)
             found[current] = None
         elif current and (match := re.match(r"MAC Address: ([0-9A-F:]{17})", line)):
             found[current] = match.group(1).lower()
     return found
+
+
+def nmap_hosts(ns: str) -> dict[str, str | None]:
+    """``nmap -sn`` (ARP host discovery) of the whole /24 from the kernel's side."""
+    if shutil.which("nmap") is None:
+        pytest.fail("nmap is not installed (apt-get install nmap; .ci/run installs it)")
+    return parse_nmap_hosts(in_ns(ns, "nmap", "-sn", "-n", "192.0.2.0/24", timeout=60).stdout)
 
 
 def derived_mac(address: str) -> str:

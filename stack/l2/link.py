@@ -64,6 +64,7 @@ class EthernetLink:
         #: The MAC each address answers ARP from and sends from (the same ``mac`` for all
         #: when the link has one MAC).
         self.macs = macs if macs is not None else dict.fromkeys(addresses, mac)
+        self._mac_by_value = {int(address): mac for address, mac in self.macs.items()}
         self._our_macs = frozenset(self.macs.values()) | {mac}
         self._one_mac = len(self._our_macs) == 1
         self.detector = detector if detector is not None else ConflictDetector(addresses, self._our_macs)
@@ -78,7 +79,8 @@ class EthernetLink:
         """The MAC that speaks for one of our addresses (our first MAC for any other)."""
         if self._one_mac or address is None:
             return self.mac
-        return self.macs.get(address, self.mac)
+        # (Keyed by int: hashing an IPv4Address is several times slower, and this is per frame.)
+        return self._mac_by_value.get(int(address), self.mac)
 
     # ------------------------------------------------------------------ receive
 
