@@ -188,6 +188,15 @@ def test_the_quote_stops_so_the_error_fits_576_bytes():
     assert len(error) == 576 and error == icmp_error(3, 3, datagram)
 
 
+def test_rfc792_the_quote_is_the_datagram_not_the_link_padding_after_it():
+    # RFC 894: Ethernet pads short frames; the padding is not part of the datagram (found by
+    # tapstack diff: Linux quotes exactly the datagram).
+    tun = host()
+    datagram = frames.ipv4_datagram(KERNEL_IP, HOST_IP, 99, b"")
+    [error] = [join(p) for p in tun.receive(datagram + bytes(26), 1.0)]
+    assert error == icmp_error(3, 2, datagram)
+
+
 @pytest.mark.parametrize("protocol", [6, 132, 41], ids=["tcp", "sctp", "ipv6-in-ipv4"])
 def test_rfc1122_3_2_2_1_an_unknown_protocol_gets_protocol_unreachable(protocol):
     tun = host()

@@ -432,7 +432,9 @@ class Ipv4Host:
         if not self._take_error_token(now):
             return self._no_error("icmp_error_rate_limited")
         room = ICMP_ERROR_MAXIMUM - MINIMUM_HEADER_LENGTH - icmp.HEADER_LENGTH
-        quote = memoryview(received.raw)[:room]  # RFC 792: the header and at least 64 bits of data
+        # RFC 792: the header and at least 64 bits of data; the datagram, never the link's
+        # padding after it (RFC 894).
+        quote = memoryview(received.raw)[:min(room, packet.total_length)]
         header = icmp.header_bytes(type, code, bytes(4), quote)
         self.stats.count("icmp_errors_sent")
         return self._send(packet.destination, packet.source, IpProto.ICMP, [header, quote], next_hop)
