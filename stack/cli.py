@@ -192,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-c", "--count", type=positive_int, default=5, help="pings to send (5)")
     demo.add_argument("-q", "--quiet", action="store_true", help="no frame trace")
     demo.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    diff = sub.add_parser("diff", help="send the same generated frames to the Linux kernel and to "
+                                       "tapstack and compare their answers (root)")
+    diff.add_argument("--examples", type=positive_int, default=500,
+                      help="frames to generate and compare (500)")
+    diff.add_argument("--seed", type=int, help="seed for the generator (default: a fixed one)")
+    diff.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    diff.add_argument("-q", "--quiet", action="store_true", help="only the result")
     return parser
 
 
@@ -356,7 +363,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(count=args.count, in_memory=args.in_memory, trace=not args.quiet, tun=args.tun)
 
 
-COMMANDS = {"run": cmd_run, "ping": cmd_ping, "demo": cmd_demo}
+def cmd_diff(args: argparse.Namespace) -> int:
+    from stack import diff
+    from stack.tap.base import DeviceError
+    from stack.tap.kernel import enter_private_namespace
+
+    if os.geteuid() != 0:
+        raise UsageError("tapstack diff needs root: the kernel under test runs in a private "
+                         "network namespace it creates")
+    try:
+        import hypothesis  # noqa: F401
+    except ImportError:
+        raise UsageError("tapstack diff needs hypothesis: pip install 'tapstack[test]'")
+    try:
+        enter_private_namespace()
+        kernel = diff.KernelHost()
+    except DeviceError as error:
+        raise UsageError(str(error))
+    comparison = diff.Comparison(kernel, diff.StackHost())
+    report = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+    try:
+        outcome = diff.run_examples(comparison, args.examples, args.seed, progress=report)
+    finally:
+        kernel.close()
+    print(diff.summary(comparison.tally), flush=True)
+    if outcome is None:
+        return EXIT_OK
+    print("the smallest frame on which tapstack and Linux disagree:", flush=True)
+    print(outcome.describe(), flush=True)
+    return EXIT_FAILURE
+
+
+COMMANDS = {"run": cmd_run, "ping": cmd_ping, "demo": cmd_demo, "diff": cmd_diff}
 
 
 def main(argv: list[str] | None = None) -> int:

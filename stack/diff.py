@@ -1,0 +1,498 @@
+"""``tapstack diff``: the same frames to the Linux kernel and to tapstack, their answers compared.
+
+Read first: RFC 1122 1.2.2 (robustness), and this project's rule for the places RFC 1122 leaves
+open: do what Linux does, unless ``DELIBERATE_DIFFERENCES`` below says why not.
+
+Both hosts are 192.0.2.2/24 at 02:00:c0:00:02:02. The kernel owns that address on a TAP device
+in a private network namespace (created by the caller; see ``run_diff``); we hold the device's
+other end, write each frame into it and read what the kernel sends back until the line has been
+quiet for ``QUIET_S``. tapstack is a ``TapHost`` in this process, fed the same frames. Frames
+come from two peers both hosts already know (permanent neighbour entries), so no answer waits
+for ARP.
+
+Answers are compared after ``normalize``: what may differ between two correct hosts (the IP
+identification, Ethernet padding, the values in a Timestamp option) is set aside. A frame whose
+answers still differ is a disagreement unless one of ``DELIBERATE_DIFFERENCES`` covers it; that
+list, each entry with its RFC, is the only allow-list. Hypothesis generates the frames and shrinks
+a disagreement to a minimal frame, printed with both answers.
+
+Not compared: fragments (reassembly state and its 30 s timers would outlive one example) and
+IPv6 (not supported).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+
+from stack.buffers import Buffer, join
+from stack.checksum import internet_checksum
+from stack.errors import ParseError
+from stack.l2.arp import ArpOp, ArpPacket
+from stack.l2.ethernet import BROADCAST, EthernetFrame, EtherType, MacAddress
+from stack.l2.neighbor import NeighborCache
+from stack.l3.icmp import IcmpMessage, IcmpType
+from stack.l3.ipv4 import IpOption, IpProto, Ipv4Packet, parse_options
+from stack.node import TapHost, mac_for
+from stack.trace import summarize
+
+HOST = IPv4Interface("192.0.2.2/24")
+HOST_MAC = mac_for(HOST.ip)
+#: The peers the frames come from, known to both hosts in advance (permanent entries).
+PEERS = {
+    IPv4Address("192.0.2.1"): MacAddress("02:00:00:00:00:01"),
+    IPv4Address("192.0.2.3"): MacAddress("02:00:00:00:00:03"),
+}
+DEVICE = "tap0"
+#: The kernel has answered a frame once the device has been quiet this long after it.
+QUIET_S = 0.02
+#: The longest we wait for the kernel's answers to one frame.
+ANSWER_TIMEOUT_S = 0.5
+#: tapstack's clock moves on this much per frame, so its ICMP error token bucket is full for
+#: every frame, as the kernel's is with its rate limit off (``KERNEL_SYSCTLS``).
+STACK_SECONDS_PER_FRAME = 1.0
+
+#: How the kernel under test is set up where Linux's defaults differ from tapstack's documented
+#: choices; each is a setting a Linux administrator can make too.
+KERNEL_SYSCTLS = {
+    # Compare every ICMP error: no per-destination rate limit (tapstack's bucket is kept full).
+    "net/ipv4/icmp_ratelimit": "0",
+    # RFC 1122 3.3.6: SHOULD discard a unicast datagram received as a link-layer broadcast
+    # (tapstack does; Linux only when told to).
+    f"net/ipv4/conf/{DEVICE}/drop_unicast_in_l2_multicast": "1",
+    # Linux answers gratuitous ARP only into existing entries by default (arp_accept=0), as
+    # tapstack's RFC 826 merge does: set explicitly so a distribution default cannot change it.
+    f"net/ipv4/conf/{DEVICE}/arp_accept": "0",
+}
+
+
+# ---------------------------------------------------------------------- normalising
+
+
+def normalize(frame: Buffer) -> bytes:
+    """A frame with what may differ between two correct hosts set aside.
+
+    - Ethernet padding (RFC 894: the sender pads to 60 bytes; Linux leaves it to the NIC, and a
+      TAP device has none) is cut: ARP to its 28 bytes, IPv4 to its total length.
+    - The IPv4 identification is any value unique per source, destination and protocol (RFC 791,
+      RFC 6864): set to 0 and the header checksum recomputed.
+    - The time values in a Timestamp option are our clocks': set to 0.
+    """
+    data = bytes(frame)
+    try:
+        ethernet = EthernetFrame.parse(data)
+    except ParseError:
+        return data
+    header, payload = data[:14], bytes(ethernet.payload)
+    if ethernet.ethertype == EtherType.ARP and len(payload) >= 28:
+        return header + payload[:28]
+    if ethernet.ethertype != EtherType.IPV4:
+        return data
+    try:
+        packet = Ipv4Packet.parse(payload)
+    except ParseError:
+        return data
+    header_length = packet.header_length
+    ip_header = bytearray(payload[:header_length])
+    ip_header[4:6] = b"\0\0"
+    if packet.options:
+        ip_header[20:header_length] = _timestamps_cleared(packet.options)
+    ip_header[10:12] = b"\0\0"
+    ip_header[10:12] = internet_checksum(bytes(ip_header)).to_bytes(2, "big")
+    return header + bytes(ip_header) + payload[header_length:packet.total_length]
+
+
+def _timestamps_cleared(options: bytes) -> bytes:
+    """The options with every time value a Timestamp option holds set to 0 (RFC 791: flag 0
+    holds 4-byte times from octet 5 on; flags 1 and 3 hold address-time pairs)."""
+    out = b""
+    for kind, option in parse_options(options):
+        if kind == IpOption.TIMESTAMP and len(option) >= 4:
+            values = bytearray(option)
+            first, step = (4, 4) if option[3] & 0x0F == 0 else (8, 8)
+            for start in range(first, min(option[2] - 1, len(option)), step):
+                values[start:start + 4] = bytes(4)
+            option = bytes(values)
+        out += option
+    return out + bytes(len(options) - len(out))
+
+
+# ---------------------------------------------------------------------- deliberate differences
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A documented place where tapstack answers unlike Linux on purpose."""
+
+    name: str
+    why: str  # the RFC rule that leaves the choice open, and the choice
+    covers: Callable[[bytes], bool]  # which input frames it covers
+
+
+def _ipv4_to_host(frame: bytes) -> Ipv4Packet | None:
+    try:
+        ethernet = EthernetFrame.parse(frame)
+        if ethernet.ethertype != EtherType.IPV4:
+            return None
+        return Ipv4Packet.parse(ethernet.payload)
+    except ParseError:
+        return None
+
+
+def _protocol(*protocols: int) -> Callable[[bytes], bool]:
+    def covers(frame: bytes) -> bool:
+        packet = _ipv4_to_host(frame)
+        return packet is not None and packet.protocol in protocols
+    return covers
+
+
+def _icmp_type(*types: int) -> Callable[[bytes], bool]:
+    def covers(frame: bytes) -> bool:
+        packet = _ipv4_to_host(frame)
+        if packet is None or packet.protocol != IpProto.ICMP or packet.is_fragment:
+            return False
+        payload = join(packet.payload)
+        return len(payload) >= 1 and payload[0] in types
+    return covers
+
+
+def _zero_echo(frame: bytes) -> bool:
+    """An echo request whose reply is all zeros but for the checksum: identifier, sequence and
+    data all zero."""
+    packet = _ipv4_to_host(frame)
+    if packet is None or packet.protocol != IpProto.ICMP or packet.is_fragment:
+        return False
+    message = join(packet.payload)
+    return len(message) >= 8 and message[0] == IcmpType.ECHO_REQUEST and not any(message[4:])
+
+
+def _echo_with_route_or_time(frame: bytes) -> bool:
+    """An echo request carrying a Record Route or Timestamp option."""
+    packet = _ipv4_to_host(frame)
+    if packet is None or not packet.options or not _icmp_type(IcmpType.ECHO_REQUEST)(frame):
+        return False
+    try:
+        kinds = {kind for kind, _ in parse_options(packet.options)}
+    except ParseError:
+        return False
+    return bool(kinds & {IpOption.RECORD_ROUTE, IpOption.TIMESTAMP})
+
+
+def _unjoined_multicast(frame: bytes) -> bool:
+    """A frame to an Ethernet group address other than broadcast and all-hosts."""
+    return (len(frame) >= 6 and frame[0] & 1 == 1 and frame[:6] != BROADCAST
+            and frame[:6] != bytes.fromhex("01005e000001"))
+
+
+#: Where tapstack answers unlike Linux on purpose. The only allow-list of ``tapstack diff``.
+DELIBERATE_DIFFERENCES = [
+    Difference("tcp", "TCP is not implemented: Linux answers a segment to a closed port with a "
+               "reset; tapstack sends Protocol Unreachable (RFC 1122 3.2.2.1: SHOULD, for a "
+               "protocol the host does not have)", _protocol(IpProto.TCP)),
+    Difference("icmp-timestamp", "ICMP Timestamp: Linux answers requests; tapstack does not "
+               "(RFC 1122 3.2.2.8: a host MAY implement Timestamp; a teaching lab adds it)",
+               _icmp_type(IcmpType.TIMESTAMP_REQUEST)),
+    Difference("echo-route-and-time", "Record Route and Timestamp in an echo request: tapstack "
+               "adds itself once, as RFC 1122 3.2.2.6 says (\"updated to include the current host\"); "
+               "Linux adds itself twice, on receiving and on sending the reply",
+               _echo_with_route_or_time),
+    Difference("unjoined-multicast-mac", "a frame to an Ethernet multicast address the host has "
+               "not joined: tapstack drops it, as the multicast address filter of a NIC does; "
+               "a Linux TAP device has no filter and hands it to ARP and IP",
+               _unjoined_multicast),
+    Difference("zero-echo-checksum", "an echo reply that is all zeros but for its checksum: "
+               "tapstack sends 0xffff, the one value that verifies (RFC 1071: the sum must be all "
+               "ones); Linux's incremental update (RFC 1624 eqn. 3) gives 0x0000",
+               _zero_echo),
+]
+
+
+# ---------------------------------------------------------------------- the two hosts
+
+
+class StackHost:
+    """tapstack as the host under test: a ``TapHost`` in this process."""
+
+    def __init__(self) -> None:
+        self.host = TapHost([HOST], mac=HOST_MAC, neighbor_cache=NeighborCache(lifetime=math.inf))
+        for address, mac in PEERS.items():
+            self.host.link.cache.learn(address, mac, 0.0)
+        self.now = 0.0
+        while (deadline := self.host.next_deadline(self.now)) is not None:  # start-up announcements
+            self.now = max(self.now, deadline)
+            self.host.poll(self.now)
+
+    def answer(self, frame: bytes) -> list[bytes]:
+        self.now += STACK_SECONDS_PER_FRAME
+        return [join(out) for out in self.host.receive(frame, self.now)]
+
+
+class _Collector:
+    """A node for the loop that keeps every frame the kernel sends and answers nothing."""
+
+    def __init__(self) -> None:
+        from stack.stats import Stats
+
+        self.stats = Stats()
+        self.frames: list[bytes] = []
+        self._seen: int | None = None
+
+    def receive(self, frame: Buffer, now: float) -> list:
+        self.frames.append(bytes(frame))
+        return []
+
+    def poll(self, now: float) -> list:
+        return []
+
+    def next_deadline(self, now: float) -> float | None:
+        return None
+
+    def quiet(self) -> bool:
+        """True at the first wake-up that brought no new frame (the loop wakes at least every
+        QUIET_S)."""
+        seen, self._seen = self._seen, len(self.frames)
+        return seen == len(self.frames)
+
+
+class KernelHost:
+    """The Linux kernel as the host under test. Call in a private network namespace only."""
+
+    def __init__(self) -> None:
+        from stack.loop import Loop
+        from stack.tap.linux import TapDevice
+
+        self.device = TapDevice(DEVICE)
+        try:
+            _configure_kernel(self.device.name)
+            self.collector = _Collector()
+            self.loop = Loop(max_wait=QUIET_S)
+            self.loop.attach(self.device, self.collector)
+            self._collect()  # whatever the kernel said when the link came up
+        except BaseException:
+            self.device.close()
+            raise
+
+    def _collect(self) -> list[bytes]:
+        self.collector.frames.clear()
+        self.collector._seen = None
+        self.loop.run(until=self.collector.quiet, timeout=ANSWER_TIMEOUT_S)
+        return list(self.collector.frames)
+
+    def answer(self, frame: bytes) -> list[bytes]:
+        self.device.send([frame], 0.0)
+        return self._collect()
+
+    def close(self) -> None:
+        self.loop.close()
+        self.device.close()
+
+
+def _configure_kernel(ifname: str) -> None:
+    """The kernel side: our MAC and address on the device, IPv6 off, the peers permanent."""
+    from pyroute2 import IPRoute
+
+    from stack.tap.kernel import disable_ipv6
+
+    NUD_PERMANENT = 0x80  # include/uapi/linux/neighbour.h
+    disable_ipv6(ifname)
+    with IPRoute() as ipr:
+        index = ipr.link_lookup(ifname=ifname)[0]
+        ipr.link("set", index=index, address=str(HOST_MAC))
+        ipr.addr("add", index=index, address=str(HOST.ip), prefixlen=HOST.network.prefixlen,
+                 broadcast=str(HOST.network.broadcast_address))
+        ipr.link("set", index=index, state="up")
+        for address, mac in PEERS.items():
+            ipr.neigh("replace", dst=str(address), lladdr=str(mac), ifindex=index, state=NUD_PERMANENT)
+    for name, value in KERNEL_SYSCTLS.items():
+        with open(f"/proc/sys/{name}", "w") as file:
+            file.write(value)
+
+
+# ---------------------------------------------------------------------- comparing
+
+
+@dataclass
+class Outcome:
+    frame: bytes
+    kernel: list[bytes]
+    stack: list[bytes]
+    verdict: str  # "agree", "allowed", "disagree"
+    difference: str | None = None  # the deliberate difference's name, when allowed
+
+    def describe(self) -> str:
+        lines = [f"frame ({len(self.frame)} bytes): {summarize(self.frame)}", f"  hex {self.frame.hex()}"]
+        for who, answers in (("linux", self.kernel), ("tapstack", self.stack)):
+            if not answers:
+                lines.append(f"  {who:8} answers nothing")
+            for answer in answers:
+                lines.append(f"  {who:8} {summarize(answer)}")
+                lines.append(f"  {'':8} hex {answer.hex()}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Tally:
+    outcomes: Counter = field(default_factory=Counter)  # verdict -> count
+    allowed: Counter = field(default_factory=Counter)  # difference name -> count
+    seen: set = field(default_factory=set)
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.frame in self.seen:  # hypothesis replays frames while shrinking
+            return
+        self.seen.add(outcome.frame)
+        self.outcomes[outcome.verdict] += 1
+        if outcome.difference:
+            self.allowed[outcome.difference] += 1
+
+
+class Disagreement(AssertionError):
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.describe())
+        self.outcome = outcome
+
+
+class Comparison:
+    """Both hosts, side by side."""
+
+    def __init__(self, kernel, stack) -> None:
+        self.kernel = kernel
+        self.stack = stack
+        self.tally = Tally()
+
+    def compare(self, frame: bytes) -> Outcome:
+        kernel = self.kernel.answer(frame)
+        stack = self.stack.answer(frame)
+        if sorted(map(normalize, kernel)) == sorted(map(normalize, stack)):
+            outcome = Outcome(frame, kernel, stack, "agree")
+        else:
+            allowed = next((d for d in DELIBERATE_DIFFERENCES if d.covers(frame)), None)
+            outcome = Outcome(frame, kernel, stack, "allowed" if allowed else "disagree",
+                              allowed.name if allowed else None)
+        self.tally.add(outcome)
+        return outcome
+
+
+# ---------------------------------------------------------------------- frames
+
+
+def diff_frames():
+    """Frames from a known peer to the host under test: valid ones of every kind the host may
+    see, and broken ones (a flipped bit, a truncation, a bad checksum)."""
+    from hypothesis import strategies as st
+
+    peers = st.sampled_from(sorted(PEERS))
+    host_destinations = st.sampled_from([HOST.ip, HOST.network.broadcast_address,
+                                         IPv4Address("255.255.255.255"), IPv4Address("224.0.0.1"),
+                                         IPv4Address("192.0.2.77")])
+
+    @st.composite
+    def ipv4_frames(draw) -> bytes:
+        source = draw(peers)
+        destination = draw(st.one_of(st.just(HOST.ip), host_destinations))
+        kind = draw(st.sampled_from(["echo", "echo", "icmp", "udp", "tcp", "protocol"]))
+        if kind == "echo":
+            message = IcmpMessage.echo(IcmpType.ECHO_REQUEST, draw(st.integers(0, 0xFFFF)),
+                                       draw(st.integers(0, 0xFFFF)), draw(st.binary(max_size=200)))
+            protocol, payload = IpProto.ICMP, bytes(message)
+        elif kind == "icmp":
+            message = IcmpMessage(draw(st.integers(0, 255)), draw(st.integers(0, 255)),
+                                  draw(st.binary(min_size=4, max_size=4)), draw(st.binary(max_size=48)))
+            protocol, payload = IpProto.ICMP, bytes(message)
+        elif kind == "udp":
+            protocol, payload = IpProto.UDP, _udp(source, destination, draw(st.integers(1, 0xFFFF)),
+                                                   draw(st.integers(1, 0xFFFF)), draw(st.binary(max_size=64)),
+                                                   draw(st.booleans()))
+        elif kind == "tcp":
+            protocol, payload = IpProto.TCP, draw(st.binary(min_size=20, max_size=40))
+        else:
+            protocol = draw(st.integers(0, 255).filter(lambda p: p not in (1, 6, 17)))
+            payload = draw(st.binary(max_size=32))
+        options = draw(st.sampled_from([b"", b"", b"", b"\x01\x01\x01\x00",
+                                        bytes([IpOption.RECORD_ROUTE, 11, 4]) + bytes(8) + b"\x00",
+                                        bytes([IpOption.TIMESTAMP, 12, 5, 0]) + bytes(8)]))
+        packet = Ipv4Packet(source, destination, protocol, payload, ttl=draw(st.integers(1, 255)),
+                            identification=draw(st.integers(0, 0xFFFF)),
+                            dont_fragment=draw(st.booleans()),
+                            type_of_service=draw(st.sampled_from([0, 0, 0, 0x10, 0xB8]) | st.integers(0, 255)),
+                            options=options)
+        # Mostly to our MAC; a datagram to a broadcast address mostly as a link broadcast.
+        link_broadcast = draw(st.booleans()) if destination != HOST.ip else draw(st.integers(0, 15)) == 0
+        return bytes(EthernetFrame(BROADCAST if link_broadcast else HOST_MAC, PEERS[source],
+                                   EtherType.IPV4, bytes(packet)))
+
+    @st.composite
+    def arp_frames(draw) -> bytes:
+        source = draw(peers)
+        operation = draw(st.sampled_from([ArpOp.REQUEST, ArpOp.REQUEST, ArpOp.REPLY]))
+        sender = draw(st.sampled_from([source, source, IPv4Address("0.0.0.0")]))
+        target = draw(st.sampled_from([HOST.ip, HOST.ip, source, IPv4Address("192.0.2.77")]))
+        target_mac = HOST_MAC if operation == ArpOp.REPLY or draw(st.booleans()) else MacAddress(bytes(6))
+        packet = ArpPacket(operation, PEERS[source], sender, target_mac, target)
+        destination = HOST_MAC if draw(st.booleans()) else BROADCAST
+        return bytes(EthernetFrame(destination, PEERS[source], EtherType.ARP, bytes(packet)))
+
+    @st.composite
+    def broken(draw, frames) -> bytes:
+        frame = bytearray(draw(frames))
+        how = draw(st.sampled_from(["none", "none", "none", "flip", "truncate", "ip_checksum"]))
+        if how == "flip":
+            frame[draw(st.integers(0, len(frame) - 1))] ^= 1 << draw(st.integers(0, 7))
+        elif how == "truncate":
+            del frame[draw(st.integers(14, len(frame) - 1)):]
+        elif how == "ip_checksum" and frame[12:14] == b"\x08\x00":
+            frame[24] ^= 0xFF
+        return bytes(frame)
+
+    return broken(st.one_of(ipv4_frames(), ipv4_frames(), arp_frames()))
+
+
+def _udp(source: IPv4Address, destination: IPv4Address, source_port: int, destination_port: int,
+         data: bytes, with_checksum: bool) -> bytes:
+    length = 8 + len(data)
+    header = struct.pack("!HHHH", source_port, destination_port, length, 0)
+    if not with_checksum:
+        return header + data  # RFC 768: a zero checksum means none was computed
+    pseudo = source.packed + destination.packed + bytes([0, IpProto.UDP]) + length.to_bytes(2, "big")
+    checksum = internet_checksum(pseudo + header + data) or 0xFFFF  # RFC 768: 0 is sent as all ones
+    return header[:6] + checksum.to_bytes(2, "big") + data
+
+
+# ---------------------------------------------------------------------- running
+
+
+def run_examples(comparison: Comparison, examples: int, seed: int | None,
+                 progress: Callable[[str], None] = lambda line: None) -> Outcome | None:
+    """Compare ``examples`` generated frames; the minimal disagreement, or None."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as with_seed
+
+    @settings(max_examples=examples, database=None, deadline=None, derandomize=seed is None,
+              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @given(diff_frames())
+    def check(frame: bytes) -> None:
+        outcome = comparison.compare(frame)
+        done = sum(comparison.tally.outcomes.values())
+        if done % 100 == 0 and outcome.frame in comparison.tally.seen:
+            progress(f"{done} frames compared")
+        if outcome.verdict == "disagree":
+            raise Disagreement(outcome)
+
+    if seed is not None:
+        check = with_seed(seed)(check)
+    try:
+        check()
+    except Disagreement as disagreement:
+        return disagreement.outcome
+    return None
+
+
+def summary(tally: Tally) -> str:
+    total = sum(tally.outcomes.values())
+    allowed = ", ".join(f"{name} {count}" for name, count in sorted(tally.allowed.items()))
+    return (f"{total} frames: {tally.outcomes['agree']} agree with Linux, "
+            f"{tally.outcomes['allowed']} differ deliberately ({allowed or 'none'}), "
+            f"{tally.outcomes['disagree']} disagree")
