@@ -199,6 +199,27 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--seed", type=int, help="seed for the generator (default: a fixed one)")
     diff.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     diff.add_argument("-q", "--quiet", action="store_true", help="only the result")
+    fuzz = sub.add_parser("fuzz", help="send generated frames (valid and broken) to another stack "
+                                       "behind a TAP device, checking that it still answers ping")
+    fuzz.add_argument("--tap", required=True, metavar="NAME", help="TAP device the target is behind")
+    fuzz.add_argument("--ip", required=True, type=host_address, metavar="ADDR/LEN",
+                      help="our address on the link (the frames come from it)")
+    fuzz.add_argument("--target", required=True, type=ipv4_address, metavar="ADDR",
+                      help="the stack under test: an address on our network")
+    fuzz.add_argument("--mac", type=mac_address, help="our MAC (default: 02:00 + our address)")
+    fuzz.add_argument("--host-ip", type=host_address, metavar="ADDR[/LEN]",
+                      help="also give the kernel side of the device this address and bring it up "
+                           "(to fuzz the kernel itself: --target the same address)")
+    fuzz.add_argument("--examples", type=positive_int, default=1000, help="frames to send (1000)")
+    fuzz.add_argument("--batch", type=positive_int, default=50,
+                      help="frames between two ping checks (50)")
+    fuzz.add_argument("--seed", type=int, help="seed for the generator (default: a fixed one)")
+    fuzz.add_argument("--max-time", type=seconds, default=300.0,
+                      help="stop after this many seconds in all (300)")
+    fuzz.add_argument("--recovery", type=seconds, default=10.0,
+                      help="how long to wait for a stopped target to answer again (10)")
+    fuzz.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    fuzz.add_argument("-q", "--quiet", action="store_true", help="only the result")
     return parser
 
 
@@ -394,7 +415,53 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_FAILURE
 
 
-COMMANDS = {"run": cmd_run, "ping": cmd_ping, "demo": cmd_demo, "diff": cmd_diff}
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from stack import fuzz
+    from stack.loop import Loop
+    from stack.node import TapHost
+    from stack.tap.base import DeviceError
+    from stack.tap.linux import TapDevice
+
+    if args.target not in args.ip.network or args.target in (args.ip.ip, args.ip.network.network_address,
+                                                            args.ip.network.broadcast_address):
+        raise UsageError(f"--target {args.target} must be another host on {args.ip.network}, the "
+                         "network of --ip (frames never leave the link)")
+    try:
+        import hypothesis  # noqa: F401
+    except ImportError:
+        raise UsageError("tapstack fuzz needs hypothesis: pip install 'tapstack[test]'")
+    host = TapHost([args.ip], mac=args.mac)
+    try:
+        device = TapDevice(args.tap)
+    except DeviceError as error:
+        raise UsageError(str(error))
+    loop = Loop()
+    try:
+        if args.host_ip is not None:
+            from stack.tap.kernel import configure_address
+
+            configure_address(device.name, args.host_ip)
+        host.mtu = device.mtu
+        loop.install_signal_handlers()
+        fuzzer = fuzz.Fuzzer(loop, device, host, args.target, args.max_time,
+                             report=(lambda line: None) if args.quiet else (lambda line: print(line, flush=True)))
+        if not fuzzer.alive():
+            print(f"tapstack: {args.target} does not answer ping, so there is nothing to check "
+                  "against; is it up and on this link?", file=sys.stderr)
+            return EXIT_FAILURE
+        frames = fuzz.fuzz_frames(args.ip, host.mac, args.target, fuzzer.target_mac())
+        result = fuzzer.run(frames, args.examples, args.batch, args.seed, args.recovery)
+    except DeviceError as error:
+        print(f"tapstack: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        loop.close()
+        device.close()
+    print(result.describe(), flush=True)
+    return EXIT_FAILURE if result.stopped else EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "ping": cmd_ping, "demo": cmd_demo, "diff": cmd_diff, "fuzz": cmd_fuzz}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -379,20 +379,28 @@ class Comparison:
 # ---------------------------------------------------------------------- frames
 
 
-def diff_frames():
-    """Frames from a known peer to the host under test: valid ones of every kind the host may
-    see, and broken ones (a flipped bit, a truncation, a bad checksum)."""
+def probe_frames(host: IPv4Interface = HOST, host_mac: MacAddress = HOST_MAC,
+                 peers: dict[IPv4Address, MacAddress] = PEERS, others: bool = True):
+    """Frames from ``peers`` to ``host``: valid ones of every kind a host may see (echo
+    requests with and without options, other ICMP types, UDP, TCP-sized junk, other protocols,
+    ARP requests, replies and probes), and broken ones (a flipped bit, a truncation, a bad
+    header checksum). Addressed to the host, its network's broadcast, the limited broadcast,
+    all-hosts, and (with ``others``) a neighbour that is not the host."""
     from hypothesis import strategies as st
 
-    peers = st.sampled_from(sorted(PEERS))
-    host_destinations = st.sampled_from([HOST.ip, HOST.network.broadcast_address,
-                                         IPv4Address("255.255.255.255"), IPv4Address("224.0.0.1"),
-                                         IPv4Address("192.0.2.77")])
+    peers_known = dict(peers)
+    peers = st.sampled_from(sorted(peers_known))
+    destinations = [host.ip, host.network.broadcast_address, IPv4Address("255.255.255.255"),
+                    IPv4Address("224.0.0.1")]
+    neighbour = host.network.network_address + 77 if host.network.prefixlen <= 24 else None
+    if others and neighbour is not None and neighbour != host.ip and neighbour not in peers_known:
+        destinations.append(neighbour)
+    host_destinations = st.sampled_from(destinations)
 
     @st.composite
     def ipv4_frames(draw) -> bytes:
         source = draw(peers)
-        destination = draw(st.one_of(st.just(HOST.ip), host_destinations))
+        destination = draw(st.one_of(st.just(host.ip), host_destinations))
         kind = draw(st.sampled_from(["echo", "echo", "icmp", "udp", "tcp", "protocol"]))
         if kind == "echo":
             message = IcmpMessage.echo(IcmpType.ECHO_REQUEST, draw(st.integers(0, 0xFFFF)),
@@ -420,8 +428,8 @@ def diff_frames():
                             type_of_service=draw(st.sampled_from([0, 0, 0, 0x10, 0xB8]) | st.integers(0, 255)),
                             options=options)
         # Mostly to our MAC; a datagram to a broadcast address mostly as a link broadcast.
-        link_broadcast = draw(st.booleans()) if destination != HOST.ip else draw(st.integers(0, 15)) == 0
-        return bytes(EthernetFrame(BROADCAST if link_broadcast else HOST_MAC, PEERS[source],
+        link_broadcast = draw(st.booleans()) if destination != host.ip else draw(st.integers(0, 15)) == 0
+        return bytes(EthernetFrame(BROADCAST if link_broadcast else host_mac, peers_known[source],
                                    EtherType.IPV4, bytes(packet)))
 
     @st.composite
@@ -429,11 +437,11 @@ def diff_frames():
         source = draw(peers)
         operation = draw(st.sampled_from([ArpOp.REQUEST, ArpOp.REQUEST, ArpOp.REPLY]))
         sender = draw(st.sampled_from([source, source, IPv4Address("0.0.0.0")]))
-        target = draw(st.sampled_from([HOST.ip, HOST.ip, source, IPv4Address("192.0.2.77")]))
-        target_mac = HOST_MAC if operation == ArpOp.REPLY or draw(st.booleans()) else MacAddress(bytes(6))
-        packet = ArpPacket(operation, PEERS[source], sender, target_mac, target)
-        destination = HOST_MAC if draw(st.booleans()) else BROADCAST
-        return bytes(EthernetFrame(destination, PEERS[source], EtherType.ARP, bytes(packet)))
+        target = draw(st.sampled_from([host.ip, host.ip, source, *destinations[4:]]))
+        target_mac = host_mac if operation == ArpOp.REPLY or draw(st.booleans()) else MacAddress(bytes(6))
+        packet = ArpPacket(operation, peers_known[source], sender, target_mac, target)
+        destination = host_mac if draw(st.booleans()) else BROADCAST
+        return bytes(EthernetFrame(destination, peers_known[source], EtherType.ARP, bytes(packet)))
 
     @st.composite
     def broken(draw, frames) -> bytes:
@@ -472,7 +480,7 @@ def run_examples(comparison: Comparison, examples: int, seed: int | None,
 
     @settings(max_examples=examples, database=None, deadline=None, derandomize=seed is None,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
-    @given(diff_frames())
+    @given(probe_frames())
     def check(frame: bytes) -> None:
         outcome = comparison.compare(frame)
         done = sum(comparison.tally.outcomes.values())

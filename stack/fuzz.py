@@ -1,0 +1,235 @@
+"""``tapstack fuzz``: generated frames at another stack behind a TAP device, checking between
+batches that it still answers ping, and finding the smallest frame after which it stops.
+
+We are a host on the link (a ``TapHost`` with ``--ip``); the target is another host on the same
+link (the kernel on the device's other end, or a stack bridged to it). Every frame goes to the
+target's address (or its network's broadcast) from ours: nothing is routed anywhere else.
+
+1. Resolve the target with a ping (it must answer before anything is sent).
+2. Send ``examples`` frames from ``stack.diff.probe_frames`` (valid and broken ones of every
+   kind), ``batch`` at a time, each batch followed by a ping check (``LIVENESS_TRIES`` echo
+   requests, one answer is enough).
+3. When the target stops answering: wait up to ``recovery`` seconds for it to answer again. If it
+   does, replay the batch one frame at a time, each followed by a check, to find the frame after
+   which it stops; then shorten that frame (a binary search over its length) while it still
+   stops the target, waiting for recovery after each. If it never comes back, report the batch.
+
+Bounded: at most ``examples`` frames (plus the replays) and ``max_time`` seconds in all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+
+from stack.loop import Loop
+from stack.node import TapHost
+from stack.ping import PingSession
+from stack.trace import summarize
+
+BATCH = 50
+#: A liveness check: this many echo requests, ``LIVENESS_INTERVAL_S`` apart; one answer is enough.
+LIVENESS_TRIES = 3
+LIVENESS_INTERVAL_S = 0.2
+LIVENESS_TIMEOUT_S = 1.0
+#: How long the target may take to answer again before we replay a batch.
+RECOVERY_S = 10.0
+#: Frames per wake-up of the loop between two sends, so the target's answers are read.
+SETTLE_S = 0.002
+
+
+class TimeUp(Exception):
+    pass
+
+
+class TargetStopped(Exception):
+    def __init__(self, batch: list[bytes]) -> None:
+        super().__init__(f"the target stopped answering after a batch of {len(batch)} frames")
+        self.batch = batch
+
+
+@dataclass
+class Result:
+    sent: int = 0
+    batches: int = 0
+    stopped: bool = False
+    recovered: bool | None = None
+    culprit: bytes | None = None  # the frame after which the target stopped (as generated)
+    smallest: bytes | None = None  # the shortest prefix of it that still stops the target
+    batch: list[bytes] = field(default_factory=list)
+    timed_out: bool = False
+
+    def describe(self) -> str:
+        if not self.stopped:
+            ended = " (time limit reached)" if self.timed_out else ""
+            return (f"{self.sent} frames in {self.batches} batches{ended}: the target answered "
+                    "ping after every batch")
+        lines = [f"the target stopped answering ping after frame {self.sent} "
+                 f"(batch {self.batches} of {len(self.batch)} frames)"]
+        if self.smallest is not None:
+            lines.append(f"smallest frame after which it stops ({len(self.smallest)} bytes): "
+                         f"{summarize(self.smallest)}")
+            lines.append(f"  hex {self.smallest.hex()}")
+            if self.culprit is not None and self.culprit != self.smallest:
+                lines.append(f"as generated ({len(self.culprit)} bytes): {self.culprit.hex()}")
+        elif self.recovered is False:
+            lines.append("it did not answer again, so the frame could not be singled out; the "
+                         "batch, smallest frame first:")
+            for frame in sorted(self.batch, key=len):
+                lines.append(f"  {summarize(frame)}")
+                lines.append(f"    hex {frame.hex()}")
+        else:
+            lines.append("it answered again, but no single frame of the batch stops it on its own")
+        return "\n".join(lines)
+
+
+class Fuzzer:
+    """Drives the loop: sends frames through ``device`` and pings the target with ``host``."""
+
+    def __init__(self, loop: Loop, device, host: TapHost, target: IPv4Address,
+                 max_time: float, report: Callable[[str], None] = lambda line: None,
+                 tries: int = LIVENESS_TRIES, interval: float = LIVENESS_INTERVAL_S,
+                 timeout: float = LIVENESS_TIMEOUT_S) -> None:
+        """``tries``, ``interval`` and ``timeout`` make one liveness check (see ``alive``)."""
+        self.tries, self.interval, self.timeout = tries, interval, timeout
+        self.loop = loop
+        self.device = device
+        self.host = host
+        self.target = target
+        self.report = report
+        self.attachment = loop.attach(device, host)
+        self.deadline = loop.clock() + max_time
+        self._identifier = 0x6600
+
+    # ------------------------------------------------------------------ the target
+
+    def alive(self, tries: int | None = None) -> bool:
+        """True when the target answers one of ``tries`` echo requests."""
+        tries = self.tries if tries is None else tries
+        self._identifier = (self._identifier + 1) & 0xFFFF
+        session = PingSession(self.host, self.target, count=tries, interval=self.interval,
+                              timeout=self.timeout, identifier=self._identifier)
+        self.attachment.agents[:] = [session]
+        try:
+            self.loop.run(until=lambda: session.received > 0 or session.done(),
+                          timeout=tries * self.interval + self.timeout + 1.0)
+        finally:
+            self.attachment.agents[:] = []
+        return session.received > 0
+
+    def target_mac(self):
+        return self.host.link.cache.lookup(self.target, self.loop.clock())
+
+    def recovered(self, within: float) -> bool:
+        """Wait up to ``within`` seconds (and never past the deadline) for the target to answer."""
+        end = min(self.loop.clock() + within, self.deadline)
+        while self.loop.clock() < end:
+            if self.alive(tries=1):
+                return True
+        return False
+
+    def send(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            self.device.send([frame], self.loop.clock())
+            self.loop.run(timeout=SETTLE_S)  # read (and let our host answer) what comes back
+
+    def stops_target(self, frame: bytes, recovery: float) -> bool | None:
+        """Does sending ``frame`` stop the target? None when it does not come back afterwards
+        (then nothing more can be learnt)."""
+        self.send([frame])
+        if self.alive():
+            return False
+        return True if self.recovered(recovery) else None
+
+    # ------------------------------------------------------------------ a run
+
+    def check_time(self) -> None:
+        if self.loop.clock() >= self.deadline:
+            raise TimeUp
+
+    def run(self, frames, examples: int, batch_size: int, seed: int | None,
+            recovery: float = RECOVERY_S) -> Result:
+        """Fuzz with hypothesis strategy ``frames``; what happened."""
+        from hypothesis import HealthCheck, Phase, given, settings
+        from hypothesis import seed as with_seed
+
+        result = Result()
+        pending: list[bytes] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            self.check_time()
+            self.send(pending)
+            result.sent += len(pending)
+            result.batches += 1
+            if not self.alive():
+                raise TargetStopped(list(pending))
+            if result.batches % 10 == 0:
+                self.report(f"{result.sent} frames sent, the target still answers")
+            pending.clear()
+
+        @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate],
+                  derandomize=seed is None, suppress_health_check=list(HealthCheck))
+        @given(frames)
+        def generate(frame: bytes) -> None:
+            pending.append(frame)
+            if len(pending) >= batch_size:
+                flush()
+
+        if seed is not None:
+            generate = with_seed(seed)(generate)
+        try:
+            generate()
+            flush()
+        except TimeUp:
+            result.timed_out = True
+        except TargetStopped as stopped:
+            result.stopped, result.batch = True, stopped.batch
+            self.single_out(result, recovery)
+        return result
+
+    def single_out(self, result: Result, recovery: float) -> None:
+        """The frame of the batch after which the target stops, then its shortest prefix."""
+        self.report("the target stopped answering; waiting for it to answer again")
+        result.recovered = self.recovered(recovery)
+        if not result.recovered:
+            return
+        try:
+            for frame in result.batch:
+                self.check_time()
+                verdict = self.stops_target(frame, recovery)
+                if verdict is None:
+                    result.culprit = result.smallest = frame
+                    return
+                if verdict:
+                    result.culprit = result.smallest = frame
+                    break
+            if result.culprit is None:
+                return
+            self.report(f"frame found ({len(result.culprit)} bytes); shortening it")
+            # The shortest prefix that still stops the target (14: an Ethernet header at least).
+            low, high = 14, len(result.culprit)
+            while low < high:
+                self.check_time()
+                middle = (low + high) // 2
+                verdict = self.stops_target(result.culprit[:middle], recovery)
+                if verdict is None:
+                    result.smallest = result.culprit[:middle]
+                    return
+                if verdict:
+                    high = middle
+                else:
+                    low = middle + 1
+            result.smallest = result.culprit[:high]
+        except TimeUp:
+            result.timed_out = True
+
+
+def fuzz_frames(ours: IPv4Interface, our_mac, target: IPv4Address, target_mac):
+    """Frames from us to the target (and its network's broadcast), nothing else."""
+    from stack.diff import probe_frames
+
+    return probe_frames(IPv4Interface(f"{target}/{ours.network.prefixlen}"), target_mac,
+                        {ours.ip: our_mac}, others=False)
