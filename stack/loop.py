@@ -161,7 +161,8 @@ class Loop:
                 continue
             if tracer is not None:
                 dropped = node.stats["dropped"] > drops_before
-                tracer.inbound(frame, len(out), node.stats.last_drop if dropped else None)
+                tracer.inbound(frame, len(out), node.stats.last_drop if dropped else None,
+                               node.stats.last_drop_detail if dropped else None)
             self._send(attachment, out, now)
 
     def _send(self, attachment: Attachment, frames: list[list[Buffer]], now: float) -> None:
