@@ -289,6 +289,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seconds to wait for the last reply (2)")
     ping.add_argument("-s", "--size", type=int, default=56, help="ICMP data bytes (56)")
 
+    explain = sub.add_parser("explain", help="decode one frame field by field and say what "
+                             "tapstack would answer, and why")
+    explain.add_argument("hex", nargs="?", metavar="HEX",
+                         help="the frame in hex (spaces and colons allowed), e.g. from tcpdump -xx")
+    explain.add_argument("--pcap", metavar="FILE", help="take the frame from a pcap file instead")
+    explain.add_argument("--frame", type=positive_int, default=1, metavar="N",
+                         help="with --pcap: which frame, counting from 1 (1)")
+    explain.add_argument("--tun", action="store_true",
+                         help="the frame is a bare IP packet (a TUN device's), not Ethernet")
+    explain.add_argument("--pi", action="store_true",
+                         help="with --tun: the packet starts with the 4-byte packet information")
+    explain.add_argument("--ip", type=host_address, metavar="ADDR[/LEN]",
+                         help="the address tapstack answers as (default: the frame's destination, /24)")
+
     demo = sub.add_parser("demo", help="show a host being pinged, end to end, with no set-up")
     demo.add_argument("--in-memory", action="store_true",
                       help="use the in-memory wire even when running as root")
@@ -304,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configure_logging(args: argparse.Namespace) -> None:
     """Our own loggers at the level asked for; libraries (pyroute2) only say warnings."""
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=logging.WARNING, format="tapstack: %(message)s", stream=sys.stderr)
     logging.getLogger("stack").setLevel(level)
 
@@ -416,7 +431,7 @@ def check_fault_options(args: argparse.Namespace) -> None:
                          "--rate or --max-size too")
 
 
-def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]:
+def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = False) -> tuple[int, object]:
     from stack.loop import Loop
     from stack.tap.base import DeviceError
     from stack.trace import Tracer
@@ -433,7 +448,15 @@ def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]
     loop = Loop()
     tracer = (Tracer(sys.stdout, host.medium, packet_info=getattr(host, "packet_info", False))
               if args.trace and args.pcap != "-" else None)
-    loop.attach(device, host, agents=agent_list, tracer=tracer)
+    status_line = None
+    if live_status:
+        from stack import status as live
+
+        if live.wanted(sys.stderr, sys.stdout, args.trace and args.pcap != "-", args.verbose):
+            status_line = live.StatusLine(sys.stderr, lambda: host.stats)
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(live.EraseBeforeLogging(status_line))
+    loop.attach(device, host, agents=agent_list + ([status_line] if status_line else []), tracer=tracer)
     loop.install_signal_handlers()
     log.info("host %s %s (mtu %d); Ctrl-C to stop", describe_addresses(host.interfaces),
              describe_link(host, args), device.mtu)
@@ -446,6 +469,8 @@ def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]
     finally:
         loop.close()
         device.close()
+        if status_line is not None:
+            status_line.erase()  # the full table below replaces it
     # Like tcpdump's closing counts, the summary is printed even with -q (which silences logs).
     print(combined(host.stats, device=device.stats, loop=loop.stats).summary(), file=sys.stderr)
     return status, agent_list
@@ -466,7 +491,7 @@ def describe_link(host, args: argparse.Namespace) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    status, _ = serve(args)
+    status, _ = serve(args, live_status=True)
     return status
 
 
@@ -494,13 +519,62 @@ def cmd_ping(args: argparse.Namespace) -> int:
     return EXIT_OK if session.received == session.count else EXIT_FAILURE
 
 
+#: pcap link types: Ethernet, and the raw-IP ones (101 LINKTYPE_RAW; 12 and 14, DLT_RAW on
+#: some systems); a capture's link type says what its frames are.
+PCAP_MEDIA = {1: "ethernet", 101: "ip", 12: "ip", 14: "ip"}
+
+
+def read_pcap_frame(path: str, number: int) -> tuple[bytes, str]:
+    """Frame ``number`` (from 1) of a pcap file, and its medium; UsageError when it cannot be had."""
+    import dpkt
+
+    try:
+        with open(path, "rb") as file:
+            reader = dpkt.pcap.Reader(file)
+            medium = PCAP_MEDIA.get(reader.datalink())
+            if medium is None:
+                raise UsageError(f"--pcap {path}: link type {reader.datalink()} is neither "
+                                 "Ethernet (1) nor raw IP (101)")
+            for index, (_, frame) in enumerate(reader, start=1):
+                if index == number:
+                    return bytes(frame), medium
+    except OSError as error:
+        raise UsageError(f"--pcap {path}: {error.strerror}")
+    except (ValueError, dpkt.Error) as error:
+        raise UsageError(f"--pcap {path}: not a pcap file ({error})")
+    raise UsageError(f"--pcap {path} has fewer than {number} frames")
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from stack.explain import explain
+
+    if (args.hex is None) == (args.pcap is None):
+        raise UsageError("give the frame either as HEX or with --pcap FILE")
+    if args.pi and not args.tun:
+        raise UsageError("--pi is for TUN packets: give --tun too")
+    medium = "ip" if args.tun else "ethernet"
+    if args.pcap is not None:
+        frame, medium = read_pcap_frame(args.pcap, args.frame)
+    else:
+        text = "".join(args.hex.split()).replace(":", "").removeprefix("0x")
+        if len(text) % 2:
+            raise UsageError(f"the hex has an odd number of digits ({len(text)}): a byte is two")
+        try:
+            frame = bytes.fromhex(text)
+        except ValueError:
+            bad = next((c for c in text if c not in "0123456789abcdefABCDEF"), "?")
+            raise UsageError(f"{bad!r} is not a hex digit")
+    sys.stdout.write(explain(frame, medium, packet_info=args.pi, address=args.ip))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from stack.demo import run_demo
 
     return run_demo(count=args.count, in_memory=args.in_memory, trace=not args.quiet, tun=args.tun)
 
 
-COMMANDS = {"run": cmd_run, "ping": cmd_ping, "demo": cmd_demo}
+COMMANDS = {"run": cmd_run, "ping": cmd_ping, "explain": cmd_explain, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
