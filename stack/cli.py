@@ -15,6 +15,10 @@ import time
 from ipaddress import IPv4Address, IPv4Interface
 
 from stack.l2.ethernet import MacAddress
+from stack.l2.neighbor import ARP_ENTRY_LIFETIME_S
+from stack.l3.host import ICMP_ERROR_BURST, ICMP_ERRORS_PER_SECOND
+from stack.l3.ipv4 import DEFAULT_TTL
+from stack.l3.reassembly import REASSEMBLY_TIMEOUT_S
 from stack.stats import combined
 
 log = logging.getLogger("stack")
@@ -123,6 +127,65 @@ def seconds(text: str) -> float:
     return value
 
 
+def chance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is a chance: between 0 and 1 (0.1 is 10 %)")
+    return value
+
+
+def milliseconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds")
+    if not 0 <= value <= 60_000:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 60000 milliseconds")
+    return value
+
+
+def positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    if not 0 < value <= 1e9:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    if not 0 <= value <= 1e9:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def bounded_int(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} must be between {low} and {high}")
+        return value
+    return parse
+
+
+def whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+
+
 # ---------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +226,48 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--answer-broadcast", action="store_true",
                        help="answer echo requests sent to broadcast or multicast (RFC 1122 "
                             "3.2.2.6 allows ignoring them; Linux does by default)")
+        choices = p.add_argument_group(
+            "choices RFCs leave open (each default as Linux, or as the RFC suggests)")
+        choices.add_argument("--arp-lifetime", type=positive_number,
+                             metavar="SECONDS", help="TAP: how long a learnt ARP entry is used "
+                             f"(RFC 1122 2.3.2.1: entries MUST time out; default {ARP_ENTRY_LIFETIME_S:g})")
+        choices.add_argument("--ttl", type=bounded_int(1, 255), default=DEFAULT_TTL,
+                             help="TTL of the datagrams we send (RFC 1122 3.2.1.7: fixed and "
+                             f"configurable; RFC 1700 and Linux: {DEFAULT_TTL})")
+        choices.add_argument("--icmp-error-rate", type=non_negative_number,
+                             default=ICMP_ERRORS_PER_SECOND, metavar="PER_SECOND",
+                             help="ICMP errors sent per second at most (RFC 1122 "
+                             "3.2.2: errors SHOULD be rate-limited; Linux icmp_msgs_per_sec: "
+                             f"{ICMP_ERRORS_PER_SECOND:g})")
+        choices.add_argument("--icmp-error-burst", type=bounded_int(0, 1_000_000),
+                             default=ICMP_ERROR_BURST, metavar="N",
+                             help="ICMP errors sent at once after a quiet spell; with --icmp-error-rate 0, "
+                             f"all that are ever sent (Linux icmp_msgs_burst: {ICMP_ERROR_BURST})")
+        choices.add_argument("--reassembly-timeout", type=positive_number,
+                             default=REASSEMBLY_TIMEOUT_S, metavar="SECONDS",
+                             help="give up an incomplete fragmented datagram after this long "
+                             "(RFC 1122 3.3.2 suggests 60-120; Linux ipfrag_time: "
+                             f"{REASSEMBLY_TIMEOUT_S:g})")
+        faults = p.add_argument_group(
+            "fault injection (seeded; on frames in and out unless --fault-direction says)")
+        faults.add_argument("--drop", type=chance, default=0.0, metavar="P",
+                            help="drop each frame with chance P (0.1: one in ten)")
+        faults.add_argument("--corrupt", type=chance, default=0.0, metavar="P",
+                            help="flip one random bit in each frame with chance P")
+        faults.add_argument("--delay-ms", type=milliseconds, default=0.0, metavar="MS",
+                            help="hold each frame this long (frames keep their order)")
+        faults.add_argument("--jitter-ms", type=milliseconds, default=0.0, metavar="MS",
+                            help="add a uniform -MS..+MS to each delay")
+        faults.add_argument("--rate", type=positive_number, metavar="PPS",
+                            help="at most PPS frames a second each way (a token bucket of one "
+                            "second's frames); the rest are dropped")
+        faults.add_argument("--max-size", type=bounded_int(1, 65_535 + 18), metavar="BYTES",
+                            help="drop frames larger than BYTES")
+        faults.add_argument("--seed", type=whole_number, metavar="N",
+                            help="seed of the faults' random numbers (default: a fresh one, logged)")
+        faults.add_argument("--fault-direction", choices=["both", "in", "out"], default="both",
+                            help="which frames the faults touch: in (to the stack), out (from "
+                            "it) or both (default)")
         p.add_argument("--trace", action="store_true",
                        help="print one tcpdump-like line per frame in and out, with the verdict")
         p.add_argument("--pcap", metavar="FILE",
@@ -183,6 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
     ping.add_argument("-W", "--timeout", type=seconds, default=2.0,
                       help="seconds to wait for the last reply (2)")
     ping.add_argument("-s", "--size", type=int, default=56, help="ICMP data bytes (56)")
+
+    explain = sub.add_parser("explain", help="decode one frame field by field and say what "
+                             "tapstack would answer, and why")
+    explain.add_argument("hex", nargs="?", metavar="HEX",
+                         help="the frame in hex (spaces and colons allowed), e.g. from tcpdump -xx")
+    explain.add_argument("--pcap", metavar="FILE", help="take the frame from a pcap file instead")
+    explain.add_argument("--frame", type=positive_int, default=1, metavar="N",
+                         help="with --pcap: which frame, counting from 1 (1)")
+    explain.add_argument("--tun", action="store_true",
+                         help="the frame is a bare IP packet (a TUN device's), not Ethernet")
+    explain.add_argument("--pi", action="store_true",
+                         help="with --tun: the packet starts with the 4-byte packet information")
+    explain.add_argument("--ip", type=host_address, metavar="ADDR[/LEN]",
+                         help="the address tapstack answers as (default: the frame's destination, /24)")
 
     demo = sub.add_parser("demo", help="show a host being pinged, end to end, with no set-up")
     demo.add_argument("--in-memory", action="store_true",
@@ -227,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configure_logging(args: argparse.Namespace) -> None:
     """Our own loggers at the level asked for; libraries (pyroute2) only say warnings."""
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=logging.WARNING, format="tapstack: %(message)s", stream=sys.stderr)
     logging.getLogger("stack").setLevel(level)
 
@@ -238,6 +358,8 @@ def make_host(args: argparse.Namespace):
 
     if args.host_ip is not None and args.host_ip.ip in [i.ip for i in args.ip]:
         raise UsageError(f"--host-ip {args.host_ip.ip} is the stack's own address; pick another")
+    choices = dict(ttl=args.ttl, icmp_errors_per_second=args.icmp_error_rate,
+                   icmp_error_burst=args.icmp_error_burst, reassembly_timeout=args.reassembly_timeout)
     try:
         if args.tun is None:
             for option, value in (("--peer", args.peer), ("--pi", args.pi or None)):
@@ -249,9 +371,10 @@ def make_host(args: argparse.Namespace):
                                      f"e.g. {interface.ip}/24")
             return TapHost(args.ip, mac=args.mac, gateway=args.gateway,
                            answer_broadcast_echo=args.answer_broadcast, probe=args.probe,
-                           uniform=random.Random().uniform)
+                           uniform=random.Random().uniform,
+                           arp_lifetime=args.arp_lifetime or ARP_ENTRY_LIFETIME_S, **choices)
         for option, value in (("--mac", args.mac), ("--gateway", args.gateway),
-                              ("--probe", args.probe or None)):
+                              ("--probe", args.probe or None), ("--arp-lifetime", args.arp_lifetime)):
             if value is not None:
                 raise UsageError(f"{option} is for TAP devices: a TUN device has no link layer")
         peer = args.peer
@@ -261,7 +384,7 @@ def make_host(args: argparse.Namespace):
                                  "point-to-point link the peer is the kernel side's address")
             peer = args.host_ip.ip
         return TunHost(args.ip, peer=peer, packet_info=args.pi,
-                       answer_broadcast_echo=args.answer_broadcast)
+                       answer_broadcast_echo=args.answer_broadcast, **choices)
     except ValueError as error:
         raise UsageError(str(error))
 
@@ -288,6 +411,7 @@ def open_device(args: argparse.Namespace, host):
             raise UsageError(str(error))
     elif not interface_is_up(device.name):
         log.warning("%s is down: bring it up (ip link set %s up) or pass --host-ip", name, name)
+    device = with_faults(args, device)
     if args.pcap:
         from stack.tap.pcap import PcapDevice
 
@@ -301,11 +425,46 @@ def open_device(args: argparse.Namespace, host):
     return device
 
 
-def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]:
+def fault_options(args: argparse.Namespace) -> dict:
+    """The FaultInjector settings the flags ask for (empty: no fault injection)."""
+    settings = dict(drop=args.drop, corrupt=args.corrupt, delay_ms=args.delay_ms,
+                    jitter_ms=args.jitter_ms, rate=args.rate, max_size=args.max_size)
+    if not any(settings.values()):
+        return {}
+    return dict(settings, directions=args.fault_direction)
+
+
+def with_faults(args: argparse.Namespace, device):
+    """The device wrapped in a FaultInjector when a fault flag is given (seeded, seed logged)."""
+    settings = fault_options(args)
+    if not settings:
+        return device
+    from stack.tap.fault import FaultInjector
+
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
+    log.info("fault injection %s, seed %d (--seed %d repeats it)",
+             ", ".join(f"{k}={v}" for k, v in settings.items() if v), seed, seed)
+    return FaultInjector(device, random.Random(seed), **settings)
+
+
+def check_fault_options(args: argparse.Namespace) -> None:
+    """Fault flags that make no sense together: one line, exit 2 (before any device is opened)."""
+    if args.jitter_ms and not args.delay_ms:
+        raise UsageError("--jitter-ms varies a delay: give --delay-ms too")
+    if args.jitter_ms > args.delay_ms:
+        raise UsageError(f"--jitter-ms {args.jitter_ms:g} is larger than --delay-ms {args.delay_ms:g}: "
+                         "a frame cannot leave before it came")
+    if args.seed is not None and not fault_options(args):
+        raise UsageError("--seed seeds fault injection: give --drop, --corrupt, --delay-ms, "
+                         "--rate or --max-size too")
+
+
+def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = False) -> tuple[int, object]:
     from stack.loop import Loop
     from stack.tap.base import DeviceError
     from stack.trace import Tracer
 
+    check_fault_options(args)
     host = make_host(args)
     device = open_device(args, host)
     host.mtu = device.mtu
@@ -317,7 +476,15 @@ def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]
     loop = Loop()
     tracer = (Tracer(sys.stdout, host.medium, packet_info=getattr(host, "packet_info", False))
               if args.trace and args.pcap != "-" else None)
-    loop.attach(device, host, agents=agent_list, tracer=tracer)
+    status_line = None
+    if live_status:
+        from stack import status as live
+
+        if live.wanted(sys.stderr, sys.stdout, args.trace and args.pcap != "-", args.verbose):
+            status_line = live.StatusLine(sys.stderr, lambda: host.stats)
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(live.EraseBeforeLogging(status_line))
+    loop.attach(device, host, agents=agent_list + ([status_line] if status_line else []), tracer=tracer)
     loop.install_signal_handlers()
     log.info("host %s %s (mtu %d); Ctrl-C to stop", describe_addresses(host.interfaces),
              describe_link(host, args), device.mtu)
@@ -330,6 +497,8 @@ def serve(args: argparse.Namespace, agents=(), until=None) -> tuple[int, object]
     finally:
         loop.close()
         device.close()
+        if status_line is not None:
+            status_line.erase()  # the full table below replaces it
     # Like tcpdump's closing counts, the summary is printed even with -q (which silences logs).
     print(combined(host.stats, device=device.stats, loop=loop.stats).summary(), file=sys.stderr)
     return status, agent_list
@@ -350,7 +519,7 @@ def describe_link(host, args: argparse.Namespace) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    status, _ = serve(args)
+    status, _ = serve(args, live_status=True)
     return status
 
 
@@ -376,6 +545,55 @@ def cmd_ping(args: argparse.Namespace) -> int:
     if status != EXIT_OK:
         return status
     return EXIT_OK if session.received == session.count else EXIT_FAILURE
+
+
+#: pcap link types: Ethernet, and the raw-IP ones (101 LINKTYPE_RAW; 12 and 14, DLT_RAW on
+#: some systems); a capture's link type says what its frames are.
+PCAP_MEDIA = {1: "ethernet", 101: "ip", 12: "ip", 14: "ip"}
+
+
+def read_pcap_frame(path: str, number: int) -> tuple[bytes, str]:
+    """Frame ``number`` (from 1) of a pcap file, and its medium; UsageError when it cannot be had."""
+    import dpkt
+
+    try:
+        with open(path, "rb") as file:
+            reader = dpkt.pcap.Reader(file)
+            medium = PCAP_MEDIA.get(reader.datalink())
+            if medium is None:
+                raise UsageError(f"--pcap {path}: link type {reader.datalink()} is neither "
+                                 "Ethernet (1) nor raw IP (101)")
+            for index, (_, frame) in enumerate(reader, start=1):
+                if index == number:
+                    return bytes(frame), medium
+    except OSError as error:
+        raise UsageError(f"--pcap {path}: {error.strerror}")
+    except (ValueError, dpkt.Error) as error:
+        raise UsageError(f"--pcap {path}: not a pcap file ({error})")
+    raise UsageError(f"--pcap {path} has fewer than {number} frames")
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from stack.explain import explain
+
+    if (args.hex is None) == (args.pcap is None):
+        raise UsageError("give the frame either as HEX or with --pcap FILE")
+    if args.pi and not args.tun:
+        raise UsageError("--pi is for TUN packets: give --tun too")
+    medium = "ip" if args.tun else "ethernet"
+    if args.pcap is not None:
+        frame, medium = read_pcap_frame(args.pcap, args.frame)
+    else:
+        text = "".join(args.hex.split()).replace(":", "").removeprefix("0x")
+        if len(text) % 2:
+            raise UsageError(f"the hex has an odd number of digits ({len(text)}): a byte is two")
+        try:
+            frame = bytes.fromhex(text)
+        except ValueError:
+            bad = next((c for c in text if c not in "0123456789abcdefABCDEF"), "?")
+            raise UsageError(f"{bad!r} is not a hex digit")
+    sys.stdout.write(explain(frame, medium, packet_info=args.pi, address=args.ip))
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -461,7 +679,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if result.stopped else EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "ping": cmd_ping, "demo": cmd_demo, "diff": cmd_diff, "fuzz": cmd_fuzz}
+COMMANDS = {"run": cmd_run, "ping": cmd_ping, "explain": cmd_explain, "demo": cmd_demo,
+            "diff": cmd_diff, "fuzz": cmd_fuzz}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,9 +141,25 @@ class Loop:
                 agent_deadline = agent.next_deadline(now)
                 if agent_deadline is not None and (deadline is None or agent_deadline < deadline):
                     deadline = agent_deadline
+            device_deadline = self._run_device_timer(attachment, now)
+            if device_deadline is not None and (deadline is None or device_deadline < deadline):
+                deadline = device_deadline
             if deadline is not None and (earliest is None or deadline < earliest):
                 earliest = deadline
         return earliest
+
+    def _run_device_timer(self, attachment: Attachment, now: float) -> float | None:
+        """A device holding frames (a ``FaultInjector`` delaying them) says when they are due:
+        then its frames out are sent (``poll``) and its frames in received (``_drain``)."""
+        next_deadline = getattr(attachment.device, "next_deadline", None)
+        if next_deadline is None:
+            return None
+        deadline = next_deadline(now)
+        if deadline is not None and deadline <= now:
+            attachment.device.poll(now)  # type: ignore[attr-defined]
+            self._drain(attachment, now)
+            deadline = next_deadline(now)
+        return deadline
 
     def _drain(self, attachment: Attachment, now: float) -> None:
         device, node, tracer = attachment.device, attachment.node, attachment.tracer
@@ -161,7 +177,8 @@ class Loop:
                 continue
             if tracer is not None:
                 dropped = node.stats["dropped"] > drops_before
-                tracer.inbound(frame, len(out), node.stats.last_drop if dropped else None)
+                tracer.inbound(frame, len(out), node.stats.last_drop if dropped else None,
+                               node.stats.last_drop_detail if dropped else None)
             self._send(attachment, out, now)
 
     def _send(self, attachment: Attachment, frames: list[list[Buffer]], now: float) -> None:

@@ -20,8 +20,10 @@ from stack.l2 import packet_info
 from stack.l2.ethernet import EtherType, MacAddress
 from stack.l2.conflict import ConflictDetector, Uniform
 from stack.l2.link import EthernetLink
-from stack.l2.neighbor import NeighborCache
-from stack.l3.host import EchoReply, Ipv4Host
+from stack.l2.neighbor import ARP_ENTRY_LIFETIME_S, NeighborCache
+from stack.l3.host import ICMP_ERROR_BURST, ICMP_ERRORS_PER_SECOND, EchoReply, Ipv4Host
+from stack.l3.ipv4 import DEFAULT_TTL
+from stack.l3.reassembly import REASSEMBLY_TIMEOUT_S
 from stack.stats import Stats
 from stack.types import Outbound
 
@@ -102,6 +104,11 @@ class TapHost(_Host):
     ``answer_broadcast_echo`` answers echo requests sent to a broadcast or the all-hosts
     multicast address (ignored by default, like Linux).
 
+    Behaviours RFCs leave open (README "Choices RFCs leave open"): ``arp_lifetime`` seconds an
+    ARP entry is used (RFC 1122 2.3.2.1), ``ttl`` of our datagrams (RFC 1122 3.2.1.7),
+    ``icmp_errors_per_second`` and ``icmp_error_burst`` (RFC 1122 3.2.2), and
+    ``reassembly_timeout`` seconds (RFC 1122 3.3.2).
+
     RFC 5227: every address is announced twice at start-up, two seconds apart, and defended
     when another host claims it. With ``probe`` each address is first probed for (three ARP
     probes) and used only when nobody answered; ``uniform(a, b)`` draws RFC 5227's random
@@ -119,16 +126,30 @@ class TapHost(_Host):
         neighbor_cache: NeighborCache | None = None,
         probe: bool = False,
         uniform: Uniform | None = None,
+        arp_lifetime: float = ARP_ENTRY_LIFETIME_S,
+        ttl: int = DEFAULT_TTL,
+        icmp_errors_per_second: float = ICMP_ERRORS_PER_SECOND,
+        icmp_error_burst: int = ICMP_ERROR_BURST,
+        reassembly_timeout: float = REASSEMBLY_TIMEOUT_S,
     ) -> None:
         interfaces = [IPv4Interface(ip) for ip in ips]
         if not interfaces:
             raise ValueError("a host needs at least one IPv4 address")
+        if neighbor_cache is None:
+            if arp_lifetime <= 0:
+                raise ValueError(f"ARP entry lifetime {arp_lifetime} must be above 0 seconds")
+            # RFC 1122 2.3.2.1: a cache entry MUST time out; how long is the host's choice.
+            neighbor_cache = NeighborCache(lifetime=arp_lifetime)
         self.stats = Stats()
         self.ip = Ipv4Host(
             interfaces,
             self.stats,
             gateway=IPv4Address(gateway) if gateway is not None else None,
             answer_broadcast_echo=answer_broadcast_echo,
+            ttl=ttl,
+            icmp_errors_per_second=icmp_errors_per_second,
+            icmp_error_burst=icmp_error_burst,
+            reassembly_timeout=reassembly_timeout,
         )
         addresses = self.ip.addresses
         if len(set(addresses)) != len(addresses):
@@ -200,6 +221,10 @@ class TunHost(_Host):
         peer: IPv4Address | str | None = None,
         packet_info: bool = False,
         answer_broadcast_echo: bool = False,
+        ttl: int = DEFAULT_TTL,
+        icmp_errors_per_second: float = ICMP_ERRORS_PER_SECOND,
+        icmp_error_burst: int = ICMP_ERROR_BURST,
+        reassembly_timeout: float = REASSEMBLY_TIMEOUT_S,
     ) -> None:
         interfaces = [IPv4Interface(ip) for ip in ips]
         if not interfaces:
@@ -210,7 +235,9 @@ class TunHost(_Host):
         self.packet_info = packet_info
         self.stats = Stats()
         self.ip = Ipv4Host(interfaces, self.stats, answer_broadcast_echo=answer_broadcast_echo,
-                           point_to_point=True)
+                           point_to_point=True, ttl=ttl,
+                           icmp_errors_per_second=icmp_errors_per_second,
+                           icmp_error_burst=icmp_error_burst, reassembly_timeout=reassembly_timeout)
 
     def receive(self, packet: Buffer, now: float) -> list[Frame]:
         """One packet from the TUN device in; the packets to send in answer out."""

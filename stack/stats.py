@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+from stack.errors import ParseError
+
 
 class Stats:
     """Counters by name. ``stats["rx_frames"]`` reads one (0 when never counted).
@@ -16,12 +18,14 @@ class Stats:
     Drop reasons are counted under ``drop.<reason>`` and also in ``drops`` for easy reading.
     """
 
-    __slots__ = ("counters", "last_drop")
+    __slots__ = ("counters", "last_drop", "last_drop_detail")
 
     def __init__(self) -> None:
         self.counters: Counter[str] = Counter()
         #: The reason of the most recent drop (for traces that show the verdict of one frame).
         self.last_drop: str | None = None
+        #: What the most recent drop was about (a value, or a ParseError's words), for traces.
+        self.last_drop_detail: object = None
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] += amount
@@ -31,6 +35,8 @@ class Stats:
         self.counters["drop." + reason] += 1
         self.counters["dropped"] += 1
         self.last_drop = reason
+        # A ParseError is kept as its words: the exception's traceback would pin receive buffers.
+        self.last_drop_detail = f"{detail.layer} {detail.detail}" if isinstance(detail, ParseError) else detail
         if logger is not None and logger.isEnabledFor(logging.DEBUG):
             logger.debug("drop %s: %s", reason, detail)
 

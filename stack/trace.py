@@ -17,6 +17,7 @@ from stack.l2.ethernet import EthernetFrame, EtherType
 from stack.l2.packet_info import PacketInfo
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import IpProto, Ipv4Packet
+from stack.reasons import explain_drop
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,13 @@ class Tracer:
         self.medium = medium
         self.packet_info = packet_info
 
-    def inbound(self, frame: Buffer, replies: int, drop_reason: str | None) -> None:
+    def inbound(self, frame: Buffer, replies: int, drop_reason: str | None,
+                drop_detail: object = None) -> None:
+        """``drop_detail`` is what the drop was about (``Stats.last_drop_detail``): with the
+        reason it becomes plain words and the RFC rule, e.g. ``[drop ipv4_bad_checksum: ...
+        (RFC 1122 3.2.1.2)]``."""
         if drop_reason is not None:
-            verdict = f"drop: {drop_reason}"
+            verdict = f"drop {explain_drop(drop_reason, drop_detail)}"
         elif replies:
             verdict = f"-> {replies} {'reply' if replies == 1 else 'replies'}"
         else:

@@ -35,7 +35,8 @@ def imports(path: Path) -> set[str]:
 
 MODULES = {module_name(p): imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
 CORE = [m for m in MODULES if m.startswith(("stack.l2", "stack.l3"))
-        or m in {"stack.node", "stack.trace", "stack.ping", "stack.types"} | BASE]
+        or m in {"stack.node", "stack.trace", "stack.ping", "stack.types", "stack.explain",
+                 "stack.reasons"} | BASE]
 
 
 def test_the_scan_sees_the_package():

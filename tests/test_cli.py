@@ -135,3 +135,47 @@ def test_an_address_range_is_every_address_from_first_to_last() -> None:
     assert len(host_addresses("192.0.2.1-192.0.2.254/24")) == 254
     bare = host_addresses("192.0.2.254-192.0.3.1")  # bare addresses (/32, for a TUN) may span
     assert [str(i) for i in bare] == ["192.0.2.254/32", "192.0.2.255/32", "192.0.3.0/32", "192.0.3.1/32"]
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        pytest.param(["--drop", "1.5"], ["1.5", "between 0 and 1"], id="drop-above-1"),
+        pytest.param(["--drop", "often"], ["often"], id="drop-garbage"),
+        pytest.param(["--corrupt", "-0.1"], ["-0.1"], id="corrupt-negative"),
+        pytest.param(["--delay-ms", "-5"], ["-5"], id="delay-negative"),
+        pytest.param(["--jitter-ms", "5"], ["--jitter-ms", "--delay-ms"], id="jitter-without-delay"),
+        pytest.param(["--delay-ms", "10", "--jitter-ms", "30"], ["larger than --delay-ms"],
+                     id="jitter-above-delay"),
+        pytest.param(["--rate", "0"], ["'0'", "above 0"], id="rate-zero"),
+        pytest.param(["--max-size", "0"], ["'0'"], id="max-size-zero"),
+        pytest.param(["--seed", "x"], ["'x'"], id="seed-garbage"),
+        pytest.param(["--seed", "3"], ["--seed", "--drop"], id="seed-without-faults"),
+        pytest.param(["--drop", "0.1", "--fault-direction", "up"], ["up"], id="direction-garbage"),
+        pytest.param(["--ttl", "0"], ["'0'", "between 1 and 255"], id="rfc1122-3.2.1.7-ttl-zero"),
+        pytest.param(["--ttl", "256"], ["256"], id="ttl-too-big"),
+        pytest.param(["--arp-lifetime", "0"], ["'0'"], id="arp-lifetime-zero"),
+        pytest.param(["--icmp-error-rate", "-1"], ["-1"], id="icmp-error-rate-negative"),
+        pytest.param(["--icmp-error-burst", "x"], ["'x'"], id="icmp-error-burst-garbage"),
+        pytest.param(["--reassembly-timeout", "0"], ["'0'"], id="reassembly-timeout-zero"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "ping"])
+def test_bad_fault_and_choice_options_are_one_line_exit_2(command: str, args: list[str],
+                                                          fragments: list[str]) -> None:
+    target = ["192.0.2.1"] if command == "ping" else []
+    assert_usage_error(tapstack(command, *TAP, *args, *target), *fragments)
+
+
+def test_arp_lifetime_is_for_tap_devices() -> None:
+    assert_usage_error(tapstack("run", *TUN, "--arp-lifetime", "5"), "--arp-lifetime is for TAP devices")
+
+
+def test_the_help_names_each_choice_with_its_default_and_rfc() -> None:
+    result = tapstack("run", "--help")
+    text = " ".join(result.stdout.split())
+    for fragment in ["--arp-lifetime", "RFC 1122 2.3.2.1", "default 60", "--ttl", "RFC 1122 3.2.1.7",
+                     "64", "--icmp-error-rate", "RFC 1122 3.2.2", "1000", "--reassembly-timeout",
+                     "RFC 1122 3.3.2", "ipfrag_time: 30", "--answer-broadcast", "RFC 1122 3.2.2.6",
+                     "--drop P", "--delay-ms MS", "--seed N"]:
+        assert fragment in text, fragment

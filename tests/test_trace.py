@@ -31,7 +31,7 @@ def test_malformed_frames_say_why():
     corrupted = frames.ECHO_REQUEST[:24] + b"\x00\x00" + frames.ECHO_REQUEST[26:]
     assert summarize(corrupted) == (
         "02:00:00:00:00:01 > 02:00:00:00:00:02, ethertype IPv4 (0x0800), length 98: "
-        "malformed: [IPv4] header checksum 0x0000 does not verify")
+        "malformed: [IPv4] header checksum 0x0000 does not verify (should be 0xf6a5)")
 
 
 @settings(max_examples=300)

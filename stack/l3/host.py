@@ -22,7 +22,7 @@ from stack.errors import ParseError
 from stack.l3 import icmp, ipv4
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import DEFAULT_TTL, MINIMUM_HEADER_LENGTH, IpProto, Ipv4Packet
-from stack.l3.reassembly import Reassembler
+from stack.l3.reassembly import REASSEMBLY_TIMEOUT_S, Reassembler
 from stack.stats import Stats
 from stack.types import Outbound
 
@@ -95,9 +95,22 @@ class Ipv4Host:
         ttl: int = DEFAULT_TTL,
         point_to_point: bool = False,
         mtu: int = 1500,
+        icmp_errors_per_second: float = ICMP_ERRORS_PER_SECOND,
+        icmp_error_burst: int = ICMP_ERROR_BURST,
+        reassembly_timeout: float = REASSEMBLY_TIMEOUT_S,
     ) -> None:
         """``point_to_point``: the interface is a point-to-point link (a TUN device), so every
-        destination is reached by sending into it; there is no next hop to choose."""
+        destination is reached by sending into it; there is no next hop to choose.
+        ``ttl`` (RFC 1122 3.2.1.7), the ICMP error rate (RFC 1122 3.2.2) and the reassembly
+        timeout (RFC 1122 3.3.2) are the behaviours RFCs leave to the host (README)."""
+        if not 1 <= ttl <= 255:
+            raise ValueError(f"TTL {ttl} is not between 1 and 255")  # RFC 1122 3.2.1.7: never 0
+        if icmp_errors_per_second < 0 or icmp_error_burst < 0:
+            raise ValueError("the ICMP error rate and burst cannot be negative")
+        if reassembly_timeout <= 0:
+            raise ValueError(f"reassembly timeout {reassembly_timeout} must be above 0 seconds")
+        self.icmp_errors_per_second = float(icmp_errors_per_second)
+        self.icmp_error_burst = icmp_error_burst
         self.interfaces = list(interfaces)
         self.point_to_point = point_to_point
         #: The link's MTU: the largest datagram it carries (the device tells; RFC 791 3.2).
@@ -129,8 +142,8 @@ class Ipv4Host:
         #: Header prediction for plain echo requests (see ``_predicted_echo``); tests turn it off
         #: to compare both paths.
         self.predict = True
-        self.reassembler = Reassembler()
-        self._error_tokens = float(ICMP_ERROR_BURST)
+        self.reassembler = Reassembler(timeout=reassembly_timeout)
+        self._error_tokens = float(icmp_error_burst)
         self._error_tokens_at: float | None = None
         self._identification = 0
         self._outstanding: dict[tuple[IPv4Address, int, int], float] = {}
@@ -444,11 +457,12 @@ class Ipv4Host:
         return []
 
     def _take_error_token(self, now: float) -> bool:
-        """Token bucket: ICMP_ERRORS_PER_SECOND tokens a second, at most ICMP_ERROR_BURST saved."""
+        """Token bucket: ``icmp_errors_per_second`` tokens a second, at most ``icmp_error_burst``
+        saved (by default ICMP_ERRORS_PER_SECOND and ICMP_ERROR_BURST)."""
         if self._error_tokens_at is not None:
             elapsed = max(0.0, now - self._error_tokens_at)
-            self._error_tokens = min(float(ICMP_ERROR_BURST),
-                                     self._error_tokens + elapsed * ICMP_ERRORS_PER_SECOND)
+            self._error_tokens = min(float(self.icmp_error_burst),
+                                     self._error_tokens + elapsed * self.icmp_errors_per_second)
         self._error_tokens_at = now
         if self._error_tokens < 1.0:
             return False

@@ -82,7 +82,9 @@ class IcmpMessage:
         # RFC 1122 3.2.2: ICMP messages with a bad checksum are discarded (RFC 792: the checksum
         # covers the whole message).
         if internet_checksum(view) != 0:
-            raise ParseError("ICMP", "bad_checksum", f"checksum {checksum:#06x} does not verify")
+            computed = internet_checksum([view[:2], b"\x00\x00", view[4:]])
+            raise ParseError("ICMP", "bad_checksum",
+                             f"checksum {checksum:#06x} does not verify (should be {computed:#06x})")
         return cls(type_, code, rest, view[HEADER_LENGTH:])
 
     def header(self) -> bytes:

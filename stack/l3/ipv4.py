@@ -162,7 +162,9 @@ class Ipv4Packet:
         view = memoryview(data)
         # RFC 1122 3.2.1.2: a host MUST verify the header checksum and silently discard on failure.
         if internet_checksum(view[:header_length]) != 0:
-            raise ParseError("IPv4", "bad_checksum", f"header checksum {_checksum:#06x} does not verify")
+            computed = internet_checksum([view[:10], b"\x00\x00", view[12:header_length]])
+            raise ParseError("IPv4", "bad_checksum",
+                             f"header checksum {_checksum:#06x} does not verify (should be {computed:#06x})")
         if header_length > MINIMUM_HEADER_LENGTH:
             parse_options(bytes(view[MINIMUM_HEADER_LENGTH:header_length]))  # structure only
         return cls(

@@ -51,3 +51,8 @@ class Device(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    # Optional, for a device that holds frames back (``stack.tap.fault.FaultInjector``):
+    #   next_deadline(now) -> float | None   when held frames are next due (None: none held)
+    #   poll(now) -> None                     send the held frames out that are due
+    # The loop calls them, then ``recv`` for held frames in that are due.

@@ -80,6 +80,16 @@ class PcapDevice:
             log.warning("capture stopped: %s", error)
             self._file = None
 
+    def next_deadline(self, now: float) -> float | None:
+        """The wrapped device's timer (a ``FaultInjector`` holding delayed frames), if any."""
+        hook = getattr(self.inner, "next_deadline", None)
+        return hook(now) if hook is not None else None
+
+    def poll(self, now: float) -> None:
+        hook = getattr(self.inner, "poll", None)
+        if hook is not None:
+            hook(now)
+
     def close(self) -> None:
         self.inner.close()
 

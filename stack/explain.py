@@ -1,0 +1,375 @@
+"""``tapstack explain``: one frame decoded field by field, and what tapstack would do with it.
+
+Read first: RFC 894 (Ethernet), RFC 826 (ARP), RFC 791 3.1 (IPv4 header and options), RFC 792
+(ICMP), RFC 768 (UDP), RFC 1071 (checksums). Sans-I/O: bytes in, text out; never raises.
+
+Every field is a row: byte offsets in the frame, the field's name, its value as on the wire,
+and what it means; checksums show the value carried and the value computed. Then a fresh host
+(``TapHost`` / ``TunHost``) receives the frame and its answer, or its drop reason with the rule
+behind it, is shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+
+from stack.checksum import internet_checksum
+from stack.errors import ParseError
+from stack.l2.ethernet import BROADCAST, MacAddress
+from stack.l3 import ipv4
+from stack.reasons import explain_drop
+from stack.trace import summarize
+
+#: The address the explained host takes when the frame names none it could have.
+FALLBACK_ADDRESS = IPv4Interface("192.0.2.2/24")
+
+ETHERTYPE_NAMES = {0x0800: "IPv4 (RFC 894)", 0x0806: "ARP (RFC 826)", 0x86DD: "IPv6 (not supported)",
+              0x8100: "802.1Q VLAN tag (not supported)", 0x88A8: "802.1ad QinQ tag (not supported)"}
+PROTOCOLS = {1: "ICMP (RFC 792)", 2: "IGMP", 6: "TCP", 17: "UDP (RFC 768)", 41: "IPv6 in IPv4"}
+ICMP_TYPES = {0: "echo reply", 3: "destination unreachable", 4: "source quench", 5: "redirect",
+              8: "echo request", 11: "time exceeded", 12: "parameter problem",
+              13: "timestamp request", 14: "timestamp reply"}
+OPTION_NAMES = {0: "end of option list", 1: "no operation", 7: "record route", 68: "timestamp",
+                131: "loose source route", 137: "strict source route", 148: "router alert"}
+
+
+@dataclass
+class Explanation:
+    """Rows of (first byte, last byte, field, value, meaning), under section titles."""
+
+    lines: list[str] = field(default_factory=list)
+    #: What the frame is addressed to and from, for the host that answers it.
+    destination_ip: IPv4Address | None = None
+    source_ip: IPv4Address | None = None
+    destination_mac: MacAddress | None = None
+    source_mac: MacAddress | None = None
+
+    def section(self, title: str) -> None:
+        self.lines.append(title)
+
+    def row(self, start: int, size: int, name: str, value: object, meaning: str = "") -> None:
+        place = f"{start}" if size <= 1 else f"{start}-{start + size - 1}"
+        self.lines.append(f"  {place:<8} {name:<24} {str(value):<20} {meaning}".rstrip())
+
+    def note(self, text: str) -> None:
+        self.lines.append(f"  {text}")
+
+
+def _mac_meaning(mac: MacAddress) -> str:
+    if mac == BROADCAST:
+        return "broadcast"
+    kind = "multicast (a group)" if mac.is_multicast else "unicast"
+    return kind + (", locally administered" if mac.is_locally_administered else ", globally unique (OUI)")
+
+
+def _missing(out: Explanation, start: int, name: str) -> None:
+    out.row(start, 1, name, "(missing)", "the frame ends before this field")
+
+
+def _checksum(carried: int, computed: int, rule: str) -> str:
+    if carried == computed:
+        return f"correct (computed {computed:#06x})"
+    return f"WRONG: computed {computed:#06x}; {rule}"
+
+
+def ethernet(data: bytes, out: Explanation) -> None:
+    out.section(f"Ethernet II (RFC 894), {len(data)} bytes")
+    if len(data) < 14:
+        out.note(f"only {len(data)} bytes: an Ethernet header is 14 (a runt)")
+        return
+    destination, source = MacAddress(data[0:6]), MacAddress(data[6:12])
+    ethertype = int.from_bytes(data[12:14], "big")
+    out.destination_mac, out.source_mac = destination, source
+    out.row(0, 6, "destination MAC", destination, _mac_meaning(destination))
+    out.row(6, 6, "source MAC", source, _mac_meaning(source))
+    meaning = ETHERTYPE_NAMES.get(ethertype, "802.3 length, not an EtherType" if ethertype < 0x0600 else "unknown")
+    out.row(12, 2, "EtherType", f"{ethertype:#06x}", meaning)
+    if ethertype == 0x0806:
+        arp(data, 14, out)
+    elif ethertype == 0x0800:
+        ipv4_datagram(data, 14, out)
+    if len(data) < 60:
+        out.note(f"{len(data)} bytes: shorter than Ethernet's 60 (the kernel pads frames it sends, RFC 894)")
+
+
+def arp(data: bytes, base: int, out: Explanation) -> None:
+    body = data[base:]
+    out.section(f"ARP (RFC 826), {len(body)} bytes")
+    fields = [(0, 2, "hardware type (ar$hrd)", lambda v: "Ethernet" if v == 1 else "not Ethernet"),
+              (2, 2, "protocol type (ar$pro)", lambda v: "IPv4" if v == 0x0800 else "not IPv4"),
+              (4, 1, "hardware length (ar$hln)", lambda v: "6: a MAC" if v == 6 else "not 6"),
+              (5, 1, "protocol length (ar$pln)", lambda v: "4: an IPv4 address" if v == 4 else "not 4"),
+              (6, 2, "operation (ar$op)", lambda v: {1: "request", 2: "reply"}.get(v, "unknown"))]
+    for offset, size, name, meaning in fields:
+        if len(body) < offset + size:
+            return _missing(out, base + offset, name)
+        value = int.from_bytes(body[offset:offset + size], "big")
+        out.row(base + offset, size, name, value if size == 1 else f"{value:#06x}" if offset == 2 else value,
+                meaning(value))
+    addresses = [(8, 6, "sender MAC (ar$sha)"), (14, 4, "sender IP (ar$spa)"),
+                 (18, 6, "target MAC (ar$tha)"), (24, 4, "target IP (ar$tpa)")]
+    for offset, size, name in addresses:
+        if len(body) < offset + size:
+            return _missing(out, base + offset, name)
+        raw = body[offset:offset + size]
+        value = MacAddress(raw) if size == 6 else IPv4Address(raw)
+        meaning = ""
+        if name.startswith("sender IP") and int(value) == 0:
+            meaning = "0.0.0.0: a probe (RFC 5227 2.1.1)"
+        if name.startswith("target IP"):
+            out.destination_ip = value
+            if body[14:18] == raw:
+                meaning = "same as the sender's: an announcement (RFC 5227 3)"
+        if name.startswith("sender IP"):
+            out.source_ip = value
+        out.row(base + offset, size, name, value, meaning)
+    if len(body) > 28:
+        out.note(f"{len(body) - 28} bytes of Ethernet padding after the ARP packet")
+
+
+def ipv4_datagram(data: bytes, base: int, out: Explanation) -> None:
+    body = data[base:]
+    out.section(f"IPv4 header (RFC 791 3.1), {len(body)} bytes from offset {base}")
+    if len(body) < 1:
+        return _missing(out, base, "version")
+    version, ihl = body[0] >> 4, body[0] & 0x0F
+    out.row(base, 1, "version", version, "IPv4" if version == 4
+            else "not 4: discarded (RFC 1122 3.2.1.1)")
+    header_length = ihl * 4
+    out.row(base, 1, "IHL (header length)", ihl, f"{header_length} bytes" + (
+        " (no options)" if ihl == 5 else " with options" if ihl > 5 else ": below 5, invalid (RFC 791)"))
+    fixed = [(1, 1, "type of service", lambda v: f"{v:#04x}: DSCP {v >> 2}, ECN {v & 3}"),
+             (2, 2, "total length", lambda v: f"{v} bytes, header included" + (
+                 f"; the buffer has {len(body)}" if v != len(body) else "")),
+             (4, 2, "identification", lambda v: "names the fragments of one datagram"),
+             (6, 2, "flags, fragment offset", _flags),
+             (8, 1, "TTL", lambda v: "hops left (not checked on delivery, RFC 1122 3.2.1.7)"),
+             (9, 1, "protocol", lambda v: PROTOCOLS.get(v, "not handled here"))]
+    for offset, size, name, meaning in fixed:
+        if len(body) < offset + size:
+            return _missing(out, base + offset, name)
+        value = int.from_bytes(body[offset:offset + size], "big")
+        out.row(base + offset, size, name, f"{value:#06x}" if offset in (4, 6) else value, meaning(value))
+    if len(body) < 12:
+        return _missing(out, base + 10, "header checksum")
+    carried = int.from_bytes(body[10:12], "big")
+    if len(body) >= max(header_length, 20):
+        computed = internet_checksum([body[:10], b"\x00\x00", body[12:max(header_length, 20)]])
+        verdict = _checksum(carried, computed, "a host MUST discard it (RFC 1122 3.2.1.2)")
+    else:
+        verdict = "cannot be checked: the header is cut short"
+    out.row(base + 10, 2, "header checksum", f"{carried:#06x}", verdict)
+    for offset, name in ((12, "source"), (16, "destination")):
+        if len(body) < offset + 4:
+            return _missing(out, base + offset, name)
+        address = IPv4Address(body[offset:offset + 4])
+        if name == "source":
+            out.source_ip = address
+        else:
+            out.destination_ip = address
+        out.row(base + offset, 4, f"{name} address", address, _address_meaning(address))
+    if header_length > 20:
+        options(body[20:header_length], base + 20, out)
+    if version != 4 or ihl < 5 or len(body) < header_length:
+        return
+    total_length = int.from_bytes(body[2:4], "big")
+    payload = body[header_length:min(total_length, len(body))] if total_length >= header_length else b""
+    if total_length < len(body):
+        out.note(f"{len(body) - total_length} bytes after the total length: link padding (RFC 894)")
+    fragment = int.from_bytes(body[6:8], "big")
+    if fragment & 0x1FFF:
+        out.note(f"a fragment at offset {(fragment & 0x1FFF) * 8}: its data is not a whole message")
+        return
+    protocol = body[9]
+    if protocol == 1:
+        icmp(payload, base + header_length, out, bool(fragment & 0x2000))
+    elif protocol == 17:
+        udp(payload, base + header_length, out, body)
+    elif payload:
+        out.section(f"payload ({PROTOCOLS.get(protocol, f'protocol {protocol}')}), {len(payload)} bytes")
+
+
+def _flags(value: int) -> str:
+    parts = []
+    if value & 0x8000:
+        parts.append("reserved bit set (must be 0)")
+    if value & 0x4000:
+        parts.append("DF (don't fragment)")
+    if value & 0x2000:
+        parts.append("MF (more fragments)")
+    offset = (value & 0x1FFF) * 8
+    parts.append(f"offset {offset}" + (": not a fragment" if not value & 0x3FFF else ""))
+    return ", ".join(parts)
+
+
+def _address_meaning(address: IPv4Address) -> str:
+    if address == IPv4Address("255.255.255.255"):
+        return "limited broadcast"
+    if address.is_multicast:
+        return "multicast" + (": all hosts (RFC 1112)" if str(address) == "224.0.0.1" else "")
+    if int(address) >> 24 in (0, 127):
+        return "never a valid source on a wire (RFC 1122 3.2.1.3)"
+    for network in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"):
+        if address in IPv4Interface(network).network:
+            return "documentation address (RFC 5737)"
+    return "private (RFC 1918)" if address.is_private else ""
+
+
+def options(raw: bytes, base: int, out: Explanation) -> None:
+    out.section(f"IPv4 options (RFC 791 3.1), {len(raw)} bytes")
+    index = 0
+    while index < len(raw):
+        kind = raw[index]
+        name = OPTION_NAMES.get(kind, "unknown option")
+        if kind in (0, 1):
+            out.row(base + index, 1, f"option {kind}", name)
+            if kind == 0:
+                return
+            index += 1
+            continue
+        if index + 1 >= len(raw) or not 2 <= raw[index + 1] <= len(raw) - index:
+            out.row(base + index, 1, f"option {kind}", name,
+                    "its length runs past the header: the datagram is dropped (RFC 1122 3.2.1.8)")
+            return
+        size = raw[index + 1]
+        meaning = f"{size} bytes" + (", copied into fragments" if kind & 0x80 else "")
+        if kind in (7, 68) and size >= 3:
+            meaning += f", pointer {raw[index + 2]}"
+        out.row(base + index, size, f"option {kind}", name, meaning)
+        index += size
+
+
+def icmp(payload: bytes, base: int, out: Explanation, partial: bool) -> None:
+    out.section(f"ICMP (RFC 792), {len(payload)} bytes")
+    if len(payload) < 8:
+        out.note(f"only {len(payload)} bytes: an ICMP header is 8")
+        return
+    kind, code = payload[0], payload[1]
+    out.row(base, 1, "type", kind, ICMP_TYPES.get(kind, "unknown: silently discarded (RFC 1122 3.2.2)"))
+    out.row(base + 1, 1, "code", code)
+    carried = int.from_bytes(payload[2:4], "big")
+    if partial:
+        verdict = "covers the whole message: checked after reassembly"
+    else:
+        computed = internet_checksum([payload[:2], b"\x00\x00", payload[4:]])
+        verdict = _checksum(carried, computed, "discarded (RFC 792; RFC 1122 3.2.2)")
+    out.row(base + 2, 2, "checksum", f"{carried:#06x}", verdict)
+    if kind in (0, 8, 13, 14):
+        out.row(base + 4, 2, "identifier", int.from_bytes(payload[4:6], "big"), "matches a reply to its request")
+        out.row(base + 6, 2, "sequence number", int.from_bytes(payload[6:8], "big"))
+    else:
+        out.row(base + 4, 4, "rest of header", payload[4:8].hex())
+    if len(payload) > 8:
+        what = "the datagram in error (its header + data)" if kind in (3, 4, 5, 11, 12) else "data"
+        out.row(base + 8, len(payload) - 8, "data", f"{len(payload) - 8} bytes", what)
+
+
+def udp(payload: bytes, base: int, out: Explanation, datagram: bytes) -> None:
+    out.section(f"UDP (RFC 768), {len(payload)} bytes")
+    if len(payload) < 8:
+        out.note(f"only {len(payload)} bytes: a UDP header is 8")
+        return
+    out.row(base, 2, "source port", int.from_bytes(payload[0:2], "big"))
+    out.row(base + 2, 2, "destination port", int.from_bytes(payload[2:4], "big"),
+            "no service here: Port Unreachable (RFC 1122 4.1.3.1)")
+    size = int.from_bytes(payload[4:6], "big")
+    out.row(base + 4, 2, "length", size, "header + data" if 8 <= size <= len(payload) else "invalid")
+    carried = int.from_bytes(payload[6:8], "big")
+    if carried == 0:
+        verdict = "0: not computed by the sender (allowed, RFC 768)"
+    elif 8 <= size <= len(payload):
+        pseudo = datagram[12:20] + bytes([0, 17]) + size.to_bytes(2, "big")
+        computed = internet_checksum([pseudo, payload[:6], b"\x00\x00", payload[8:size]])
+        verdict = _checksum(carried, computed or 0xFFFF, "discarded (RFC 1122 4.1.3.4)")
+    else:
+        verdict = "cannot be checked: bad length"
+    out.row(base + 6, 2, "checksum", f"{carried:#06x}", verdict)
+
+
+def decode(frame: bytes, medium: str = "ethernet", packet_info: bool = False) -> Explanation:
+    """The field-by-field part. Never raises."""
+    out = Explanation()
+    try:
+        if medium == "ethernet":
+            ethernet(frame, out)
+        elif packet_info:
+            out.section("TUN packet information (struct tun_pi), 4 bytes")
+            if len(frame) < 4:
+                out.note(f"only {len(frame)} bytes: the header is 4")
+                return out
+            flags = int.from_bytes(frame[0:2], "little")
+            protocol = int.from_bytes(frame[2:4], "big")
+            out.row(0, 2, "flags (host order)", f"{flags:#06x}",
+                    "TUN_PKT_STRIP: the kernel cut the packet" if flags & 1 else "")
+            out.row(2, 2, "protocol", f"{protocol:#06x}", ETHERTYPE_NAMES.get(protocol, "unknown"))
+            if protocol == 0x0800:
+                ipv4_datagram(frame, 4, out)
+        else:
+            ipv4_datagram(frame, 0, out)
+    except Exception as error:  # a bug here must not hide the rest: say so and go on
+        out.note(f"(decoding stopped: {error!r})")
+    return out
+
+
+def _host_address(out: Explanation, address: IPv4Interface | None) -> tuple[IPv4Interface, str]:
+    if address is not None:
+        return address, "as given"
+    candidate = out.destination_ip
+    if candidate is not None and not (candidate.is_multicast or candidate.is_unspecified
+                                      or candidate.is_loopback or candidate.is_reserved
+                                      or int(candidate) & 0xFF in (0, 255)):
+        return IPv4Interface(f"{candidate}/24"), "the frame's destination, assuming a /24"
+    return FALLBACK_ADDRESS, "the frame names no address a host could have"
+
+
+def answer(frame: bytes, out: Explanation, medium: str = "ethernet", packet_info: bool = False,
+           address: IPv4Interface | None = None) -> list[str]:
+    """What a fresh host would do with the frame, as lines. Never raises."""
+    from stack.node import TapHost, TunHost
+
+    interface, why = _host_address(out, address)
+    lines = []
+    try:
+        source = out.source_ip if out.source_ip is not None and out.source_ip != interface.ip else None
+        if medium == "ethernet":
+            mac = out.destination_mac
+            if mac is None or mac.is_multicast or mac == MacAddress(bytes(6)):
+                mac = None
+            host = TapHost([interface], mac=mac)
+            if source is not None and out.source_mac is not None and not out.source_mac.is_multicast \
+                    and interface.network.prefixlen and host.ip.on_link(source):
+                host.link.cache.learn(source, out.source_mac, 0.0)  # the sender is known
+            lines.append(f"What tapstack would do, as {interface} at {host.mac} ({why})"
+                         + (f", knowing {source} at {out.source_mac}:" if source in host.link.cache else ":"))
+        else:
+            host = TunHost([interface], peer=source, packet_info=packet_info)
+            lines.append(f"What tapstack would do, as {interface} on a TUN link ({why}):")
+        replies = host.receive(frame, 0.0)
+    except (ValueError, ParseError) as error:
+        return [f"What tapstack would do: cannot set up a host as {interface}: {error}"]
+    except Exception as error:  # a bug in the stack: report it, never crash the command
+        return lines + [f"  internal error in the stack: {error!r} (please report the frame)"]
+    stats = host.stats
+    if stats["dropped"]:
+        lines.append(f"  drop {explain_drop(stats.last_drop or '', stats.last_drop_detail)}")
+    for reply in replies:
+        lines.append(f"  answer: {summarize(reply, medium, packet_info)}")
+    if not replies and not stats["dropped"]:
+        lines.append("  takes it and sends nothing back"
+                     + (" (learns the sender's MAC)" if stats["arp_replies_received"] else ""))
+    for name in ("icmp_error_about_icmp_error", "icmp_error_about_broadcast",
+                 "icmp_error_about_link_broadcast", "icmp_error_about_fragment", "icmp_error_to_non_host"):
+        if stats[name]:
+            lines.append(f"  no ICMP error sent ({name.replace('_', ' ')}: RFC 1122 3.2.2)")
+    return lines
+
+
+def explain(frame: bytes, medium: str = "ethernet", packet_info: bool = False,
+            address: IPv4Interface | None = None) -> str:
+    """The whole explanation as text: fields, then tapstack's answer. Never raises."""
+    frame = bytes(frame)
+    out = decode(frame, medium, packet_info)
+    header = f"  {'offset':<8} {'field':<24} {'value':<20} meaning"
+    lines = [header, *out.lines] if out.lines else [header]
+    return "\n".join(lines + [""] + answer(frame, out, medium, packet_info, address)) + "\n"

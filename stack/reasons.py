@@ -1,0 +1,146 @@
+"""Every drop reason in plain words, with the rule (RFC section, or standard) behind it.
+
+Read first: README "Counters". Traces (``--trace``) and ``tapstack explain`` print a drop as
+``drop ipv4_bad_checksum: the IPv4 header checksum is wrong: header checksum 0x1c46 does not
+verify (should be 0x1c47) (RFC 1122 3.2.1.2)``. ``tests/test_reasons.py`` scans the source for
+every reason the code can count and checks that each has an entry here and in the README.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stack.errors import ParseError
+
+#: Longest detail (the value that caused the drop) a trace line shows.
+DETAIL_MAXIMUM = 100
+
+
+@dataclass(frozen=True, slots=True)
+class DropReason:
+    """What a drop means (``plain``) and the rule that asks for it (``rule``)."""
+
+    plain: str
+    rule: str
+
+
+DROP_REASONS: dict[str, DropReason] = {
+    # Ethernet
+    "ethernet_runt": DropReason("frame shorter than the 14-byte Ethernet header", "RFC 894"),
+    "ethernet_not_for_us": DropReason(
+        "destination MAC is not ours, broadcast or all-hosts", "RFC 1122 2.3; IEEE 802.3 address recognition"),
+    "ethernet_vlan_tagged": DropReason(
+        "802.1Q VLAN-tagged frame: VLANs are not supported here", "IEEE 802.1Q; README: not supported"),
+    "ethernet_ipv6_not_supported": DropReason(
+        "IPv6 frame (EtherType 0x86dd): IPv6 is not supported here", "RFC 2464; README: not supported"),
+    "ethernet_unknown_ethertype": DropReason(
+        "EtherType of a protocol this host does not speak (only IPv4 and ARP)", "RFC 894, RFC 826"),
+    "ethernet_8023_length_frame": DropReason(
+        "IEEE 802.3 length field (below 0x0600), not an EtherType: LLC/SNAP is not spoken",
+        "RFC 1122 2.3.3 (RFC 1042 encapsulation is a MAY)"),
+    # ARP
+    "arp_truncated": DropReason("ARP packet shorter than its 28 bytes", "RFC 826 (packet format)"),
+    "arp_bad_address_length": DropReason(
+        "address lengths are not 6 (MAC) and 4 (IPv4)", "RFC 826 (ar$hln, ar$pln)"),
+    "arp_bad_hardware_type": DropReason(
+        "hardware type is not Ethernet (1)", "RFC 826 Packet Reception: ?Do I have the hardware type in ar$hrd?"),
+    "arp_bad_protocol_type": DropReason(
+        "protocol type is not IPv4 (0x0800)", "RFC 826 Packet Reception: ?Do I speak the protocol in ar$pro?"),
+    "arp_unknown_operation": DropReason(
+        "operation is neither request (1) nor reply (2)", "RFC 826 (ar$op)"),
+    "arp_bad_sender_mac": DropReason(
+        "sender MAC is a group (multicast/broadcast) or zero address: no station has it",
+        "IEEE 802 addressing; Linux arp_process"),
+    "arp_address_conflict": DropReason(
+        "another host claims one of our addresses (never learnt; defended or given up)", "RFC 5227 2.1.1, 2.4"),
+    "arp_not_for_us": DropReason(
+        "asks for an address that is not ours, from a sender not in our table",
+        "RFC 826 Packet Reception: ?Am I the target protocol address?"),
+    "arp_queue_full": DropReason(
+        "datagram waiting for ARP pushed out by a newer one", "RFC 1122 2.3.2.2 (keep at least the latest)"),
+    "arp_unresolved": DropReason(
+        "next hop never answered ARP: its waiting datagram is given up", "RFC 1122 2.3.2.1 (no ARP flooding)"),
+    # IPv4
+    "ipv4_truncated": DropReason(
+        "datagram shorter than its header or its total length says", "RFC 791 3.1; RFC 1122 3.2.1"),
+    "ipv4_bad_version": DropReason("version is not 4", "RFC 1122 3.2.1.1"),
+    "ipv4_bad_header_length": DropReason("header length (IHL) below 5 words (20 bytes)", "RFC 791 3.1"),
+    "ipv4_bad_total_length": DropReason("total length smaller than the header", "RFC 791 3.1"),
+    "ipv4_bad_checksum": DropReason("the IPv4 header checksum is wrong", "RFC 1122 3.2.1.2"),
+    "ipv4_bad_options": DropReason(
+        "a malformed option (its length runs past the header)", "RFC 791 3.1; RFC 1122 3.2.1.8"),
+    "ipv4_not_for_us": DropReason(
+        "destination is none of our addresses or broadcasts (a host does not forward)",
+        "RFC 1122 3.2.1.3, 3.3.1.1"),
+    "ipv4_unicast_in_link_broadcast": DropReason(
+        "a unicast datagram arrived in a link-layer broadcast", "RFC 1122 3.3.6"),
+    "ipv4_martian_source": DropReason(
+        "source is not one host (0/8, 127/8, multicast or broadcast)", "RFC 1122 3.2.1.3"),
+    "ipv4_source_is_ours": DropReason(
+        "source is our own address (a martian, as Linux says)", "RFC 1122 3.2.1.3"),
+    "ipv4_unknown_protocol": DropReason(
+        "no handler for this IP protocol: answered with Protocol Unreachable", "RFC 1122 3.2.2.1"),
+    "ipv4_no_route": DropReason(
+        "no route back to the source (off our networks, no gateway)", "RFC 1122 3.3.1.1"),
+    # Fragments
+    "ipv4_fragment_bad_length": DropReason(
+        "a fragment with more to come whose data is not a multiple of 8 bytes", "RFC 791 3.2"),
+    "ipv4_fragment_too_large": DropReason(
+        "fragments would make a datagram over 65,535 bytes (ping of death)", "RFC 791 3.1"),
+    "ipv4_fragment_duplicate": DropReason(
+        "an exact duplicate of a fragment already held (tolerated)", "RFC 791 3.2"),
+    "ipv4_fragment_overlap": DropReason(
+        "a fragment overlaps another: the whole datagram is discarded", "RFC 5722 (as Linux for IPv4)"),
+    "ipv4_fragment_inconsistent": DropReason(
+        "fragments disagree about where the datagram ends: the whole datagram is discarded", "RFC 791 3.2"),
+    "ipv4_reassembly_evicted": DropReason(
+        "an incomplete datagram given up to make room (reassembly is bounded)", "RFC 1122 3.3.2"),
+    "ipv4_reassembly_timeout": DropReason(
+        "an incomplete datagram timed out (Time Exceeded sent if its first fragment came)", "RFC 1122 3.3.2"),
+    # UDP
+    "udp_truncated": DropReason("shorter than the 8-byte UDP header", "RFC 768"),
+    "udp_bad_length": DropReason("UDP length outside 8 to the datagram's size", "RFC 768"),
+    "udp_bad_checksum": DropReason("the UDP checksum is wrong", "RFC 1122 4.1.3.4"),
+    "udp_port_unreachable": DropReason(
+        "no service on that UDP port: answered with Port Unreachable", "RFC 1122 4.1.3.1"),
+    # TUN
+    "tun_runt": DropReason(
+        "shorter than the 4-byte packet-information header", "Linux tuntap.rst (struct tun_pi)"),
+    "tun_truncated": DropReason(
+        "the kernel cut the packet to fit our buffer (TUN_PKT_STRIP)", "Linux if_tun.h (TUN_PKT_STRIP)"),
+    "tun_ipv6_not_supported": DropReason("IPv6 packet: IPv6 is not supported here", "RFC 8200; README: not supported"),
+    "tun_not_ipv4": DropReason("not an IPv4 packet", "RFC 791 3.1 (version 4); Linux tuntap.rst"),
+    # ICMP
+    "icmp_truncated": DropReason("shorter than the 8-byte ICMP header", "RFC 792"),
+    "icmp_bad_checksum": DropReason("the ICMP checksum is wrong", "RFC 792; RFC 1122 3.2.2"),
+    "icmp_type_not_handled": DropReason(
+        "an ICMP type this host does not handle: silently discarded", "RFC 1122 3.2.2"),
+    "icmp_echo_to_broadcast_ignored": DropReason(
+        "echo request to a broadcast or multicast address: ignored (--answer-broadcast answers)",
+        "RFC 1122 3.2.2.6"),
+    "icmp_echo_reply_unsolicited": DropReason(
+        "echo reply matching none of our echo requests", "RFC 792 (identifier and sequence match a reply)"),
+}
+
+
+def explain_drop(reason: str, detail: object = None) -> str:
+    """``reason: plain words: detail (rule)``; never raises, also for a reason not in the table."""
+    entry = DROP_REASONS.get(reason)
+    plain, rule = (entry.plain, entry.rule) if entry else ("(no explanation recorded)", "no rule recorded")
+    text = f"{reason}: {plain}"
+    shown = _detail(detail)
+    if shown:
+        text += f": {shown}"
+    return f"{text} ({rule})"
+
+
+def _detail(detail: object) -> str:
+    if detail is None or detail == "":
+        return ""
+    try:
+        text = f"{detail.layer} {detail.detail}" if isinstance(detail, ParseError) else str(detail)
+    except Exception:  # a detail that cannot print itself must not break a trace
+        return ""
+    if len(text) > DETAIL_MAXIMUM:
+        text = text[:DETAIL_MAXIMUM - 3] + "..."
+    return text

@@ -1,0 +1,231 @@
+"""Every drop reason the code can count has plain words and an RFC rule, and a trace says them.
+
+The reasons are found by reading the source (``stats.drop("...")``, ``ParseError(layer,
+reason, ...)``, and the other places a reason is named), so a new drop without an explanation
+fails here; the README's Counters table must list exactly the same set.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from stack import TapHost, TunHost
+from stack.reasons import DROP_REASONS, explain_drop
+from stack.trace import Tracer
+from tests import frames
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "stack"
+PREFIXES = ("ethernet_", "arp_", "ipv4_", "udp_", "tun_", "icmp_")
+
+
+def reasons_in_source() -> set[str]:
+    """Reasons as the code names them: drop("x"), _discard(key, "x"), ParseError("L", "r"), reason="x", return "x"
+    from a function that returns reasons, and the values (and lookup default) of a ``*ETHERTYPES``
+    reason table."""
+    found: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "reasons.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+                strings = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+                if name in ("drop", "_discard") and strings:
+                    found.add(strings[0])
+                elif name == "get" and getattr(node.func.value, "id", "").endswith("ETHERTYPES"):
+                    found |= set(strings)  # the default of a reason table lookup
+                elif name == "ParseError" and len(strings) >= 2:
+                    found.add(f"{strings[0].lower()}_{strings[1]}")
+                for keyword in node.keywords:
+                    if keyword.arg == "reason" and isinstance(keyword.value, ast.Constant):
+                        found.add(keyword.value.value)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                if any(getattr(t, "id", "") == "reason" for t in node.targets):
+                    found.add(node.value.value)
+            elif isinstance(node, ast.FunctionDef) and node.name == "_martian_source":
+                found |= {n.value.value for n in ast.walk(node)
+                          if isinstance(n, ast.Return) and isinstance(n.value, ast.Constant) and n.value.value}
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and any(
+                    getattr(t, "id", "").endswith("ETHERTYPES") for t in node.targets):
+                found |= {v.value for v in node.value.values if isinstance(v, ast.Constant)}
+    return found
+
+
+def reasons_in_readme() -> set[str]:
+    text = (REPO / "README.md").read_text()
+    table = text.split("Drop reasons", 1)[1].split("\n## ", 1)[0]
+    return {name for name in re.findall(r"`([a-z0-9_]+)`", table) if name.startswith(PREFIXES)}
+
+
+def test_the_scan_finds_the_reasons_of_each_kind():
+    found = reasons_in_source()
+    # one of each way of naming a reason
+    assert {"ethernet_not_for_us", "ipv4_bad_checksum", "ipv4_fragment_overlap",
+            "ethernet_8023_length_frame", "ipv4_source_is_ours", "ethernet_vlan_tagged"} <= found
+    assert all(name.startswith(PREFIXES) for name in found), found
+
+
+def test_every_reason_in_the_code_is_explained_and_nothing_else_is():
+    assert reasons_in_source() == set(DROP_REASONS)
+
+
+def test_the_readme_lists_exactly_the_reasons():
+    assert reasons_in_readme() == set(DROP_REASONS)
+
+
+@pytest.mark.parametrize("reason", sorted(DROP_REASONS))
+def test_each_explanation_has_words_and_a_rule(reason):
+    entry = DROP_REASONS[reason]
+    assert len(entry.plain.split()) >= 3
+    assert re.search(r"RFC \d+|IEEE 802|Linux|README", entry.rule), entry.rule
+
+
+# ---------------------------------------------------------------------- a frame for each reason
+
+K, H = frames.KERNEL_IP, frames.HOST_IP
+KMAC, HMAC = frames.KERNEL_MAC, frames.HOST_MAC
+
+
+def eth(payload: bytes, ethertype: int = 0x0800, dst: bytes = HMAC) -> bytes:
+    return frames.ethernet_frame(dst, KMAC, ethertype, payload)
+
+
+def datagram(payload: bytes, protocol: int = 1, src: str = K, dst: str = H, **kwargs) -> bytes:
+    return frames.ipv4_datagram(src, dst, protocol, payload, **kwargs)
+
+
+ECHO = frames.icmp_echo(8, 7, 1, b"x" * 8)
+PLAIN = datagram(ECHO)
+
+
+def arp(**kwargs) -> bytes:
+    fields = dict(op=1, sender_mac=KMAC, sender_ip=K, target_mac=frames.ZERO_MAC, target_ip=H)
+    fields.update(kwargs)
+    return eth(frames.arp_packet(**fields), 0x0806, dst=frames.BROADCAST_MAC)
+
+
+def udp(payload: bytes, length: int | None = None, checksum: bytes = b"\x00\x00") -> bytes:
+    size = 8 + len(payload) if length is None else length
+    return b"\x30\x39\x00\x35" + size.to_bytes(2, "big") + checksum + payload
+
+
+def tap_host() -> TapHost:
+    return TapHost([f"{H}/24"], mac=HMAC)
+
+
+def tun_host(packet_info: bool = False) -> TunHost:
+    return TunHost([H], peer=K, packet_info=packet_info)
+
+
+def pi(protocol: int, flags: int = 0) -> bytes:
+    return flags.to_bytes(2, "little") + protocol.to_bytes(2, "big")
+
+
+# (reason, host factory, frames sent first, the frame that is dropped)
+CASES = [
+    ("ethernet_runt", tap_host, [], KMAC * 2),
+    ("ethernet_not_for_us", tap_host, [], frames.ethernet_frame("02:00:00:00:00:99", KMAC, 0x0800, PLAIN)),
+    ("ethernet_vlan_tagged", tap_host, [], eth(b"\x00\x05\x08\x00" + PLAIN, 0x8100)),
+    ("ethernet_ipv6_not_supported", tap_host, [], eth(bytes(40), 0x86DD)),
+    ("ethernet_unknown_ethertype", tap_host, [], eth(bytes(46), 0x88B5)),
+    ("ethernet_8023_length_frame", tap_host, [], eth(bytes(46), 46)),
+    ("arp_truncated", tap_host, [], eth(frames.arp_packet(1, KMAC, K, frames.ZERO_MAC, H)[:20], 0x0806)),
+    ("arp_bad_address_length", tap_host, [],
+     eth(b"\x00\x01\x08\x00\x08\x04\x00\x01" + bytes(24), 0x0806)),
+    ("arp_bad_hardware_type", tap_host, [], arp(hardware_type=6)),
+    ("arp_bad_protocol_type", tap_host, [], arp(protocol_type=0x86DD)),
+    ("arp_unknown_operation", tap_host, [], arp(op=9)),
+    ("arp_bad_sender_mac", tap_host, [], arp(sender_mac=frames.BROADCAST_MAC)),
+    ("arp_address_conflict", tap_host, [], arp(sender_ip=H, target_ip=H)),
+    ("arp_not_for_us", tap_host, [], arp(target_ip="192.0.2.3")),
+    ("ipv4_truncated", tap_host, [], eth(PLAIN[:19])),
+    ("ipv4_bad_version", tap_host, [], eth(b"\x65" + PLAIN[1:])),
+    ("ipv4_bad_header_length", tap_host, [], eth(b"\x44" + PLAIN[1:])),
+    ("ipv4_bad_total_length", tap_host, [], eth(PLAIN[:2] + b"\x00\x10" + PLAIN[4:])),
+    ("ipv4_bad_checksum", tap_host, [], eth(PLAIN[:10] + bytes([PLAIN[10] ^ 1]) + PLAIN[11:])),
+    ("ipv4_bad_options", tap_host, [], eth(datagram(ECHO, options=b"\x07\x09\x04\x00"))),
+    ("ipv4_not_for_us", tap_host, [], eth(datagram(ECHO, dst="192.0.2.3"))),
+    ("ipv4_unicast_in_link_broadcast", tap_host, [], eth(PLAIN, dst=frames.BROADCAST_MAC)),
+    ("ipv4_martian_source", tap_host, [], eth(datagram(ECHO, src="127.0.0.1"))),
+    ("ipv4_source_is_ours", tap_host, [], eth(datagram(ECHO, src=H))),
+    ("ipv4_unknown_protocol", tap_host, [], eth(datagram(bytes(20), protocol=6))),
+    ("ipv4_no_route", tap_host, [], eth(datagram(ECHO, src="203.0.113.5"))),
+    ("ipv4_fragment_bad_length", tun_host, [], datagram(bytes(13), more_fragments=True)),
+    ("ipv4_fragment_too_large", tun_host, [], datagram(bytes(16), fragment_offset=8189)),
+    ("ipv4_fragment_duplicate", tun_host, [datagram(bytes(16), identification=5, more_fragments=True)],
+     datagram(bytes(16), identification=5, more_fragments=True)),
+    ("ipv4_fragment_overlap", tun_host, [datagram(bytes(16), identification=5, more_fragments=True)],
+     datagram(bytes(16), identification=5, more_fragments=True, fragment_offset=1)),
+    ("ipv4_fragment_inconsistent", tun_host, [datagram(bytes(16), identification=5, fragment_offset=4)],
+     datagram(bytes(16), identification=5, fragment_offset=8)),
+    ("udp_truncated", tun_host, [], datagram(bytes(4), protocol=17)),
+    ("udp_bad_length", tun_host, [], datagram(udp(b"abcd", length=40), protocol=17)),
+    ("udp_bad_checksum", tun_host, [], datagram(udp(b"abcd", checksum=b"\x12\x34"), protocol=17)),
+    ("udp_port_unreachable", tun_host, [], datagram(udp(b"abcd"), protocol=17)),
+    ("tun_runt", lambda: tun_host(True), [], b"\x00\x00\x08"),
+    ("tun_truncated", lambda: tun_host(True), [], pi(0x0800, flags=1) + PLAIN),
+    ("tun_ipv6_not_supported", tun_host, [], b"\x60" + bytes(39)),
+    ("tun_not_ipv4", tun_host, [], b"\x00" + PLAIN[1:]),
+    ("icmp_truncated", tun_host, [], datagram(b"\x08\x00\xf7")),
+    ("icmp_bad_checksum", tun_host, [], datagram(ECHO[:2] + bytes([ECHO[2] ^ 0x10]) + ECHO[3:])),
+    ("icmp_type_not_handled", tun_host, [], datagram(frames.icmp_message(42, 0, data=bytes(8)))),
+    ("icmp_echo_to_broadcast_ignored", tap_host, [],
+     eth(datagram(ECHO, dst="192.0.2.255"), dst=frames.BROADCAST_MAC)),
+    ("icmp_echo_reply_unsolicited", tun_host, [], datagram(frames.icmp_echo(0, 7, 1, b"x"))),
+]
+#: Reasons counted by timers or on the way out, not for a frame received: checked without one.
+NOT_FROM_A_FRAME = {"arp_queue_full", "arp_unresolved", "ipv4_reassembly_evicted", "ipv4_reassembly_timeout"}
+
+
+def test_the_cases_cover_every_reason():
+    assert {case[0] for case in CASES} | NOT_FROM_A_FRAME == set(DROP_REASONS)
+
+
+@pytest.mark.parametrize("reason, make, before, frame", CASES, ids=[c[0] for c in CASES])
+def test_the_trace_line_of_a_dropped_frame_says_why_and_which_rule(reason, make, before, frame):
+    host = make()
+    for earlier in before:
+        host.receive(earlier, 1.0)
+    dropped = host.stats["dropped"]
+    out = host.receive(frame, 1.0)
+    assert host.stats["dropped"] > dropped and host.stats.last_drop == reason
+    stream = io.StringIO()
+    tracer = Tracer(stream, host.medium, packet_info=getattr(host, "packet_info", False))
+    tracer.inbound(frame, len(out), host.stats.last_drop, host.stats.last_drop_detail)
+    line = stream.getvalue()
+    entry = DROP_REASONS[reason]
+    assert f"[drop {reason}: {entry.plain}" in line
+    assert line.rstrip().endswith(f"({entry.rule})]")
+
+
+def test_rfc1122_3_2_1_2_the_checksum_line_shows_both_values():
+    frame = eth(PLAIN[:10] + b"\x12\x34" + PLAIN[12:])
+    host = tap_host()
+    host.receive(frame, 1.0)
+    stream = io.StringIO()
+    Tracer(stream).inbound(frame, 0, host.stats.last_drop, host.stats.last_drop_detail)
+    correct = PLAIN[10:12].hex()
+    assert (f"the IPv4 header checksum is wrong: IPv4 header checksum 0x1234 does not verify "
+            f"(should be 0x{correct}) (RFC 1122 3.2.1.2)]") in stream.getvalue()
+
+
+@pytest.mark.parametrize("reason", sorted(NOT_FROM_A_FRAME))
+def test_drops_without_a_frame_are_explained_too(reason):
+    text = explain_drop(reason, "192.0.2.9")
+    assert text == f"{reason}: {DROP_REASONS[reason].plain}: 192.0.2.9 ({DROP_REASONS[reason].rule})"
+
+
+def test_an_unknown_reason_or_an_unprintable_detail_never_raises():
+    class Unprintable:
+        def __str__(self):
+            raise RuntimeError("no")
+
+    assert explain_drop("made_up", Unprintable()) == "made_up: (no explanation recorded) (no rule recorded)"
+    assert explain_drop("ipv4_bad_version", "x" * 500).count("x") < 120
