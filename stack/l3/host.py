@@ -33,6 +33,12 @@ LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 ALL_HOSTS_GROUP = IPv4Address("224.0.0.1")
 #: Header prediction: a 20-byte IPv4 header followed by an 8-byte ICMP header.
 PREDICTED_ECHO = struct.Struct("!BBHHHBBH4s4sBBH4s")
+#: Header prediction compares fields with plain ints: reading an IntEnum member costs more
+#: than the comparison itself.
+_PROTOCOL_ICMP = int(IpProto.ICMP)
+_ECHO_REQUEST = int(IcmpType.ECHO_REQUEST)
+_ECHO_REPLY = int(IcmpType.ECHO_REPLY)
+_FRAGMENT_BITS = ipv4.FLAG_MORE_FRAGMENTS | ipv4.FRAGMENT_OFFSET_MASK
 #: Source addresses header prediction remembers as ``IPv4Address`` values (a pinged host hears
 #: from a few peers again and again); past this many the memo starts afresh.
 ADDRESS_MEMO_CAPACITY = 256
@@ -279,8 +285,8 @@ class Ipv4Host:
         (version_ihl, _, total_length, _, flags_offset, _, protocol, _, source, destination,
          icmp_type, icmp_code, icmp_checksum, rest_of_header) = PREDICTED_ECHO.unpack_from(datagram)
         our_address = self._local_packed.get(destination)
-        if (version_ihl != 0x45 or protocol != IpProto.ICMP or icmp_type != IcmpType.ECHO_REQUEST
-                or flags_offset & (ipv4.FLAG_MORE_FRAGMENTS | ipv4.FRAGMENT_OFFSET_MASK)
+        if (version_ihl != 0x45 or protocol != _PROTOCOL_ICMP or icmp_type != _ECHO_REQUEST
+                or flags_offset & _FRAGMENT_BITS  # a fragment: reassembly first
                 or not PREDICTED_ECHO.size <= total_length <= len(datagram)
                 or total_length > self.mtu  # the reply is as long: larger ones are fragmented
                 or our_address is None):
@@ -306,10 +312,10 @@ class Ipv4Host:
         # checksum is updated rather than the data summed again.
         reply_checksum = icmp.echo_reply_checksum(icmp_checksum, icmp_type << 8 | icmp_code,
                                                   view[24:total_length])
-        reply_header = icmp.HEADER.pack(IcmpType.ECHO_REPLY, 0, reply_checksum, rest_of_header)
+        reply_header = icmp.HEADER.pack(_ECHO_REPLY, 0, reply_checksum, rest_of_header)
         self.stats.count("icmp_echo_replies_sent")
         self._identification = (self._identification + 1) & 0xFFFF
-        header = ipv4.packed_header_bytes(destination, source, IpProto.ICMP,
+        header = ipv4.packed_header_bytes(destination, source, _PROTOCOL_ICMP,
                                           total_length - MINIMUM_HEADER_LENGTH, self.ttl,
                                           self._identification)
         return [Outbound(next_hop, [header, reply_header, view[28:total_length]], our_address)]
