@@ -172,7 +172,12 @@ class Loop:
             if tracer is not None:
                 dropped = node.stats["dropped"] > drops_before
                 tracer.inbound(frame, len(out), node.stats.last_drop if dropped else None)
-            self._send(attachment, out, now)
+            # This frame's answers go out before the next frame is read into the same buffer
+            # (``_send``, written out: it runs once per frame).
+            for reply in out:
+                if tracer is not None:
+                    tracer.outbound(reply)
+                device.send(reply, now)
 
     def _send(self, attachment: Attachment, frames: list[list[Buffer]], now: float) -> None:
         for frame in frames:

@@ -374,7 +374,7 @@ class TunDevice(_LinuxDevice):
 
     def _frame(self, received: int) -> memoryview | None:
         if not self.packet_info:
-            return super()._frame(received)
+            return _LinuxDevice._frame(self, received)  # the class, not super(): once per packet
         frame = self._view[:received]  # a view of this buffer, even if the next line regrows it
         (flags,) = PI_FLAGS.unpack_from(self._buffer, 0)
         if flags & TUN_PKT_STRIP:
