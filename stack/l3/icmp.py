@@ -115,6 +115,10 @@ def header_bytes(type: int, code: int, rest_of_header: bytes, payload: Payload) 
     return HEADER.pack(type, code, checksum, rest_of_header)
 
 
+#: An echo reply's first word: type 0, code 0.
+_ECHO_REPLY_FIRST_WORD = IcmpType.ECHO_REPLY << 8 | 0
+
+
 def echo_reply_checksum(request_checksum: int, request_type_code: int, after_checksum: Buffer) -> int:
     """The checksum of the echo reply made from a verified echo request by rewriting its first
     word (type 8 and its code -> type 0, code 0); ``after_checksum`` is the reply's bytes after
@@ -124,7 +128,7 @@ def echo_reply_checksum(request_checksum: int, request_type_code: int, after_che
     the whole message again. Eqn. 3 never yields 0xFFFF, the checksum of a message of all zeros
     (RFC 1624 3.: +0 and -0): when it says 0x0000, look whether the reply is all zeros.
     """
-    checksum = update(request_checksum, request_type_code, (IcmpType.ECHO_REPLY << 8) | 0)
+    checksum = update(request_checksum, request_type_code, _ECHO_REPLY_FIRST_WORD)
     if checksum == 0 and not any(after_checksum):
         return 0xFFFF
     return checksum
