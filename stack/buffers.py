@@ -31,7 +31,7 @@ def length(payload: Payload) -> int:
     """Total number of bytes in a payload, without joining it."""
     if isinstance(payload, (bytes, bytearray, memoryview)):
         return len(payload)
-    return sum(len(chunk) for chunk in payload)
+    return sum(map(len, payload))
 
 
 def join(payload: Payload) -> bytes:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from stack.checksum import internet_checksum, is_valid, ones_complement_sum, update
+from stack.checksum import internet_checksum, is_valid, ones_complement_sum, update, verifies
 
 # RFC 1071 section 3, "Numerical Examples": these bytes sum (ones' complement) to 0xddf2.
 RFC1071_EXAMPLE = bytes.fromhex("00 01 f2 03 f4 f5 f6 f7")
@@ -154,3 +154,37 @@ def test_rfc1624_update_agrees_with_recomputing_from_scratch(case):
     # no IPv4 header or ICMP echo request is all zeros, so that case is left out.
     assume(any(new_data))
     assert update(dpkt.in_cksum(data), old_word, new_word) == dpkt.in_cksum(new_data)
+
+
+# verifies(): the one-buffer fast form of is_valid, used on every received header.
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00", bytes(20), bytes(1501)], ids=["empty", "one-zero", "20-zeros", "1501-zeros"])
+def test_verifies_refuses_all_zeros_as_internet_checksum_does(data):
+    # All zeros sum to +0: the checksum field would have to be 0xffff, so they do not verify.
+    assert internet_checksum(data) == 0xFFFF
+    assert not verifies(data)
+
+
+@pytest.mark.parametrize("data", [b"\xff\xff", b"\xff\xff\x00", b"\x00\xff\xff", b"\x80\x00\x7f\xff\x00"],
+                         ids=["ffff", "ffff-00-odd", "00ff-ff-odd", "8000-7fff-00-odd"])
+def test_verifies_accepts_negative_zero_also_at_odd_lengths(data):
+    assert internet_checksum(data) == 0 == dpkt.in_cksum(data)
+    assert verifies(data) and verifies(bytearray(data)) and verifies(memoryview(data))
+
+
+@given(st.binary(max_size=1600))
+def test_verifies_agrees_with_internet_checksum_and_dpkt(data):
+    expected = internet_checksum(data) == 0
+    assert expected == (dpkt.in_cksum(data) == 0)
+    assert verifies(data) == expected
+    assert verifies(memoryview(data)) == expected
+
+
+@given(st.binary(max_size=1600), st.data())
+def test_verifies_a_message_carrying_its_checksum(body, data):
+    # The checksum word anywhere word-aligned, also before an odd body's padded last byte.
+    at = 2 * data.draw(st.integers(0, len(body) // 2), label="checksum word")
+    message = body[:at] + dpkt.in_cksum(body).to_bytes(2, "big") + body[at:]
+    assert verifies(message)
+    assert verifies(memoryview(message)[:len(message)])

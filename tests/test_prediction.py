@@ -70,6 +70,10 @@ def host(predict: bool, answer_broadcast: bool, gateway: str | None) -> TapHost:
 @given(echo_like_frames(), st.booleans(), st.sampled_from([None, "192.0.2.1"]))
 @example(frames.ECHO_REQUEST, False, None)
 @example(frames.echo_request_frame(ident=0, seq=0, data=b""), False, None)  # all-zero reply
+@example(frames.echo_request_frame(ident=0, seq=0, data=bytes(57)), False, None)  # all zeros, odd
+@example(frames.echo_request_frame(ident=0xFFFF, seq=0, data=b""), False, None)  # reply sum -0: 0x0000
+@example(frames.echo_request_frame(ident=0xF7FF, seq=0, data=b"\x00"), False, None)  # request sum -0
+@example(frames.echo_request_frame(data=bytes(range(57))), False, None)  # odd length
 @example(frames.ECHO_REQUEST[:-1] + bytes([frames.ECHO_REQUEST[-1] ^ 1]), False, None)  # bad ICMP sum
 @example(frames.ECHO_REQUEST[:18] + b"\xff" + frames.ECHO_REQUEST[19:], False, None)  # bad IP sum
 def test_prediction_answers_exactly_as_the_general_path(frame, answer_broadcast, gateway):

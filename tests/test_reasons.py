@@ -49,7 +49,7 @@ def reasons_in_source() -> set[str]:
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
                 if any(getattr(t, "id", "") == "reason" for t in node.targets):
                     found.add(node.value.value)
-            elif isinstance(node, ast.FunctionDef) and node.name == "_martian_source":
+            elif isinstance(node, ast.FunctionDef) and node.name.startswith("_martian_source"):
                 found |= {n.value.value for n in ast.walk(node)
                           if isinstance(n, ast.Return) and isinstance(n.value, ast.Constant) and n.value.value}
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and any(

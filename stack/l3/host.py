@@ -33,6 +33,15 @@ LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 ALL_HOSTS_GROUP = IPv4Address("224.0.0.1")
 #: Header prediction: a 20-byte IPv4 header followed by an 8-byte ICMP header.
 PREDICTED_ECHO = struct.Struct("!BBHHHBBH4s4sBBH4s")
+#: Header prediction compares fields with plain ints: reading an IntEnum member costs more
+#: than the comparison itself.
+_PROTOCOL_ICMP = int(IpProto.ICMP)
+_ECHO_REQUEST = int(IcmpType.ECHO_REQUEST)
+_ECHO_REPLY = int(IcmpType.ECHO_REPLY)
+_FRAGMENT_BITS = ipv4.FLAG_MORE_FRAGMENTS | ipv4.FRAGMENT_OFFSET_MASK
+#: Source addresses header prediction remembers as ``IPv4Address`` values (a pinged host hears
+#: from a few peers again and again); past this many the memo starts afresh.
+ADDRESS_MEMO_CAPACITY = 256
 #: Echo requests we sent and still wait for; the oldest is forgotten past this many.
 OUTSTANDING_ECHO_CAPACITY = 1024
 #: Undelivered events kept for the user; the oldest is dropped past this many.
@@ -125,6 +134,10 @@ class Ipv4Host:
         # Address sets hold ints: looking an int up is several times cheaper than an IPv4Address.
         self._local = {int(address) for address in self.addresses}
         self._configured = frozenset(self._local)  # _local less the ones not in use (set_usable)
+        # Our addresses in use by their 4 wire bytes: header prediction finds ours without
+        # converting (kept in step with _local by set_usable).
+        self._local_packed = {address.packed: address for address in self.addresses}
+        self._addresses_seen: dict[bytes, IPv4Address] = {}
         # RFC 919 / RFC 922: the limited broadcast and each subnet's directed broadcast.
         self._broadcast = {int(LIMITED_BROADCAST)} | {
             int(interface.network.broadcast_address)
@@ -162,12 +175,19 @@ class Ipv4Host:
             raise ValueError(f"{address} is not one of this host's addresses")
         if usable:
             self._local.add(int(address))
+            self._local_packed[address.packed] = address
         else:
             self._local.discard(int(address))
+            self._local_packed.pop(address.packed, None)
 
     def on_link(self, address: IPv4Address) -> bool:
-        value = int(address)
-        return any(value & netmask == network for network, netmask in self._networks)
+        return self._on_link_value(int(address))
+
+    def _on_link_value(self, value: int) -> bool:
+        for network, netmask in self._networks:
+            if value & netmask == network:
+                return True
+        return False
 
     def next_hop(self, destination: IPv4Address) -> IPv4Address | None:
         """RFC 1122 3.3.1.1: on-link destinations directly, others through the gateway.
@@ -175,7 +195,7 @@ class Ipv4Host:
         On a point-to-point link everything goes to the one peer: the next hop is then only a
         label (nothing resolves it), and we use the destination itself.
         """
-        if self.point_to_point or self.on_link(destination):
+        if self.point_to_point or self._on_link_value(int(destination)):
             return destination
         return self.gateway
 
@@ -214,7 +234,10 @@ class Ipv4Host:
 
     def _martian_source(self, source: IPv4Address) -> str | None:
         """RFC 1122 3.2.1.3: a host MUST silently discard a datagram with an invalid source."""
-        address = int(source)
+        return self._martian_source_value(int(source))
+
+    def _martian_source_value(self, address: int) -> str | None:
+        """``_martian_source`` for an address as an integer."""
         first_octet = address >> 24
         if first_octet == 0:
             return "ipv4_martian_source"  # {0, *}: only while a host learns its own address
@@ -299,22 +322,55 @@ class Ipv4Host:
         if len(datagram) < PREDICTED_ECHO.size:
             return None
         (version_ihl, _, total_length, _, flags_offset, _, protocol, _, source, destination,
-         icmp_type, _, _, rest_of_header) = PREDICTED_ECHO.unpack_from(datagram)
-        if (version_ihl != 0x45 or protocol != IpProto.ICMP or icmp_type != IcmpType.ECHO_REQUEST
-                or flags_offset & (ipv4.FLAG_MORE_FRAGMENTS | ipv4.FRAGMENT_OFFSET_MASK)
+         icmp_type, icmp_code, icmp_checksum, rest_of_header) = PREDICTED_ECHO.unpack_from(datagram)
+        our_address = self._local_packed.get(destination)
+        if (version_ihl != 0x45 or protocol != _PROTOCOL_ICMP or icmp_type != _ECHO_REQUEST
+                or flags_offset & _FRAGMENT_BITS  # a fragment: reassembly first
                 or not PREDICTED_ECHO.size <= total_length <= len(datagram)
-                or int.from_bytes(destination, "big") not in self._local):
+                or total_length > self.mtu  # the reply is as long: larger ones are fragmented
+                or our_address is None):
             return None
         view = memoryview(datagram)
-        if internet_checksum(view[:20]) or internet_checksum(view[20:total_length]):
+        # RFC 1122 3.2.1.2 and 3.2.2: both checksums verify, or the general path drops it. As
+        # in checksum.verifies: read as one integer, a message with a correct checksum is a
+        # multiple of 0xFFFF (neither is all zeros: version 4, type 8).
+        if (int.from_bytes(view[:20], "big") % 0xFFFF
+                or int.from_bytes(view[20:total_length], "big") % 0xFFFF):
             return None
-        source_address = IPv4Address(source)
-        next_hop = self.next_hop(source_address)
-        if next_hop is None or self._martian_source(source_address) is not None:
+        source_value = int.from_bytes(source, "big")
+        if self._martian_source_value(source_value) is not None:
+            return None
+        if self.point_to_point or self._on_link_value(source_value):
+            next_hop = self._address_seen(source)  # RFC 1122 3.3.1.1: on-link, send directly
+        elif self.gateway is not None:
+            next_hop = self.gateway
+        else:
             return None
         self.stats.count("rx_ipv4_delivered")
-        return self._echo_reply(IPv4Address(destination), source_address, next_hop, rest_of_header,
-                                view[28:total_length])
+        # What _echo_reply and _send do, with the addresses kept as the 4 bytes they came in:
+        # RFC 1122 3.2.2.6: the reply's source is the request's destination, and it carries the
+        # request's identifier, sequence number and data (a view of the request, not a copy).
+        # RFC 1624: only the first word changes (type 8 -> 0, code -> 0), so the request's
+        # checksum is updated rather than the data summed again.
+        reply_checksum = icmp.echo_reply_checksum(icmp_checksum, icmp_type << 8 | icmp_code,
+                                                  view[24:total_length])
+        reply_header = icmp.HEADER.pack(_ECHO_REPLY, 0, reply_checksum, rest_of_header)
+        self.stats.count("icmp_echo_replies_sent")
+        self._identification = (self._identification + 1) & 0xFFFF
+        header = ipv4.packed_header_bytes(destination, source, _PROTOCOL_ICMP,
+                                          total_length - MINIMUM_HEADER_LENGTH, self.ttl,
+                                          self._identification)
+        return [Outbound(next_hop, [header, reply_header, view[28:total_length]], our_address)]
+
+    def _address_seen(self, packed: bytes) -> IPv4Address:
+        """``IPv4Address(packed)``, remembered (at most ADDRESS_MEMO_CAPACITY of them): building
+        one costs more than the rest of an echo reply's addressing."""
+        address = self._addresses_seen.get(packed)
+        if address is None:
+            if len(self._addresses_seen) >= ADDRESS_MEMO_CAPACITY:
+                self._addresses_seen.clear()
+            address = self._addresses_seen[packed] = IPv4Address(packed)
+        return address
 
     def receive_icmp(self, received: Received, now: float) -> list[Outbound]:
         try:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from stack.buffers import Buffer, Frame, Payload, chunks, join
-from stack.checksum import internet_checksum
+from stack.checksum import internet_checksum, update, verifies
 from stack.errors import ParseError
 
 HEADER = struct.Struct("!BBH4s")
@@ -81,7 +81,7 @@ class IcmpMessage:
         view = memoryview(data)
         # RFC 1122 3.2.2: ICMP messages with a bad checksum are discarded (RFC 792: the checksum
         # covers the whole message).
-        if internet_checksum(view) != 0:
+        if not verifies(view):
             computed = internet_checksum([view[:2], b"\x00\x00", view[4:]])
             raise ParseError("ICMP", "bad_checksum",
                              f"checksum {checksum:#06x} does not verify (should be {computed:#06x})")
@@ -115,3 +115,22 @@ def header_bytes(type: int, code: int, rest_of_header: bytes, payload: Payload) 
     unsummed = HEADER.pack(type, code, 0, rest_of_header)
     checksum = internet_checksum([unsummed, *chunks(payload)])
     return HEADER.pack(type, code, checksum, rest_of_header)
+
+
+#: An echo reply's first word: type 0, code 0.
+_ECHO_REPLY_FIRST_WORD = IcmpType.ECHO_REPLY << 8 | 0
+
+
+def echo_reply_checksum(request_checksum: int, request_type_code: int, after_checksum: Buffer) -> int:
+    """The checksum of the echo reply made from a verified echo request by rewriting its first
+    word (type 8 and its code -> type 0, code 0); ``after_checksum`` is the reply's bytes after
+    the checksum field (identifier, sequence number, data), the same as the request's.
+
+    RFC 1624 eqn. 3: when one 16-bit word changes, update the old checksum instead of summing
+    the whole message again. Eqn. 3 never yields 0xFFFF, the checksum of a message of all zeros
+    (RFC 1624 3.: +0 and -0): when it says 0x0000, look whether the reply is all zeros.
+    """
+    checksum = update(request_checksum, request_type_code, _ECHO_REPLY_FIRST_WORD)
+    if checksum == 0 and not any(after_checksum):
+        return 0xFFFF
+    return checksum

@@ -25,7 +25,7 @@ from enum import IntEnum
 from ipaddress import IPv4Address
 
 from stack.buffers import Buffer, Frame, Payload, chunks, join, length
-from stack.checksum import internet_checksum
+from stack.checksum import internet_checksum, verifies
 from stack.errors import ParseError
 
 HEADER = struct.Struct("!BBHHHBBH4s4s")
@@ -161,7 +161,7 @@ class Ipv4Packet:
             raise ParseError("IPv4", "truncated", f"total length {total_length} > buffer {size}")
         view = memoryview(data)
         # RFC 1122 3.2.1.2: a host MUST verify the header checksum and silently discard on failure.
-        if internet_checksum(view[:header_length]) != 0:
+        if not verifies(view[:header_length]):
             computed = internet_checksum([view[:10], b"\x00\x00", view[12:header_length]])
             raise ParseError("IPv4", "bad_checksum",
                              f"header checksum {_checksum:#06x} does not verify (should be {computed:#06x})")
@@ -219,8 +219,17 @@ def header_bytes(source: IPv4Address, destination: IPv4Address, protocol: int, p
     """An IPv4 header with its checksum, for a payload of ``payload_length`` bytes.
 
     The send path calls this directly (the payload stays a list of buffers); ``Ipv4Packet``
-    uses it too, so there is one encoder.
+    uses it too, so there is one encoder: ``packed_header_bytes``, which this calls.
     """
+    return packed_header_bytes(source.packed, destination.packed, protocol, payload_length, ttl,
+                               identification, flags_offset, type_of_service, options)
+
+
+def packed_header_bytes(source: bytes, destination: bytes, protocol: int, payload_length: int,
+                        ttl: int = DEFAULT_TTL, identification: int = 0, flags_offset: int = 0,
+                        type_of_service: int = 0, options: bytes = b"") -> bytes:
+    """``header_bytes`` with the addresses already packed (4 bytes each), as they come off the
+    wire: header prediction answers a datagram without building an ``IPv4Address``."""
     # RFC 1122 3.2.1.7: a host MUST NOT send a datagram with a TTL of zero.
     if ttl == 0:
         raise ValueError("RFC 1122 3.2.1.7: a host must not send a datagram with TTL 0")
@@ -228,12 +237,13 @@ def header_bytes(source: IPv4Address, destination: IPv4Address, protocol: int, p
     total_length = header_length + payload_length
     if total_length > MAXIMUM_TOTAL_LENGTH:
         raise ValueError(f"datagram of {total_length} bytes > {MAXIMUM_TOTAL_LENGTH}")
-    header = HEADER.pack(
-        0x40 | (header_length >> 2), type_of_service, total_length, identification, flags_offset,
-        ttl, protocol, 0,  # the checksum field is zero while the checksum is computed (RFC 791)
-        source.packed, destination.packed,
-    ) + options
-    return header[:10] + internet_checksum(header).to_bytes(2, "big") + header[12:]
+    first_word = 0x40 | (header_length >> 2)
+    # The checksum field is zero while the checksum is computed (RFC 791), then filled in.
+    unsummed = HEADER.pack(first_word, type_of_service, total_length, identification, flags_offset,
+                           ttl, protocol, 0, source, destination) + options
+    checksum = internet_checksum(unsummed)
+    return HEADER.pack(first_word, type_of_service, total_length, identification, flags_offset,
+                       ttl, protocol, checksum, source, destination) + options
 
 
 _COMPARED = (

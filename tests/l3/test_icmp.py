@@ -6,10 +6,13 @@ The oracles are the hex literals below (checksums worked out by hand, checked wi
 
 from __future__ import annotations
 
+import dpkt
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from stack.errors import ParseError
-from stack.l3.icmp import IcmpMessage, IcmpType, header_bytes
+from stack.l3.icmp import IcmpMessage, IcmpType, echo_reply_checksum, header_bytes
 from tests import frames
 
 DATA = bytes(range(56))
@@ -180,3 +183,29 @@ def test_unknown_type_parses_as_an_int():
 def test_local_misuse_is_a_value_error(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+# RFC 1624: an echo reply's checksum updated from the request's equals the one summed from scratch.
+
+# Data near the ones'-complement edges: all zeros, all ones, and words that bring the sum to
+# 0x0000 / 0xffff, as well as anything.
+edge_data = st.one_of(
+    st.binary(max_size=200),
+    st.integers(0, 200).map(bytes),
+    st.integers(0, 200).map(lambda n: b"\xff" * n),
+    st.lists(st.sampled_from([b"\x00\x00", b"\xff\xff", b"\xf8\x00", b"\x07\xff", b"\x00\x01", b"\xff\xfe"]),
+             max_size=40).map(b"".join),
+)
+
+
+@given(st.integers(0, 255), st.binary(min_size=4, max_size=4) | st.just(bytes(4)), edge_data)
+@example(0, bytes(4), b"")  # the all-zero reply: checksum 0xffff, which eqn. 3 cannot give
+@example(0, bytes(4), bytes(57))
+@example(0, b"\xf8\x00\x00\x00", b"")  # a reply summing to -0: checksum 0x0000
+@example(255, b"\x07\xff\x00\x00", b"\x00")
+def test_rfc1624_echo_reply_checksum_equals_a_full_recomputation(code, rest_of_header, data):
+    request = bytes(IcmpMessage(IcmpType.ECHO_REQUEST, code, rest_of_header, data))
+    request_checksum = int.from_bytes(request[2:4], "big")
+    expected = dpkt.in_cksum(bytes([IcmpType.ECHO_REPLY, 0, 0, 0]) + rest_of_header + data)
+    assert echo_reply_checksum(request_checksum, IcmpType.ECHO_REQUEST << 8 | code,
+                               memoryview(request)[4:]) == expected

@@ -12,7 +12,7 @@ import dpkt
 import pytest
 
 from stack.errors import ParseError
-from stack.l3.ipv4 import IpProto, Ipv4Packet, header_bytes
+from stack.l3.ipv4 import IpProto, Ipv4Packet, header_bytes, packed_header_bytes
 from tests import frames
 
 # An empty echo request from 192.0.2.1 to 198.51.100.7 with Don't Fragment set.
@@ -303,3 +303,15 @@ def test_local_misuse_is_a_value_error(fields, message):
     arguments.update(fields)
     with pytest.raises(ValueError, match=message):
         Ipv4Packet(**arguments)
+
+
+def test_packed_header_bytes_is_header_bytes_with_packed_addresses():
+    source, destination = IPv4Address("192.0.2.1"), IPv4Address("198.51.100.7")
+    for options in (b"", b"\x01\x01\x01\x00"):
+        assert packed_header_bytes(source.packed, destination.packed, IpProto.ICMP, 64, 17, 0xBEEF, 0x4000,
+                                   0x10, options) == header_bytes(source, destination, IpProto.ICMP, 64, 17,
+                                                                  0xBEEF, 0x4000, 0x10, options)
+    header = packed_header_bytes(destination.packed, source.packed, IpProto.ICMP, 64)
+    assert dpkt.in_cksum(header) == 0
+    with pytest.raises(ValueError):
+        packed_header_bytes(source.packed, destination.packed, IpProto.ICMP, 0, ttl=0)

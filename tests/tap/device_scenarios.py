@@ -193,6 +193,33 @@ def tun_round_trip(packet_info: str) -> dict:
         return result
 
 
+def tun_bursts() -> dict:
+    """recv returns every queued packet, then None, whether a wake-up brings one or several
+    (after a first packet the device asks poll(0) instead of reading into EAGAIN)."""
+    with TunDevice("tun0") as tun:
+        configure_address("tun0", TUN_KERNEL, peer=TUN_PEER)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            def kernel_sends(count: int) -> None:
+                for number in range(count):
+                    udp.sendto(bytes([number]), (str(TUN_PEER), 9))
+                select.select([tun], [], [], WAIT_S)
+
+            def received() -> list[int]:
+                """The last payload byte of each packet recv returned, until it returned None."""
+                got = []
+                while (packet := tun.recv(0.0)) is not None:
+                    got.append(packet[-1])
+                return got
+
+            result = {}
+            for count in (1, 3, 1, 2, 1):
+                kernel_sends(count)
+                result[f"burst_{len(result)}"] = received()
+            result["idle"] = tun.recv(0.0)
+            result["stats"] = tun.stats.as_dict()
+        return result
+
+
 def down_and_deleted() -> dict:
     """What the device does when its interface is down, and when it is deleted under it."""
     arp = dpkt.arp.ARP(op=dpkt.arp.ARP_OP_REQUEST, sha=OUR_MAC, spa=OURS.packed, tpa=KERNEL.ip.packed)
@@ -329,7 +356,7 @@ def as_nobody() -> Iterator[None]:
 
 
 SCENARIOS = {f.__name__: f for f in (tap_kernel_arp_request, tap_send_round_trip, tap_jumbo_frames,
-                                     tun_round_trip, down_and_deleted, opening_errors, private_namespace,
+                                     tun_round_trip, tun_bursts, down_and_deleted, opening_errors, private_namespace,
                                      unprivileged)}
 
 def in_private_namespace(kind: str) -> bool:

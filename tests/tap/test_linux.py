@@ -115,6 +115,14 @@ def test_tun_carries_bare_ipv4_both_ways(netns, packet_info):
 
 
 @pytest.mark.device
+def test_tun_recv_returns_every_queued_packet_then_none(netns):
+    seen = run_scenario(netns, "tun_bursts")
+    assert [seen[f"burst_{n}"] for n in range(5)] == [[0], [0, 1, 2], [0], [0, 1], [0]]
+    assert seen["idle"] is None
+    assert seen["stats"]["rx_frames"] == 8 and seen["stats"]["rx_bytes"] == 8 * (20 + 8 + 1)
+
+
+@pytest.mark.device
 def test_link_down_and_device_deleted(netns):
     seen = run_scenario(netns, "down_and_deleted")
     assert seen["created"] is True
