@@ -170,10 +170,10 @@ def _zero_echo(frame: bytes) -> bool:
     return len(message) >= 8 and message[0] == IcmpType.ECHO_REQUEST and not any(message[4:])
 
 
-def _echo_with_route_or_time(frame: bytes) -> bool:
-    """An echo request carrying a Record Route or Timestamp option."""
+def _with_route_or_time(frame: bytes) -> bool:
+    """An IPv4 datagram carrying a Record Route or Timestamp option."""
     packet = _ipv4_to_host(frame)
-    if packet is None or not packet.options or not _icmp_type(IcmpType.ECHO_REQUEST)(frame):
+    if packet is None or not packet.options:
         return False
     try:
         kinds = {kind for kind, _ in parse_options(packet.options)}
@@ -193,13 +193,19 @@ DELIBERATE_DIFFERENCES = [
     Difference("tcp", "TCP is not implemented: Linux answers a segment to a closed port with a "
                "reset; tapstack sends Protocol Unreachable (RFC 1122 3.2.2.1: SHOULD, for a "
                "protocol the host does not have)", _protocol(IpProto.TCP)),
+    Difference("protocols-linux-has", "IGMP (2), PIM (103) and UDP-Lite (136): Linux implements "
+               "them (and silently drops what arrives here); tapstack does not, and sends Protocol "
+               "Unreachable (RFC 1122 3.2.2.1: SHOULD, for a protocol the host does not have)",
+               _protocol(2, 103, 136)),
     Difference("icmp-timestamp", "ICMP Timestamp: Linux answers requests; tapstack does not "
                "(RFC 1122 3.2.2.8: a host MAY implement Timestamp; a teaching lab adds it)",
                _icmp_type(IcmpType.TIMESTAMP_REQUEST)),
-    Difference("echo-route-and-time", "Record Route and Timestamp in an echo request: tapstack "
-               "adds itself once, as RFC 1122 3.2.2.6 says (\"updated to include the current host\"); "
-               "Linux adds itself twice, on receiving and on sending the reply",
-               _echo_with_route_or_time),
+    Difference("route-and-time-options", "Record Route and Timestamp options: in an echo reply "
+               "tapstack adds itself once, as RFC 1122 3.2.2.6 says (\"updated to include the "
+               "current host\"), Linux twice (on receiving and on sending); an ICMP error about such "
+               "a datagram quotes it as received (RFC 792: \"the original datagram\") and carries no "
+               "options in tapstack, while Linux quotes it as it updated it and echoes the options",
+               _with_route_or_time),
     Difference("unjoined-multicast-mac", "a frame to an Ethernet multicast address the host has "
                "not joined: tapstack drops it, as the multicast address filter of a NIC does; "
                "a Linux TAP device has no filter and hands it to ARP and IP",

@@ -131,7 +131,7 @@ def test_rfc1122_3_3_2_timeout_sends_time_exceeded_when_the_first_fragment_came(
     out = [join(p) for p in tun.poll(10.0 + REASSEMBLY_TIMEOUT_S)]
     quote = pieces[0][:548]
     assert out == [frames.ipv4_datagram(HOST_IP, KERNEL_IP, 1, frames.icmp_message(11, 1, bytes(4), quote),
-                                        identification=1)]
+                                        identification=1, type_of_service=0xC0)]
     assert tun.stats.drops == {"ipv4_reassembly_timeout": 2}
     assert tun.next_deadline(41.0) is None
 
@@ -169,9 +169,10 @@ def udp(port: int = 9, data: bytes = b"hello", checksum: bool = True, **fields) 
     return frames.ipv4_datagram(KERNEL_IP, fields.pop("destination", HOST_IP), 17, segment, **fields)
 
 
-def icmp_error(type: int, code: int, original: bytes, ident: int = 1) -> bytes:
+def icmp_error(type: int, code: int, original: bytes, ident: int = 1, tos: int = 0xC0) -> bytes:
+    # RFC 1812 4.3.2.5: precedence 6 (internetwork control), the original's TOS bits kept (Linux).
     return frames.ipv4_datagram(HOST_IP, KERNEL_IP, 1, frames.icmp_message(type, code, bytes(4), original[:548]),
-                                identification=ident)
+                                identification=ident, type_of_service=tos)
 
 
 def test_rfc1122_4_1_3_1_udp_to_a_closed_port_gets_port_unreachable():
@@ -195,6 +196,13 @@ def test_rfc792_the_quote_is_the_datagram_not_the_link_padding_after_it():
     datagram = frames.ipv4_datagram(KERNEL_IP, HOST_IP, 99, b"")
     [error] = [join(p) for p in tun.receive(datagram + bytes(26), 1.0)]
     assert error == icmp_error(3, 2, datagram)
+
+
+def test_rfc1812_4_3_2_5_an_icmp_error_has_internetwork_control_precedence_and_the_tos_bits():
+    tun = host()
+    datagram = frames.ipv4_datagram(KERNEL_IP, HOST_IP, 99, bytes(8), type_of_service=0x13)
+    [error] = [join(p) for p in tun.receive(datagram, 1.0)]
+    assert error == icmp_error(3, 2, datagram, tos=0xC0 | 0x12)  # 0x12: the TOS bits of 0x13
 
 
 @pytest.mark.parametrize("protocol", [6, 132, 41], ids=["tcp", "sctp", "ipv6-in-ipv4"])

@@ -49,8 +49,8 @@ def arp(op: int, sha: bytes, spa: str, tha: bytes, tpa: str, dst: bytes = BROADC
 
 
 def ipv4(payload: bytes, src: str = KERNEL_IP, dst: str = HOST_IP, p: int = 1, ttl: int = 64,
-         id: int = 0x4242, mf: int = 0, offset: int = 0, opts: bytes = b"") -> dpkt.ip.IP:
-    packet = dpkt.ip.IP(src=ip(src), dst=ip(dst), p=p, ttl=ttl, id=id, data=payload)
+         id: int = 0x4242, mf: int = 0, offset: int = 0, opts: bytes = b"", tos: int = 0) -> dpkt.ip.IP:
+    packet = dpkt.ip.IP(src=ip(src), dst=ip(dst), p=p, ttl=ttl, id=id, tos=tos, data=payload)
     packet.mf, packet.offset = mf, offset  # offset in bytes, a multiple of 8
     if opts:
         packet.opts = opts
@@ -223,6 +223,13 @@ def test_identification_changes_between_datagrams(host):
     second = frames(host.receive(echo_request(seq=2), 1.0))[0]
     assert first == expected_echo_reply(seq=1, ip_id=1)
     assert second == expected_echo_reply(seq=2, ip_id=2)
+
+
+@pytest.mark.parametrize("opts", [b"", b"\x01\x01\x01\x00"], ids=["predicted", "general"])
+def test_rfc1349_5_1_the_echo_reply_carries_the_request_tos(host, opts):
+    request = ethernet(ipv4(icmp_echo(8, 0x1234, 1), tos=0xB9, opts=opts), 0x0800)
+    reply = ipv4(icmp_echo(0, 0x1234, 1), src=HOST_IP, dst=KERNEL_IP, id=1, tos=0xB9)
+    assert frames(host.receive(request, 1.0)) == [ethernet(reply, 0x0800, dst=KERNEL_MAC, src=HOST_MAC)]
 
 
 def test_rfc894_ethernet_padding_is_not_echoed(host):

@@ -41,6 +41,7 @@ def echo_like_frames(draw) -> bytes:
         more_fragments=draw(st.booleans() if draw(st.integers(0, 4)) == 0 else st.just(False)),
         fragment_offset=draw(st.sampled_from([0, 0, 0, 1, 185])),
         options=draw(st.sampled_from([b"", b"", b"", b"\x01\x01\x01\x00"])),
+        type_of_service=draw(st.sampled_from([0, 0, 0xB8]) | st.integers(0, 255)),
     )
     frame = bytearray(frames.ethernet_frame(draw(st.sampled_from([frames.HOST_MAC] * 6 + MACS)),
                                             frames.KERNEL_MAC,

@@ -56,6 +56,10 @@ ICMP_ERROR_MAXIMUM = 576
 #: ICMP types that are error messages (RFC 1122 3.2.2: never answer one with another).
 ICMP_ERROR_TYPES = frozenset({IcmpType.DESTINATION_UNREACHABLE, IcmpType.SOURCE_QUENCH,
                               IcmpType.REDIRECT, IcmpType.TIME_EXCEEDED, IcmpType.PARAMETER_PROBLEM})
+#: RFC 1812 4.3.2.5: ICMP error messages SHOULD have precedence 6, internetwork control (what
+#: Linux sends too: IPTOS_PREC_INTERNETCONTROL, keeping the quoted datagram's TOS bits).
+ICMP_ERROR_PRECEDENCE = 0xC0
+TOS_BITS = 0x1E  # the four RFC 1349 TOS bits (Linux's RT_TOS mask)
 UNREACHABLE_PROTOCOL = 2  # RFC 792 Destination Unreachable codes
 UNREACHABLE_PORT = 3
 TIME_EXCEEDED_REASSEMBLY = 1  # RFC 792 Time Exceeded code 1: fragment reassembly time exceeded
@@ -321,8 +325,8 @@ class Ipv4Host:
         """
         if len(datagram) < PREDICTED_ECHO.size:
             return None
-        (version_ihl, _, total_length, _, flags_offset, _, protocol, _, source, destination,
-         icmp_type, icmp_code, icmp_checksum, rest_of_header) = PREDICTED_ECHO.unpack_from(datagram)
+        (version_ihl, type_of_service, total_length, _, flags_offset, _, protocol, _, source,
+         destination, icmp_type, icmp_code, icmp_checksum, rest_of_header) = PREDICTED_ECHO.unpack_from(datagram)
         our_address = self._local_packed.get(destination)
         if (version_ihl != 0x45 or protocol != _PROTOCOL_ICMP or icmp_type != _ECHO_REQUEST
                 or flags_offset & _FRAGMENT_BITS  # a fragment: reassembly first
@@ -359,7 +363,7 @@ class Ipv4Host:
         self._identification = (self._identification + 1) & 0xFFFF
         header = ipv4.packed_header_bytes(destination, source, _PROTOCOL_ICMP,
                                           total_length - MINIMUM_HEADER_LENGTH, self.ttl,
-                                          self._identification)
+                                          self._identification, type_of_service=type_of_service)
         return [Outbound(next_hop, [header, reply_header, view[28:total_length]], our_address)]
 
     def _address_seen(self, packed: bytes) -> IPv4Address:
@@ -428,15 +432,18 @@ class Ipv4Host:
             return []
         options = echo_options(packet.options, source, now) if packet.options else b""
         return self._echo_reply(source, packet.source, next_hop, request.rest_of_header,
-                                request.payload, options)
+                                request.payload, options, packet.type_of_service)
 
     def _echo_reply(self, source: IPv4Address, destination: IPv4Address, next_hop: IPv4Address,
-                    rest_of_header: bytes, data: Buffer, options: bytes = b"") -> list[Outbound]:
+                    rest_of_header: bytes, data: Buffer, options: bytes = b"",
+                    type_of_service: int = 0) -> list[Outbound]:
         """RFC 792 / RFC 1122 3.2.2.6: the reply carries the request's identifier, sequence and
-        data (the data as a view of the request: the iovec path copies nothing)."""
+        data (the data as a view of the request: the iovec path copies nothing). RFC 1349 5.1:
+        and the request's TOS (Linux copies the whole byte, ECN bits too)."""
         reply_header = icmp.header_bytes(IcmpType.ECHO_REPLY, 0, rest_of_header, data)
         self.stats.count("icmp_echo_replies_sent")
-        return self._send(source, destination, IpProto.ICMP, [reply_header, data], next_hop, options)
+        return self._send(source, destination, IpProto.ICMP, [reply_header, data], next_hop, options,
+                          type_of_service)
 
     def receive_echo_reply(self, received: Received, reply: IcmpMessage, now: float) -> list[Outbound]:
         packet = received.packet
@@ -455,13 +462,15 @@ class Ipv4Host:
     # ------------------------------------------------------------------ send
 
     def _send(self, source: IPv4Address, destination: IPv4Address, protocol: int,
-              payload: list[Buffer], next_hop: IPv4Address, options: bytes = b"") -> list[Outbound]:
+              payload: list[Buffer], next_hop: IPv4Address, options: bytes = b"",
+              type_of_service: int = 0) -> list[Outbound]:
         """A datagram from us, as one or more ``Outbound`` (fragments when it exceeds the MTU)."""
         self._identification = (self._identification + 1) & 0xFFFF
         size = length(payload)
         if MINIMUM_HEADER_LENGTH + len(options) + size <= self.mtu:
             header = ipv4.header_bytes(source, destination, protocol, size, self.ttl,
-                                       self._identification, options=options)
+                                       self._identification, type_of_service=type_of_service,
+                                       options=options)
             return [Outbound(next_hop, [header, *payload], source)]
         # RFC 791 3.2: fragment at multiples of 8 octets, MF on all but the last. The options we
         # send (Record Route, Timestamp) are not "copied" ones: only the first fragment has them.
@@ -472,7 +481,7 @@ class Ipv4Host:
             stop = min(start + room // 8 * 8, size)
             flags_offset = (ipv4.FLAG_MORE_FRAGMENTS if stop < size else 0) | start // 8
             header = ipv4.header_bytes(source, destination, protocol, stop - start, self.ttl,
-                                       self._identification, flags_offset,
+                                       self._identification, flags_offset, type_of_service,
                                        options=options if start == 0 else b"")
             out.append(Outbound(next_hop, [header, *slice_buffers(payload, start, stop)], source))
             start = stop
@@ -506,7 +515,9 @@ class Ipv4Host:
         quote = memoryview(received.raw)[:min(room, packet.total_length)]
         header = icmp.header_bytes(type, code, bytes(4), quote)
         self.stats.count("icmp_errors_sent")
-        return self._send(packet.destination, packet.source, IpProto.ICMP, [header, quote], next_hop)
+        type_of_service = ICMP_ERROR_PRECEDENCE | packet.type_of_service & TOS_BITS
+        return self._send(packet.destination, packet.source, IpProto.ICMP, [header, quote], next_hop,
+                          type_of_service=type_of_service)
 
     def _no_error(self, reason: str) -> list[Outbound]:
         self.stats.count(reason)
