@@ -201,6 +201,9 @@ class TapHost(_Host):
         return f"TapHost(mac={self.mac}, ips=[{ips}{more}])"
 
 
+#: Without the packet-information header, the EtherType a packet's IP version stands for.
+_PROTOCOL_OF_VERSION = {4: int(EtherType.IPV4), 6: int(EtherType.IPV6)}
+
 #: The packet-information header we put in front of every packet we send: IPv4, no flags.
 _PI_IPV4 = packet_info.header_bytes(EtherType.IPV4)
 
@@ -266,7 +269,7 @@ class TunHost(_Host):
             # Without the header the IP version number is all there is (as the kernel does for
             # a TUN write: it reads the first nibble).
             version = packet[0] >> 4 if len(packet) else 0
-            protocol = {4: EtherType.IPV4, 6: EtherType.IPV6}.get(version, 0)
+            protocol = _PROTOCOL_OF_VERSION.get(version, 0)
             datagram = packet
         if protocol == EtherType.IPV4:
             return datagram
