@@ -6,7 +6,7 @@ fields that are broken.
 
 Hypothesis is a test extra: ``import stack`` never imports this module; import it explicitly
 (``from stack import strategies``). Installing tapstack also registers these strategies with
-``st.from_type`` (the ``hypothesis`` entry point calls ``_hypothesis_setup_hook``), so
+``st.from_type`` (the ``hypothesis`` entry point calls ``stack.hypothesis_hook.register``), so
 ``st.from_type(Ipv4Packet)`` draws well-formed datagrams.
 
 Three kinds of strategy:
@@ -48,7 +48,7 @@ from stack.l3.ipv4 import MAXIMUM_TOTAL_LENGTH, MINIMUM_HEADER_LENGTH, IpProto, 
 
 __all__ = [
     "BREAKAGES", "DOCUMENTATION_NETWORKS", "ETHERNET_MTU", "Broken", "FragmentTrain", "Medium",
-    "arp_frames", "arp_packets", "broken", "echo_requests", "eight_bits", "ethernet_frames",
+    "any_icmp_messages", "arp_frames", "arp_packets", "broken", "echo_requests", "eight_bits", "ethernet_frames",
     "fragment_trains", "frames", "icmp_echo_messages", "icmp_frames", "icmp_messages",
     "in_ethernet", "ipv4_addresses", "ipv4_options", "ipv4_packets", "mac_addresses", "payloads",
     "reassembly_model", "sixteen_bits", "udp_datagrams",
@@ -238,6 +238,11 @@ def icmp_messages(
         rest_of_header=st.binary(min_size=4, max_size=4),
         payload=payload if payload is not None else payloads(ETHERNET_MTU),
     )
+
+
+def any_icmp_messages() -> SearchStrategy[IcmpMessage]:
+    """Echo requests and replies, or ICMP messages of any type (what ``st.from_type`` draws)."""
+    return st.one_of(icmp_echo_messages(), icmp_messages())
 
 
 def icmp_echo_messages(
@@ -851,15 +856,3 @@ def broken(frames: SearchStrategy[bytes], kinds: list[str] | tuple[str, ...] | N
             raise ValueError(f"unknown breakages {sorted(unknown)}; known: {', '.join(BREAKAGES)}")
         kinds = tuple(kinds)
     return _broken(frames, kinds, medium)
-
-
-# ---------------------------------------------------------------------------- registration
-
-def _hypothesis_setup_hook() -> None:
-    """Called by hypothesis at import (the ``hypothesis`` entry point in pyproject.toml): make
-    ``st.from_type`` draw well-formed values of the codecs' types."""
-    st.register_type_strategy(MacAddress, mac_addresses())
-    st.register_type_strategy(ArpPacket, arp_packets())
-    st.register_type_strategy(Ipv4Packet, ipv4_packets())
-    st.register_type_strategy(IcmpMessage, st.one_of(icmp_echo_messages(), icmp_messages()))
-    st.register_type_strategy(EthernetFrame, ethernet_frames())

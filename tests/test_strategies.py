@@ -5,7 +5,10 @@ exactly one thing, and ``st.from_type`` registered through the hypothesis entry 
 from __future__ import annotations
 
 import importlib.metadata
+import subprocess
+import sys
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 import dpkt
 import pytest
@@ -37,7 +40,7 @@ def documentation(address: IPv4Address) -> bool:
 
 def test_the_entry_point_is_declared():
     hooks = [e.value for e in importlib.metadata.entry_points(group="hypothesis")]
-    assert "stack.strategies:_hypothesis_setup_hook" in hooks
+    assert "stack.hypothesis_hook:register" in hooks
 
 
 @given(packet=st.from_type(Ipv4Packet), arp=st.from_type(ArpPacket), mac=st.from_type(MacAddress),
@@ -155,3 +158,18 @@ def test_broken_frames_raise_only_parse_error_layer_by_layer(case):
                 IcmpMessage.parse(packet.payload)
     except ParseError as error:
         assert error.drop_reason in case.drop_reasons
+
+
+def test_hypothesis_stays_a_test_extra():
+    # A fresh interpreter: importing the package and its CLI pulls in no hypothesis.
+    code = "import sys, stack, stack.cli, stack.loop; sys.exit('hypothesis' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0
+
+
+def test_from_type_works_when_the_strategies_are_imported_before_hypothesis():
+    # Hypothesis runs the entry point while it is imported, here from inside stack.strategies.
+    code = ("import stack.strategies\nfrom hypothesis import strategies as st\n"
+            "from stack.l3.ipv4 import Ipv4Packet\n"
+            "assert str(st.from_type(Ipv4Packet).example().source).startswith(('192.0.2.', '198.51.100.', '203.0.113.'))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
