@@ -30,6 +30,22 @@ from stack.types import Outbound
 log = logging.getLogger(__name__)
 
 
+#: Amplification bound, at the default MTU of 1500 (README "Fuzzing your own stack";
+#: tests/test_fuzz_properties.py checks it on every generated sequence). One frame in causes at
+#: most this many frames out: the 45 fragments of a 65,535-byte reply and one ARP request.
+#: Datagrams held while ARP resolves count against the frame that caused them, not the ARP
+#: reply that lets them go.
+MAX_FRAMES_OUT_PER_FRAME_IN = 46
+#: Over any sequence of frames of at most the MTU, bytes out <= bytes in + this much per frame in
+#: (+ STARTUP_BYTES_PER_ADDRESS): an echo reply is the request plus Ethernet padding (<= 18), an
+#: ICMP error quotes at most 548 bytes of what it answers behind 28 bytes of headers (<= 28), an
+#: ARP reply is 60 bytes for a request of 42 or more, and resolving a neighbour costs at most
+#: ARP_MAX_REQUESTS requests of 60 bytes (180).
+EXTRA_BYTES_OUT_PER_FRAME_IN = 28 + 180
+#: The two RFC 5227 announcements (60 bytes each) of every address, with no frame in.
+STARTUP_BYTES_PER_ADDRESS = 2 * 60
+
+
 def mac_for(address: IPv4Address) -> MacAddress:
     """A locally administered unicast MAC derived from an IPv4 address: 02:00 + its 4 bytes."""
     return MacAddress(b"\x02\x00" + address.packed)

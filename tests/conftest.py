@@ -22,15 +22,40 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 
-import pytest
-from hypothesis import settings
+import re
 
-# Hypothesis: with CI set it loads its own "ci" profile (derandomized, no deadline, no database).
-# Elsewhere, "dev": the default example counts but no per-example deadline, which a loaded
-# 2-core machine would turn into flaky failures. HYPOTHESIS_PROFILE=name picks another.
+import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis profiles (README "Fuzzing your own stack"), picked by HYPOTHESIS_PROFILE, else by CI:
+# - "dev" (the default run): hypothesis' example counts, no per-example deadline (which a loaded
+#   2-core machine would turn into flaky failures); failures saved in .hypothesis/ (ignored by git).
+# - "ci" (CI set): hypothesis' own, unchanged: derandomized, no deadline, no database.
+# - "fuzz": hundreds of thousands of examples per test, for a long unattended run, e.g.
+#   HYPOTHESIS_PROFILE=fuzz .venv/bin/python -m pytest tests/test_fuzz_properties.py -x
+#   (tests that set their own max_examples keep it).
 settings.register_profile("dev", deadline=None)
-if "CI" not in os.environ:
-    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+settings.register_profile("fuzz", deadline=None, max_examples=300_000, stateful_step_count=100,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if "CI" in os.environ else "dev"))
+
+_EXAMPLES = re.compile(r"(\d+) passing, (\d+) failing, and (\d+) invalid")
+_examples_run: dict[str, int] = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Count the examples each hypothesis test ran (every phase), for the summary line."""
+    statistics = getattr(item, "hypothesis_statistics", None)
+    if statistics:
+        _examples_run[item.nodeid] = sum(int(n) for match in _EXAMPLES.findall(statistics) for n in match)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _examples_run:
+        terminalreporter.write_line(
+            f"hypothesis profile {settings.get_current_profile_name()}: "
+            f"{sum(_examples_run.values()):,} examples in {len(_examples_run)} tests")
 
 REQUIRE_DEVICE = "TAPSTACK_REQUIRE_DEVICE"
 _namespace_numbers = itertools.count()

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from stack import EchoReply, TapHost
 from stack.buffers import join
+from stack.l2.neighbor import NeighborCache
 
 KERNEL_MAC = bytes.fromhex("020000000001")
 HOST_MAC = bytes.fromhex("020000000002")
@@ -51,7 +52,7 @@ def arp(op: int, sha: bytes, spa: str, tha: bytes, tpa: str, dst: bytes = BROADC
 def ipv4(payload: bytes, src: str = KERNEL_IP, dst: str = HOST_IP, p: int = 1, ttl: int = 64,
          id: int = 0x4242, mf: int = 0, offset: int = 0, opts: bytes = b"", tos: int = 0) -> dpkt.ip.IP:
     packet = dpkt.ip.IP(src=ip(src), dst=ip(dst), p=p, ttl=ttl, id=id, tos=tos, data=payload)
-    packet.mf, packet.offset = mf, offset  # offset in bytes, a multiple of 8
+    packet.mf, packet.offset = mf, offset  # offset in 8-octet units, as on the wire (dpkt 1.9.8)
     if opts:
         packet.opts = opts
         packet.hl = 5 + len(opts) // 4
@@ -305,12 +306,42 @@ def test_rfc1122_2_3_2_1_at_most_one_request_per_second_then_give_up(fresh):
     assert fresh.next_deadline(3.0) is None
 
 
-def test_pending_queue_keeps_the_latest_three_datagrams(fresh):
+def test_pending_queue_keeps_the_latest_datagrams_within_its_count():
+    host = TapHost([f"{HOST_IP}/24"], mac="02:00:00:00:00:02", neighbor_cache=NeighborCache(queue_length=3))
     for seq in range(1, 6):
-        fresh.receive(echo_request(seq=seq), 0.0)
-    assert fresh.stats.drops == {"arp_queue_full": 2}
-    out = frames(fresh.receive(arp(2, KERNEL_MAC, KERNEL_IP, HOST_MAC, HOST_IP, dst=HOST_MAC), 0.1))
+        host.receive(echo_request(seq=seq), 0.0)
+    assert host.stats.drops == {"arp_queue_full": 2}
+    out = frames(host.receive(arp(2, KERNEL_MAC, KERNEL_IP, HOST_MAC, HOST_IP, dst=HOST_MAC), 0.1))
     assert out == [expected_echo_reply(seq=seq, ip_id=seq) for seq in (3, 4, 5)]
+
+
+def test_pending_queue_keeps_the_latest_datagrams_within_its_bytes():
+    reply = len(expected_echo_reply()) - 14  # the datagram queued, without its Ethernet header
+    host = TapHost([f"{HOST_IP}/24"], mac="02:00:00:00:00:02",
+                   neighbor_cache=NeighborCache(queue_bytes=2 * reply + 1))
+    for seq in range(1, 5):
+        host.receive(echo_request(seq=seq), 0.0)
+    assert host.stats.drops == {"arp_queue_full": 2}
+    out = frames(host.receive(arp(2, KERNEL_MAC, KERNEL_IP, HOST_MAC, HOST_IP, dst=HOST_MAC), 0.1))
+    assert out == [expected_echo_reply(seq=seq, ip_id=seq) for seq in (3, 4)]
+
+
+def test_rfc1122_2_3_2_2_a_reply_in_fragments_waits_whole_for_arp(fresh):
+    # Found by the fuzz properties: the queue held 3 datagrams, so of an 8000-byte echo reply
+    # (6 fragments) to a neighbour whose entry had expired only the last 3 fragments left, and
+    # the pinger could never put it together.
+    data = bytes(range(256)) * 31 + bytes(64)
+    message = icmp_echo(8, 0x77, 1, data)
+    for start in range(0, len(message), 1480):
+        piece = message[start:start + 1480]
+        fragment = ipv4(piece, mf=int(start + 1480 < len(message)), offset=start // 8)
+        assert frames(fresh.receive(ethernet(fragment, 0x0800), 0.0)) == (
+            [pad(arp(1, HOST_MAC, HOST_IP, ZERO_MAC, KERNEL_IP, src=HOST_MAC))]
+            if start + 1480 >= len(message) else [])
+    out = frames(fresh.receive(arp(2, KERNEL_MAC, KERNEL_IP, HOST_MAC, HOST_IP, dst=HOST_MAC), 0.1))
+    assert len(out) == 6 and "arp_queue_full" not in fresh.stats.drops
+    replies = [dpkt.ethernet.Ethernet(frame).data for frame in out]
+    assert b"".join(bytes(r.data) for r in sorted(replies, key=lambda r: r.offset)) == icmp_echo(0, 0x77, 1, data)
 
 
 def test_entries_expire_after_their_lifetime(host):

@@ -1,6 +1,6 @@
 """Reassembly properties (hypothesis): any order gives the datagram, any overlap discards it,
-and under any stream of fragments the memory held never exceeds the cap (a stateful test
-against a simple model)."""
+and under any stream of fragments the memory held never exceeds the caps and exactly the
+datagrams older than the timeout are given up (a stateful test against a simple model)."""
 
 from __future__ import annotations
 
@@ -126,12 +126,25 @@ class ReassemblyAgainstAModel(RuleBasedStateMachine):
         packet = Ipv4Packet(SOURCE, DESTINATION, 17, bytes(size), identification=ident,
                             more_fragments=more, fragment_offset=offset)
         self.reassembler.add(packet, b"", self.now)
+        # The model learns which datagrams are in progress, and since when: a new one from now on;
+        # one gone was completed, discarded or evicted.
+        keys = {key[3]: key for key in self.reassembler.partials}
+        self.model_started = {ident: started for ident, started in self.model_started.items() if ident in keys}
+        for ident in keys:
+            self.model_started.setdefault(ident, self.now)
 
     @rule(seconds=st.floats(0, 20))
     def wait(self, seconds):
         self.now += seconds
-        for expired in self.reassembler.expire(self.now):
-            assert expired.fragments >= 1
+        # RFC 1122 3.3.2: exactly the datagrams started a timeout or more ago are given up,
+        # oldest first; the others are kept.
+        due = [ident for ident, started in self.model_started.items() if self.now >= started + 30.0]
+        expired = self.reassembler.expire(self.now)
+        assert [e.key[3] for e in expired] == due
+        assert all(e.fragments >= 1 for e in expired)
+        for ident in due:
+            del self.model_started[ident]
+        assert sorted(key[3] for key in self.reassembler.partials) == sorted(self.model_started)
 
     @invariant()
     def memory_is_bounded(self):
@@ -150,6 +163,7 @@ class ReassemblyAgainstAModel(RuleBasedStateMachine):
     def expire_everything(self):
         self.now += 31.0
         self.reassembler.expire(self.now)
+        self.model_started.clear()
         assert not self.reassembler.partials and self.reassembler.held == 0
 
 

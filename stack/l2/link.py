@@ -205,7 +205,7 @@ class EthernetLink:
         request_now, dropped = self.cache.enqueue(
             outbound.next_hop, (outbound.source, join(outbound.datagram)), now)
         self.stats.count("arp_queued")
-        if dropped:
+        for _ in range(dropped):
             self.stats.drop("arp_queue_full", log, outbound.next_hop)
         if not request_now:
             return []

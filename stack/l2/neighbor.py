@@ -24,7 +24,11 @@ ARP_REQUEST_INTERVAL_S = 1.0
 #: Requests sent for one address before giving up (Linux: mcast_solicit = 3).
 ARP_MAX_REQUESTS = 3
 #: RFC 1122 2.3.2.2: SHOULD save at least one (the latest) datagram per unresolved address.
-PENDING_DATAGRAMS_PER_NEIGHBOR = 3
+#: We keep the latest datagrams up to a count and a byte size (as Linux's unres_qlen and
+#: unres_qlen_bytes), enough for every fragment of a 65,535-byte datagram: a reply sent in
+#: fragments must not lose its first ones while the neighbour is resolved.
+PENDING_DATAGRAMS_PER_NEIGHBOR = 256
+PENDING_BYTES_PER_NEIGHBOR = 128 * 1024
 #: At most this many addresses being resolved at once.
 PENDING_NEIGHBORS_CAPACITY = 64
 
@@ -46,9 +50,8 @@ class Pending:
 
     next_request_at: float
     requests_sent: int = 0
-    datagrams: deque[Queued] = field(
-        default_factory=lambda: deque(maxlen=PENDING_DATAGRAMS_PER_NEIGHBOR)
-    )
+    datagrams: deque[Queued] = field(default_factory=deque)
+    held: int = 0  # bytes of the datagrams
 
 
 @dataclass(slots=True)
@@ -69,11 +72,17 @@ class NeighborCache:
         capacity: int = ARP_CACHE_CAPACITY,
         request_interval: float = ARP_REQUEST_INTERVAL_S,
         max_requests: int = ARP_MAX_REQUESTS,
+        pending_capacity: int = PENDING_NEIGHBORS_CAPACITY,
+        queue_length: int = PENDING_DATAGRAMS_PER_NEIGHBOR,
+        queue_bytes: int = PENDING_BYTES_PER_NEIGHBOR,
     ) -> None:
         self.lifetime = lifetime
         self.capacity = capacity
         self.request_interval = request_interval
         self.max_requests = max_requests
+        self.pending_capacity = pending_capacity
+        self.queue_length = queue_length
+        self.queue_bytes = queue_bytes
         #: Ordered oldest confirmation first, so eviction takes the first key.
         self.entries: dict[IPv4Address, Entry] = {}
         self.pending: dict[IPv4Address, Pending] = {}
@@ -110,11 +119,16 @@ class NeighborCache:
         """
         pending = self.pending.get(address)
         if pending is None:
-            if len(self.pending) >= PENDING_NEIGHBORS_CAPACITY:
+            if len(self.pending) >= self.pending_capacity:
                 return False, 1
             pending = self.pending[address] = Pending(next_request_at=now)
-        dropped = 1 if len(pending.datagrams) == pending.datagrams.maxlen else 0
         pending.datagrams.append(datagram)  # RFC 1122 2.3.2.2: keep the latest, drop the oldest
+        pending.held += len(datagram[1])
+        dropped = 0
+        while len(pending.datagrams) > 1 and (len(pending.datagrams) > self.queue_length
+                                              or pending.held > self.queue_bytes):
+            pending.held -= len(pending.datagrams.popleft()[1])
+            dropped += 1
         if pending.requests_sent == 0 and now >= pending.next_request_at:
             self._mark_requested(pending, now)
             return True, dropped

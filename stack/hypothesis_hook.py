@@ -1,0 +1,30 @@
+"""Registers ``stack.strategies`` with hypothesis' ``st.from_type`` (the ``hypothesis`` entry point).
+
+Hypothesis calls ``register`` while it is itself being imported, which may be from inside
+``import stack.strategies``; so the strategies are looked up only when ``from_type`` first asks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+
+def _lazily(name: str) -> Any:
+    """A resolver hypothesis calls with the type: ``stack.strategies.<name>()``."""
+    return lambda _type: getattr(importlib.import_module("stack.strategies"), name)()
+
+
+def register() -> None:
+    from hypothesis import strategies as st
+
+    from stack.l2.arp import ArpPacket
+    from stack.l2.ethernet import EthernetFrame, MacAddress
+    from stack.l3.icmp import IcmpMessage
+    from stack.l3.ipv4 import Ipv4Packet
+
+    st.register_type_strategy(MacAddress, _lazily("mac_addresses"))
+    st.register_type_strategy(ArpPacket, _lazily("arp_packets"))
+    st.register_type_strategy(Ipv4Packet, _lazily("ipv4_packets"))
+    st.register_type_strategy(IcmpMessage, _lazily("any_icmp_messages"))
+    st.register_type_strategy(EthernetFrame, _lazily("ethernet_frames"))
