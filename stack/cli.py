@@ -228,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "3.2.2.6 allows ignoring them; Linux does by default)")
         choices = p.add_argument_group(
             "choices RFCs leave open (each default as Linux, or as the RFC suggests)")
+        choices.add_argument("--answer-timestamp", metavar="FILE.py",
+                             help="answer ICMP Timestamp requests with the function "
+                             "timestamp_reply(request, now) in FILE.py (RFC 1122 3.2.2.8: a MAY; "
+                             "off by default; lab 06 writes it)")
         choices.add_argument("--arp-lifetime", type=positive_number,
                              metavar="SECONDS", help="TAP: how long a learnt ARP entry is used "
                              f"(RFC 1122 2.3.2.1: entries MUST time out; default {ARP_ENTRY_LIFETIME_S:g})")
@@ -339,6 +343,22 @@ def build_parser() -> argparse.ArgumentParser:
                       help="how long to wait for a stopped target to answer again (10)")
     fuzz.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     fuzz.add_argument("-q", "--quiet", action="store_true", help="only the result")
+    lab = sub.add_parser("lab", help="the teaching labs in labs/: list them, or check one")
+    lab_sub = lab.add_subparsers(dest="lab_command", metavar="list|check", parser_class=Parser)
+    lab_sub.required = True
+    lab_sub.add_parser("list", help="list the labs")
+    lab_check = lab_sub.add_parser("check", help="run a lab's checker: PASS, FAIL or TODO per item")
+    lab_check.add_argument("number", metavar="NN", help="the lab's number, e.g. 02")
+    lab_check.add_argument("--kernel", action="store_true",
+                           help="against the Linux kernel in a private network namespace (root); "
+                                "default: the in-memory wire with a second tapstack host (no root)")
+    lab_check.add_argument("--answers", metavar="FILE",
+                           help="check this answers file instead of the lab's answers.toml")
+    lab_check.add_argument("--solution", action="store_true",
+                           help="lab 06: check the reference solution.py instead of your timestamp.py")
+    lab_check.add_argument("--keep", metavar="DIR",
+                           help="keep each item's capture (capture.pcap) and trace (trace.txt) in DIR")
+    lab_check.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
 
@@ -360,6 +380,16 @@ def make_host(args: argparse.Namespace):
         raise UsageError(f"--host-ip {args.host_ip.ip} is the stack's own address; pick another")
     choices = dict(ttl=args.ttl, icmp_errors_per_second=args.icmp_error_rate,
                    icmp_error_burst=args.icmp_error_burst, reassembly_timeout=args.reassembly_timeout)
+    timestamp_reply = None
+    if args.answer_timestamp is not None:
+        from pathlib import Path
+
+        from stack.lab import LabError, load_function
+
+        try:
+            timestamp_reply = load_function(Path(args.answer_timestamp), "timestamp_reply")
+        except LabError as error:
+            raise UsageError(f"--answer-timestamp: {error}")
     try:
         if args.tun is None:
             for option, value in (("--peer", args.peer), ("--pi", args.pi or None)):
@@ -369,7 +399,7 @@ def make_host(args: argparse.Namespace):
                 if not interface.explicit_prefix:
                     raise UsageError(f"{interface.ip} needs a prefix length on a TAP device, "
                                      f"e.g. {interface.ip}/24")
-            return TapHost(args.ip, mac=args.mac, gateway=args.gateway,
+            return TapHost(args.ip, mac=args.mac, gateway=args.gateway, timestamp_reply=timestamp_reply,
                            answer_broadcast_echo=args.answer_broadcast, probe=args.probe,
                            uniform=random.Random().uniform,
                            arp_lifetime=args.arp_lifetime or ARP_ENTRY_LIFETIME_S, **choices)
@@ -383,7 +413,7 @@ def make_host(args: argparse.Namespace):
                 raise UsageError(f"--peer {peer} differs from --host-ip {args.host_ip.ip}: on a "
                                  "point-to-point link the peer is the kernel side's address")
             peer = args.host_ip.ip
-        return TunHost(args.ip, peer=peer, packet_info=args.pi,
+        return TunHost(args.ip, peer=peer, packet_info=args.pi, timestamp_reply=timestamp_reply,
                        answer_broadcast_echo=args.answer_broadcast, **choices)
     except ValueError as error:
         raise UsageError(str(error))
@@ -679,8 +709,54 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if result.stopped else EXIT_OK
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stack import lab
+
+    if args.lab_command == "list":
+        directories = lab.lab_directories()
+        if not directories:
+            raise UsageError(f"no labs found in {lab.LABS_DIRECTORY} (set TAPSTACK_LABS)")
+        for directory in directories:
+            print(f"{directory.name[:2]}  {lab.title_of(directory)}  ({directory})")
+        return EXIT_OK
+    logging.getLogger("stack").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        chosen = lab.load(args.number)
+    except lab.LabError as error:
+        raise UsageError(str(error))
+    if args.solution and not (chosen.directory / "solution.py").is_file():
+        raise UsageError(f"lab {chosen.number} has no solution.py to check (--solution is for lab 06)")
+    answers = Path(args.answers) if args.answers else None
+    if answers is not None and not answers.is_file():
+        raise UsageError(f"--answers {answers}: no such file")
+    mode = "wire"
+    if args.kernel:
+        from stack.tap.base import DeviceError
+        from stack.tap.kernel import enter_private_namespace
+
+        reason = lab.kernel_mode_unavailable()
+        if reason is not None:
+            raise UsageError(f"--kernel: {reason}; without --kernel the lab runs on the in-memory wire")
+        try:
+            enter_private_namespace()  # the lab's devices live and die in it, never on this machine's network
+        except DeviceError as error:
+            raise UsageError(f"--kernel: {error}")
+        mode = "kernel"
+    wire = ("the Linux kernel in a private network namespace" if mode == "kernel"
+            else "the in-memory wire, a second tapstack host as the peer")
+    print(f"{chosen.title} ({wire})", flush=True)
+    outcomes = lab.check(chosen, mode, answers, args.solution, Path(args.keep) if args.keep else None,
+                         report=lambda outcome: print(lab.format_outcome(outcome), flush=True))
+    print(lab.summary(outcomes), flush=True)
+    if args.keep:
+        print(f"captures and traces kept in {args.keep}", flush=True)
+    return EXIT_FAILURE if any(o.status == "fail" for o in outcomes) else EXIT_OK
+
+
 COMMANDS = {"run": cmd_run, "ping": cmd_ping, "explain": cmd_explain, "demo": cmd_demo,
-            "diff": cmd_diff, "fuzz": cmd_fuzz}
+            "diff": cmd_diff, "fuzz": cmd_fuzz, "lab": cmd_lab}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from stack.l2.ethernet import EtherType, MacAddress
 from stack.l2.conflict import ConflictDetector, Uniform
 from stack.l2.link import EthernetLink
 from stack.l2.neighbor import ARP_ENTRY_LIFETIME_S, NeighborCache
-from stack.l3.host import ICMP_ERROR_BURST, ICMP_ERRORS_PER_SECOND, EchoReply, Ipv4Host
+from stack.l3.host import ICMP_ERROR_BURST, ICMP_ERRORS_PER_SECOND, EchoReply, Ipv4Host, TimestampReply
 from stack.l3.ipv4 import DEFAULT_TTL
 from stack.l3.reassembly import REASSEMBLY_TIMEOUT_S
 from stack.stats import Stats
@@ -123,7 +123,8 @@ class TapHost(_Host):
     Behaviours RFCs leave open (README "Choices RFCs leave open"): ``arp_lifetime`` seconds an
     ARP entry is used (RFC 1122 2.3.2.1), ``ttl`` of our datagrams (RFC 1122 3.2.1.7),
     ``icmp_errors_per_second`` and ``icmp_error_burst`` (RFC 1122 3.2.2), and
-    ``reassembly_timeout`` seconds (RFC 1122 3.3.2).
+    ``reassembly_timeout`` seconds (RFC 1122 3.3.2); ``timestamp_reply(request, now)``, a
+    function that answers ICMP Timestamp requests (RFC 1122 3.2.2.8; without it, not answered).
 
     RFC 5227: every address is announced twice at start-up, two seconds apart, and defended
     when another host claims it. With ``probe`` each address is first probed for (three ARP
@@ -147,6 +148,7 @@ class TapHost(_Host):
         icmp_errors_per_second: float = ICMP_ERRORS_PER_SECOND,
         icmp_error_burst: int = ICMP_ERROR_BURST,
         reassembly_timeout: float = REASSEMBLY_TIMEOUT_S,
+        timestamp_reply: TimestampReply | None = None,
     ) -> None:
         interfaces = [IPv4Interface(ip) for ip in ips]
         if not interfaces:
@@ -166,6 +168,7 @@ class TapHost(_Host):
             icmp_errors_per_second=icmp_errors_per_second,
             icmp_error_burst=icmp_error_burst,
             reassembly_timeout=reassembly_timeout,
+            timestamp_reply=timestamp_reply,
         )
         addresses = self.ip.addresses
         if len(set(addresses)) != len(addresses):
@@ -244,6 +247,7 @@ class TunHost(_Host):
         icmp_errors_per_second: float = ICMP_ERRORS_PER_SECOND,
         icmp_error_burst: int = ICMP_ERROR_BURST,
         reassembly_timeout: float = REASSEMBLY_TIMEOUT_S,
+        timestamp_reply: TimestampReply | None = None,
     ) -> None:
         interfaces = [IPv4Interface(ip) for ip in ips]
         if not interfaces:
@@ -256,7 +260,8 @@ class TunHost(_Host):
         self.ip = Ipv4Host(interfaces, self.stats, answer_broadcast_echo=answer_broadcast_echo,
                            point_to_point=True, ttl=ttl,
                            icmp_errors_per_second=icmp_errors_per_second,
-                           icmp_error_burst=icmp_error_burst, reassembly_timeout=reassembly_timeout)
+                           icmp_error_burst=icmp_error_burst, reassembly_timeout=reassembly_timeout,
+                           timestamp_reply=timestamp_reply)
 
     def receive(self, packet: Buffer, now: float) -> list[Frame]:
         """One packet from the TUN device in; the packets to send in answer out."""

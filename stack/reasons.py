@@ -118,6 +118,14 @@ DROP_REASONS: dict[str, DropReason] = {
     "icmp_echo_to_broadcast_ignored": DropReason(
         "echo request to a broadcast or multicast address: ignored (--answer-broadcast answers)",
         "RFC 1122 3.2.2.6"),
+    "icmp_timestamp_to_broadcast_ignored": DropReason(
+        "Timestamp request to a broadcast or multicast address: ignored", "RFC 1122 3.2.2.8"),
+    "icmp_timestamp_reply_failed": DropReason(
+        "the timestamp_reply function raised or returned something other than a Timestamp Reply",
+        "RFC 792 (Timestamp Reply, type 14); README: lab 06"),
+    "icmp_timestamp_request_refused": DropReason(
+        "the timestamp_reply function refused the request (malformed: not 12 bytes of timestamps)",
+        "RFC 792 (Timestamp: originate, receive, transmit)"),
     "icmp_echo_reply_unsolicited": DropReason(
         "echo reply matching none of our echo requests", "RFC 792 (identifier and sequence match a reply)"),
 }

@@ -124,6 +124,17 @@ def tun_host(packet_info: bool = False) -> TunHost:
     return TunHost([H], peer=K, packet_info=packet_info)
 
 
+TIMESTAMP = frames.icmp_message(13, 0, b"\x00\x01\x00\x01", bytes(12))
+
+
+def timestamp_host(timestamp_reply) -> TapHost:
+    return TapHost([f"{H}/24"], mac=HMAC, timestamp_reply=timestamp_reply)
+
+
+def refuse_loudly(request, now):
+    raise NotImplementedError("not written yet")
+
+
 def pi(protocol: int, flags: int = 0) -> bytes:
     return flags.to_bytes(2, "little") + protocol.to_bytes(2, "big")
 
@@ -179,6 +190,11 @@ CASES = [
     ("icmp_echo_to_broadcast_ignored", tap_host, [],
      eth(datagram(ECHO, dst="192.0.2.255"), dst=frames.BROADCAST_MAC)),
     ("icmp_echo_reply_unsolicited", tun_host, [], datagram(frames.icmp_echo(0, 7, 1, b"x"))),
+    ("icmp_timestamp_to_broadcast_ignored", lambda: timestamp_host(lambda request, now: None), [],
+     eth(datagram(TIMESTAMP, dst="192.0.2.255"), dst=frames.BROADCAST_MAC)),
+    ("icmp_timestamp_reply_failed", lambda: timestamp_host(refuse_loudly), [], eth(datagram(TIMESTAMP))),
+    ("icmp_timestamp_request_refused", lambda: timestamp_host(lambda request, now: None), [],
+     eth(datagram(TIMESTAMP))),
 ]
 #: Reasons counted by timers or on the way out, not for a frame received: checked without one.
 NOT_FROM_A_FRAME = {"arp_queue_full", "arp_unresolved", "ipv4_reassembly_evicted", "ipv4_reassembly_timeout"}

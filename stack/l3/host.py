@@ -65,6 +65,11 @@ UNREACHABLE_PORT = 3
 TIME_EXCEEDED_REASSEMBLY = 1  # RFC 792 Time Exceeded code 1: fragment reassembly time exceeded
 
 
+#: Builds a Timestamp Reply from a Timestamp request and the host's clock (``now`` in seconds),
+#: or returns None to refuse the request (lab 06: students write one).
+TimestampReply = Callable[[IcmpMessage, float], IcmpMessage | None]
+
+
 class Delivery(Enum):
     """How a datagram was addressed to us (RFC 1122 3.2.1.3)."""
 
@@ -111,11 +116,14 @@ class Ipv4Host:
         icmp_errors_per_second: float = ICMP_ERRORS_PER_SECOND,
         icmp_error_burst: int = ICMP_ERROR_BURST,
         reassembly_timeout: float = REASSEMBLY_TIMEOUT_S,
+        timestamp_reply: TimestampReply | None = None,
     ) -> None:
         """``point_to_point``: the interface is a point-to-point link (a TUN device), so every
         destination is reached by sending into it; there is no next hop to choose.
         ``ttl`` (RFC 1122 3.2.1.7), the ICMP error rate (RFC 1122 3.2.2) and the reassembly
-        timeout (RFC 1122 3.3.2) are the behaviours RFCs leave to the host (README)."""
+        timeout (RFC 1122 3.3.2) are the behaviours RFCs leave to the host (README).
+        ``timestamp_reply(request, now)`` answers ICMP Timestamp requests (RFC 1122 3.2.2.8: a
+        MAY); without it they are discarded like any type we do not handle (lab 06 writes one)."""
         if not 1 <= ttl <= 255:
             raise ValueError(f"TTL {ttl} is not between 1 and 255")  # RFC 1122 3.2.1.7: never 0
         if icmp_errors_per_second < 0 or icmp_error_burst < 0:
@@ -133,6 +141,7 @@ class Ipv4Host:
         self.stats = stats
         self.gateway = gateway
         self.answer_broadcast_echo = answer_broadcast_echo
+        self.timestamp_reply = timestamp_reply
         self.ttl = ttl
         self.addresses = [interface.ip for interface in self.interfaces]
         # Address sets hold ints: looking an int up is several times cheaper than an IPv4Address.
@@ -434,6 +443,39 @@ class Ipv4Host:
         return self._echo_reply(source, packet.source, next_hop, request.rest_of_header,
                                 request.payload, options, packet.type_of_service)
 
+    def receive_timestamp_request(self, received: Received, request: IcmpMessage,
+                                  now: float) -> list[Outbound]:
+        """RFC 792 Timestamp (type 13) in, Timestamp Reply (14) out, built by the host's
+        ``timestamp_reply`` function (which returns None to refuse a malformed request)."""
+        packet = received.packet
+        if self.timestamp_reply is None:
+            # RFC 1122 3.2.2.8: Timestamp is a MAY; off by default, discarded as an unhandled type.
+            self.stats.drop("icmp_type_not_handled", log, request.type)
+            return []
+        if received.delivery is not Delivery.UNICAST:
+            # RFC 1122 3.2.2.8: a Timestamp request to a broadcast or multicast address MAY be
+            # silently discarded.
+            self.stats.drop("icmp_timestamp_to_broadcast_ignored", log, packet.destination)
+            return []
+        next_hop = self.next_hop(packet.source)
+        if next_hop is None:
+            self.stats.drop("ipv4_no_route", log, packet.source)
+            return []
+        try:
+            reply = self.timestamp_reply(request, now)
+        except Exception as error:  # the function is the user's (lab 06): a failure is a drop, never a crash
+            self.stats.drop("icmp_timestamp_reply_failed", log, f"{type(error).__name__}: {error}")
+            return []
+        if reply is None:
+            self.stats.drop("icmp_timestamp_request_refused", log, length(request.payload))
+            return []
+        if not isinstance(reply, IcmpMessage) or reply.type != IcmpType.TIMESTAMP_REPLY:
+            self.stats.drop("icmp_timestamp_reply_failed", log, f"returned {reply!r}, not a Timestamp Reply")
+            return []
+        self.stats.count("icmp_timestamp_replies_sent")
+        # RFC 1122 3.2.2.8: the reply's source MUST be the request's specific destination.
+        return self._send(packet.destination, packet.source, IpProto.ICMP, reply.buffers(), next_hop)
+
     def _echo_reply(self, source: IPv4Address, destination: IPv4Address, next_hop: IPv4Address,
                     rest_of_header: bytes, data: Buffer, options: bytes = b"",
                     type_of_service: int = 0) -> list[Outbound]:
@@ -631,4 +673,5 @@ PROTOCOL_HANDLERS: dict[int, Callable[[Ipv4Host, Received, float], list[Outbound
 ICMP_HANDLERS: dict[int, Callable[[Ipv4Host, Received, IcmpMessage, float], list[Outbound]]] = {
     IcmpType.ECHO_REQUEST: Ipv4Host.receive_echo_request,
     IcmpType.ECHO_REPLY: Ipv4Host.receive_echo_reply,
+    IcmpType.TIMESTAMP_REQUEST: Ipv4Host.receive_timestamp_request,
 }

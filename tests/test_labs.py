@@ -1,0 +1,176 @@
+"""Every lab's checker, the rootless way (the in-memory wire), as CI runs it; and ``tapstack lab``.
+
+With the answers files as shipped (placeholders), every item about the stack passes and every
+answer is "not answered yet"; with the right answers (the key below) every item passes; a wrong
+answer fails with a message. The kernel way runs too, as root, in namespaces the command makes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stack import lab
+
+REPO = Path(__file__).resolve().parent.parent
+LABS = ["01", "02", "03", "04", "05", "06"]
+
+#: The teacher's key: what a student should find (each checker derives it from the stack's behaviour).
+KEY = {
+    "01": {"arp_ethertype": 0x0806, "arp_reply_operation": 2,
+           "arp_request_destination": "ff:ff:ff:ff:ff:ff", "arp_reply_length": 60},
+    "02": {"header_checksum": 0x9A5F, "ping_total_length": 84, "default_ttl": 64},
+    "03": {"echo_request_type": 8, "echo_reply_type": 0, "icmp_checksum": 0x1927},
+    "04": {"fragment_count": 3, "fragment_offsets": [0, 185, 370], "last_fragment_data_bytes": 1048},
+    "05": {"tap_reply_bytes": 98, "tun_reply_bytes": 84, "packet_information_hex": "00000800"},
+    "06": {},
+}
+#: One wrong answer per lab that has answers.
+WRONG = {"01": ("arp_reply_length", 42), "02": ("header_checksum", 0x9A5E), "03": ("icmp_checksum", 0x1928),
+         "04": ("fragment_offsets", [0, 1480, 2960]), "05": ("packet_information_hex", "08000000")}
+
+
+def toml(values: dict) -> str:
+    def value(v):
+        if isinstance(v, str):
+            return f'"{v}"'
+        return str(v).replace("'", '"')
+    return "".join(f"{key} = {value(v)}\n" for key, v in values.items())
+
+
+def is_answer_item(item: lab.Item) -> bool:
+    return item.name.startswith(("answers.toml", "your timestamp_reply"))
+
+
+def test_there_are_six_labs_each_with_a_worksheet_and_a_pytest_file():
+    directories = lab.lab_directories()
+    assert [d.name[:2] for d in directories] == LABS
+    for directory in directories:
+        assert (directory / "README.md").read_text().startswith(f"# Lab {directory.name[:2]}:")
+        assert (directory / f"test_lab{directory.name[:2]}.py").is_file()
+
+
+@pytest.mark.parametrize("number", LABS)
+def test_as_shipped_the_stack_passes_and_the_answers_are_not_answered_yet(number):
+    chosen = lab.load(number)
+    outcomes = lab.check(chosen)
+    for outcome in outcomes:
+        expected = "todo" if is_answer_item(outcome.item) else "pass"
+        assert outcome.status == expected, (outcome.item.name, outcome.message)
+    assert any(is_answer_item(o.item) for o in outcomes), "a lab with nothing for the student to do"
+
+
+@pytest.mark.parametrize("number", LABS)
+def test_with_the_right_answers_every_item_passes(number, tmp_path):
+    answers = tmp_path / "answers.toml"
+    answers.write_text(toml(KEY[number]))
+    outcomes = lab.check(lab.load(number), answers=answers, solution=number == "06")
+    assert [(o.item.name, o.message) for o in outcomes if o.status != "pass"] == []
+
+
+@pytest.mark.parametrize("number", sorted(WRONG))
+def test_a_wrong_answer_fails_with_a_hint(number, tmp_path):
+    key, wrong = WRONG[number]
+    answers = tmp_path / "answers.toml"
+    answers.write_text(toml(dict(KEY[number], **{key: wrong})))
+    failed = [o for o in lab.check(lab.load(number), answers=answers) if o.status == "fail"]
+    assert len(failed) == 1 and key in failed[0].message
+
+
+def test_answers_that_are_not_toml_fail_each_answer_item_with_the_reason(tmp_path):
+    answers = tmp_path / "answers.toml"
+    answers.write_text("header_checksum = = 3\n")
+    outcomes = lab.check(lab.load("02"), answers=answers)
+    failed = [o for o in outcomes if o.status == "fail"]
+    assert failed and all(is_answer_item(o.item) and "TOML" in o.message for o in failed)
+    assert all(o.status == "pass" for o in outcomes if not is_answer_item(o.item))
+
+
+def test_a_timestamp_reply_that_answers_wrongly_fails_the_student_items(tmp_path, monkeypatch):
+    directory = tmp_path / "06-icmp-timestamp"
+    directory.mkdir()
+    for name in ("README.md", "check.py"):
+        (directory / name).write_text((lab.LABS_DIRECTORY / "06-icmp-timestamp" / name).read_text())
+    # An echo of the request with the type changed: no timestamps of its own, accepts anything.
+    (directory / "timestamp.py").write_text(
+        "from stack.l3.icmp import IcmpMessage\n"
+        "def timestamp_reply(request, now):\n"
+        "    return IcmpMessage(14, 0, request.rest_of_header, bytes(request.payload))\n")
+    monkeypatch.setattr(lab, "LABS_DIRECTORY", tmp_path)
+    outcomes = {o.item.name: o for o in lab.check(lab.load("06"))}
+    statuses = [o.status for name, o in outcomes.items() if name.startswith("your")]
+    assert statuses == ["pass", "fail", "fail"], outcomes
+
+
+# ---------------------------------------------------------------------- the command
+
+
+def tapstack(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "stack", *args], cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_lab_list_names_every_lab():
+    result = tapstack("lab", "list")
+    assert result.returncode == 0, result.stderr
+    assert [line[:2] for line in result.stdout.splitlines()] == LABS
+    assert "Lab 06: ICMP Timestamp" in result.stdout
+
+
+def test_lab_check_prints_an_item_per_line_and_exits_0_when_nothing_failed():
+    result = tapstack("lab", "check", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Lab 02: ") and "in-memory wire" in lines[0]
+    assert sum(line.startswith("  PASS  ") for line in lines) == 5
+    assert sum(line.startswith("  TODO  ") for line in lines) == 3
+    assert lines[-1].startswith("5 passed, 0 failed, 3 not answered yet")
+
+
+def test_lab_check_exits_1_on_a_failed_item(tmp_path):
+    answers = tmp_path / "answers.toml"
+    answers.write_text("header_checksum = 0x1234\n")
+    result = tapstack("lab", "check", "02", "--answers", str(answers))
+    assert result.returncode == 1
+    assert "  FAIL  answers.toml: the header checksum" in result.stdout
+
+
+def test_lab_check_keeps_captures_that_tshark_or_explain_can_read(tmp_path):
+    result = tapstack("lab", "check", "03", "--keep", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    kept = sorted(tmp_path.glob("item01-rig1/*"))
+    assert [p.name for p in kept] == ["capture.pcap", "trace.txt"]
+    assert "ICMP echo reply" in (tmp_path / "item01-rig1" / "trace.txt").read_text()
+    explained = tapstack("explain", "--pcap", str(tmp_path / "item01-rig1" / "capture.pcap"), "--frame", "1")
+    assert explained.returncode == 0 and "Ethernet" in explained.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["lab", "check", "07"], "no lab '07': the labs are 01, 02, 03, 04, 05, 06"),
+    (["lab", "check", "two"], "no lab 'two'"),
+    (["lab", "check", "01", "--solution"], "lab 01 has no solution.py"),
+    (["lab", "check", "01", "--answers", "/nonexistent/answers.toml"], "no such file"),
+    (["run", "--tap", "tap0", "--ip", "192.0.2.2/24", "--answer-timestamp", "/nonexistent.py"],
+     "--answer-timestamp: /nonexistent.py does not exist"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    result = tapstack(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("number", LABS)
+def test_the_kernel_way_passes_with_the_right_answers(number, tmp_path):
+    answers = tmp_path / "answers.toml"
+    answers.write_text(toml(KEY[number]))
+    extra = ["--solution"] if number == "06" else []
+    result = tapstack("lab", "check", number, "--kernel", "--answers", str(answers), *extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Linux kernel in a private network namespace" in result.stdout
+    assert result.stdout.rstrip().endswith("lab complete"), result.stdout
