@@ -6,8 +6,8 @@ link (the kernel on the device's other end, or a stack bridged to it). Every fra
 target's address (or its network's broadcast) from ours: nothing is routed anywhere else.
 
 1. Resolve the target with a ping (it must answer before anything is sent).
-2. Send ``examples`` frames from ``stack.diff.probe_frames`` (valid and broken ones of every
-   kind), ``batch`` at a time, each batch followed by a ping check (``LIVENESS_TRIES`` echo
+2. Send ``examples`` frames from ``fuzz_frames`` (valid and broken ones of every kind),
+   ``batch`` at a time, each batch followed by a ping check (``LIVENESS_TRIES`` echo
    requests, one answer is enough).
 3. When the target stops answering: wait up to ``recovery`` seconds for it to answer again. If it
    does, replay the batch one frame at a time, each followed by a check, to find the frame after
@@ -228,8 +228,18 @@ class Fuzzer:
 
 
 def fuzz_frames(ours: IPv4Interface, our_mac, target: IPv4Address, target_mac):
-    """Frames from us to the target (and its network's broadcast), nothing else."""
+    """Frames from us to the target (and its network's broadcast), nothing else: the frames
+    ``tapstack diff`` compares, and the public strategies' echo requests and UDP datagrams with
+    exactly one thing broken (``stack.strategies.broken``)."""
+    from hypothesis import strategies as st
+
+    from stack import strategies
     from stack.diff import probe_frames
 
-    return probe_frames(IPv4Interface(f"{target}/{ours.network.prefixlen}"), target_mac,
-                        {ours.ip: our_mac}, others=False)
+    aim = {"source": ours.ip, "destination": target, "source_mac": our_mac, "destination_mac": target_mac}
+    return st.one_of(
+        probe_frames(IPv4Interface(f"{target}/{ours.network.prefixlen}"), target_mac,
+                     {ours.ip: our_mac}, others=False),
+        strategies.broken(strategies.echo_requests(**aim)).map(lambda broken: broken.frame),
+        strategies.broken(strategies.udp_datagrams(**aim)).map(lambda broken: broken.frame),
+    )
