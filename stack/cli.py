@@ -107,83 +107,34 @@ def mac_address(text: str) -> MacAddress:
     return mac
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 3600 seconds")
-    return value
-
-
-def chance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is a chance: between 0 and 1 (0.1 is 10 %)")
-    return value
-
-
-def milliseconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds")
-    if not 0 <= value <= 60_000:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 60000 milliseconds")
-    return value
-
-
-def positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
-    if not 0 < value <= 1e9:
-        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
-    return value
-
-
-def non_negative_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
-    if not 0 <= value <= 1e9:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
-
-
-def bounded_int(low: int, high: int):
-    def parse(text: str) -> int:
+def _number(convert, what: str, accept, requirement: str):
+    """An argparse type: ``convert`` the text (else it "is not ``what``"), then ``accept`` the
+    value (else say ``requirement``)."""
+    def parse(text: str):
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text!r} must be between {low} and {high}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text!r} {requirement}")
         return value
     return parse
 
 
-def whole_number(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+positive_int = _number(int, "a whole number", lambda v: v >= 1, "must be at least 1")
+whole_number = _number(int, "a whole number", lambda v: True, "")
+seconds = _number(float, "a number of seconds", lambda v: 0 <= v <= 3600,
+                  "must be between 0 and 3600 seconds")
+milliseconds = _number(float, "a number of milliseconds", lambda v: 0 <= v <= 60_000,
+                       "must be between 0 and 60000 milliseconds")
+chance = _number(float, "a number", lambda v: 0.0 <= v <= 1.0,
+                 "is a chance: between 0 and 1 (0.1 is 10 %)")
+positive_number = _number(float, "a number", lambda v: 0 < v <= 1e9, "must be above 0")
+non_negative_number = _number(float, "a number", lambda v: 0 <= v <= 1e9, "must be 0 or more")
+
+
+def bounded_int(low: int, high: int):
+    return _number(int, "a whole number", lambda v: low <= v <= high, f"must be between {low} and {high}")
 
 
 # ---------------------------------------------------------------------- parser

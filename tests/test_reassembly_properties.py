@@ -12,6 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from stack.l3.ipv4 import Ipv4Packet
 from stack.l3.reassembly import Reassembler
+from stack.strategies import reassembly_model
 
 SOURCE, DESTINATION = IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2")
 
@@ -58,28 +59,6 @@ def overlapping_cases(draw):
     return data, pieces, (start, stop)
 
 
-def model_outcomes(size: int, arrivals: list[tuple[int, int]]) -> list[str]:
-    """What RFC 5722-style reassembly must do, as plainly as possible: per arrival, "held",
-    "duplicate", "discarded" (it overlaps a held piece: everything goes) or "complete"."""
-    held: set[tuple[int, int]] = set()
-    outcomes = []
-    for start, stop in arrivals:
-        if (start, stop) in held:
-            outcomes.append("duplicate")
-        elif any(a < stop and start < b for a, b in held):
-            held.clear()
-            outcomes.append("discarded")
-        else:
-            held.add((start, stop))
-            covered = sum(b - a for a, b in held)
-            if covered == size and any(b == size for _, b in held) and any(a == 0 for a, _ in held):
-                held.clear()
-                outcomes.append("complete")
-            else:
-                outcomes.append("held")
-    return outcomes
-
-
 @settings(max_examples=300)
 @given(overlapping_cases(), st.data())
 def test_overlaps_discard_the_datagram_as_the_model_says(case, draw):
@@ -99,7 +78,7 @@ def test_overlaps_discard_the_datagram_as_the_model_says(case, draw):
         else:
             assert outcome.reason is None, outcome.reason
             seen.append("held")
-    assert seen == model_outcomes(len(data), order)
+    assert seen == reassembly_model(len(data), order)
     assert "discarded" in seen or seen.count("complete") >= 1
 
 
