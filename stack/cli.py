@@ -271,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--examples", type=positive_int, default=500,
                       help="frames to generate and compare (500)")
     diff.add_argument("--seed", type=int, help="seed for the generator (default: a fixed one)")
+    diff.add_argument("--tun", action="store_true",
+                      help="compare over a TUN device (bare IPv4 packets, point to point)")
     diff.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     diff.add_argument("-q", "--quiet", action="store_true", help="only the result")
     fuzz = sub.add_parser("fuzz", help="send generated frames (valid and broken) to another stack "
@@ -597,10 +599,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
         raise UsageError("tapstack diff needs hypothesis: pip install 'tapstack[test]'")
     try:
         enter_private_namespace()
-        kernel = diff.KernelHost()
+        medium = "ip" if args.tun else "ethernet"
+        kernel = diff.KernelHost(medium)
     except DeviceError as error:
         raise UsageError(str(error))
-    comparison = diff.Comparison(kernel, diff.StackHost())
+    comparison = diff.Comparison(kernel, diff.StackHost(medium), medium)
     report = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
     try:
         outcome = diff.run_examples(comparison, args.examples, args.seed, progress=report)

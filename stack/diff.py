@@ -37,7 +37,7 @@ from stack.l2.ethernet import BROADCAST, EthernetFrame, EtherType, MacAddress
 from stack.l2.neighbor import NeighborCache
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import IpOption, IpProto, Ipv4Packet, parse_options
-from stack.node import TapHost, mac_for
+from stack.node import TapHost, TunHost, mac_for
 from stack.trace import summarize
 
 HOST = IPv4Interface("192.0.2.2/24")
@@ -48,6 +48,10 @@ PEERS = {
     IPv4Address("192.0.2.3"): MacAddress("02:00:00:00:00:03"),
 }
 DEVICE = "tap0"
+#: Over TUN (``medium="ip"``): a point-to-point link, the kernel HOST's address with the first
+#: peer at the other end; bare IPv4 packets, no ARP.
+TUN_DEVICE = "tun0"
+TUN_PEER = IPv4Address("192.0.2.1")
 #: The kernel has answered a frame once the device has been quiet this long after it.
 QUIET_S = 0.02
 #: The longest we wait for the kernel's answers to one frame.
@@ -61,6 +65,9 @@ STACK_SECONDS_PER_FRAME = 1.0
 KERNEL_SYSCTLS = {
     # Compare every ICMP error: no per-destination rate limit (tapstack's bucket is kept full).
     "net/ipv4/icmp_ratelimit": "0",
+}
+#: And on the TAP device:
+TAP_SYSCTLS = {
     # RFC 1122 3.3.6: SHOULD discard a unicast datagram received as a link-layer broadcast
     # (tapstack does; Linux only when told to).
     f"net/ipv4/conf/{DEVICE}/drop_unicast_in_l2_multicast": "1",
@@ -73,8 +80,9 @@ KERNEL_SYSCTLS = {
 # ---------------------------------------------------------------------- normalising
 
 
-def normalize(frame: Buffer) -> bytes:
-    """A frame with what may differ between two correct hosts set aside.
+def normalize(frame: Buffer, medium: str = "ethernet") -> bytes:
+    """A frame (or, with ``medium="ip"``, a bare IPv4 packet) with what may differ between two
+    correct hosts set aside.
 
     - Ethernet padding (RFC 894: the sender pads to 60 bytes; Linux leaves it to the NIC, and a
       TAP device has none) is cut: ARP to its 28 bytes, IPv4 to its total length.
@@ -83,15 +91,18 @@ def normalize(frame: Buffer) -> bytes:
     - The time values in a Timestamp option are our clocks': set to 0.
     """
     data = bytes(frame)
-    try:
-        ethernet = EthernetFrame.parse(data)
-    except ParseError:
-        return data
-    header, payload = data[:14], bytes(ethernet.payload)
-    if ethernet.ethertype == EtherType.ARP and len(payload) >= 28:
-        return header + payload[:28]
-    if ethernet.ethertype != EtherType.IPV4:
-        return data
+    if medium == "ip":
+        header, payload = b"", data
+    else:
+        try:
+            ethernet = EthernetFrame.parse(data)
+        except ParseError:
+            return data
+        header, payload = data[:14], bytes(ethernet.payload)
+        if ethernet.ethertype == EtherType.ARP and len(payload) >= 28:
+            return header + payload[:28]
+        if ethernet.ethertype != EtherType.IPV4:
+            return data
     try:
         packet = Ipv4Packet.parse(payload)
     except ParseError:
@@ -221,12 +232,17 @@ DELIBERATE_DIFFERENCES = [
 
 
 class StackHost:
-    """tapstack as the host under test: a ``TapHost`` in this process."""
+    """tapstack as the host under test: a ``TapHost`` in this process (with ``medium="ip"``, a
+    ``TunHost`` with TUN_PEER at the other end)."""
 
-    def __init__(self) -> None:
-        self.host = TapHost([HOST], mac=HOST_MAC, neighbor_cache=NeighborCache(lifetime=math.inf))
-        for address, mac in PEERS.items():
-            self.host.link.cache.learn(address, mac, 0.0)
+    def __init__(self, medium: str = "ethernet") -> None:
+        self.medium = medium
+        if medium == "ip":
+            self.host = TunHost([f"{HOST.ip}/32"], peer=TUN_PEER)
+        else:
+            self.host = TapHost([HOST], mac=HOST_MAC, neighbor_cache=NeighborCache(lifetime=math.inf))
+            for address, mac in PEERS.items():
+                self.host.link.cache.learn(address, mac, 0.0)
         self.now = 0.0
         while (deadline := self.host.next_deadline(self.now)) is not None:  # start-up announcements
             self.now = max(self.now, deadline)
@@ -265,15 +281,20 @@ class _Collector:
 
 
 class KernelHost:
-    """The Linux kernel as the host under test. Call in a private network namespace only."""
+    """The Linux kernel as the host under test, over a TAP device (or with ``medium="ip"`` a
+    TUN device). Call in a private network namespace only."""
 
-    def __init__(self) -> None:
+    def __init__(self, medium: str = "ethernet") -> None:
         from stack.loop import Loop
-        from stack.tap.linux import TapDevice
+        from stack.tap.linux import TapDevice, TunDevice
 
-        self.device = TapDevice(DEVICE)
+        self.medium = medium
+        self.device = TunDevice(TUN_DEVICE) if medium == "ip" else TapDevice(DEVICE)
         try:
-            _configure_kernel(self.device.name)
+            if medium == "ip":
+                _configure_kernel_tun(self.device.name)
+            else:
+                _configure_kernel(self.device.name)
             self.collector = _Collector()
             self.loop = Loop(max_wait=QUIET_S)
             self.loop.attach(self.device, self.collector)
@@ -313,7 +334,19 @@ def _configure_kernel(ifname: str) -> None:
         ipr.link("set", index=index, state="up")
         for address, mac in PEERS.items():
             ipr.neigh("replace", dst=str(address), lladdr=str(mac), ifindex=index, state=NUD_PERMANENT)
-    for name, value in KERNEL_SYSCTLS.items():
+    _write_sysctls({**KERNEL_SYSCTLS, **TAP_SYSCTLS})
+
+
+def _configure_kernel_tun(ifname: str) -> None:
+    """The kernel side of a TUN link: our address with TUN_PEER as its peer, IPv6 off, up."""
+    from stack.tap.kernel import configure_address
+
+    configure_address(ifname, IPv4Interface(f"{HOST.ip}/32"), peer=TUN_PEER)
+    _write_sysctls(KERNEL_SYSCTLS)
+
+
+def _write_sysctls(settings: dict[str, str]) -> None:
+    for name, value in settings.items():
         with open(f"/proc/sys/{name}", "w") as file:
             file.write(value)
 
@@ -328,14 +361,17 @@ class Outcome:
     stack: list[bytes]
     verdict: str  # "agree", "allowed", "disagree"
     difference: str | None = None  # the deliberate difference's name, when allowed
+    medium: str = "ethernet"
 
     def describe(self) -> str:
-        lines = [f"frame ({len(self.frame)} bytes): {summarize(self.frame)}", f"  hex {self.frame.hex()}"]
+        what = "packet" if self.medium == "ip" else "frame"
+        lines = [f"{what} ({len(self.frame)} bytes): {summarize(self.frame, self.medium)}",
+                 f"  hex {self.frame.hex()}"]
         for who, answers in (("linux", self.kernel), ("tapstack", self.stack)):
             if not answers:
                 lines.append(f"  {who:8} answers nothing")
             for answer in answers:
-                lines.append(f"  {who:8} {summarize(answer)}")
+                lines.append(f"  {who:8} {summarize(answer, self.medium)}")
                 lines.append(f"  {'':8} hex {answer.hex()}")
         return "\n".join(lines)
 
@@ -364,20 +400,24 @@ class Disagreement(AssertionError):
 class Comparison:
     """Both hosts, side by side."""
 
-    def __init__(self, kernel, stack) -> None:
+    def __init__(self, kernel, stack, medium: str = "ethernet") -> None:
         self.kernel = kernel
         self.stack = stack
+        self.medium = medium
         self.tally = Tally()
 
     def compare(self, frame: bytes) -> Outcome:
         kernel = self.kernel.answer(frame)
         stack = self.stack.answer(frame)
-        if sorted(map(normalize, kernel)) == sorted(map(normalize, stack)):
-            outcome = Outcome(frame, kernel, stack, "agree")
+        medium = self.medium
+        if sorted(normalize(f, medium) for f in kernel) == sorted(normalize(f, medium) for f in stack):
+            outcome = Outcome(frame, kernel, stack, "agree", medium=medium)
         else:
-            allowed = next((d for d in DELIBERATE_DIFFERENCES if d.covers(frame)), None)
+            # The allow-list reads Ethernet frames: give a bare packet the header it would have.
+            as_frame = frame if medium == "ethernet" else bytes(14 - 2) + b"\x08\x00" + frame
+            allowed = next((d for d in DELIBERATE_DIFFERENCES if d.covers(as_frame)), None)
             outcome = Outcome(frame, kernel, stack, "allowed" if allowed else "disagree",
-                              allowed.name if allowed else None)
+                              allowed.name if allowed else None, medium)
         self.tally.add(outcome)
         return outcome
 
@@ -478,6 +518,12 @@ def _udp(source: IPv4Address, destination: IPv4Address, source_port: int, destin
 # ---------------------------------------------------------------------- running
 
 
+def tun_probe_frames():
+    """``probe_frames`` for a TUN device: the IPv4 packets inside its frames, without ARP."""
+    return probe_frames(peers={TUN_PEER: PEERS[TUN_PEER]}).filter(
+        lambda frame: frame[12:14] == b"\x08\x00").map(lambda frame: frame[14:])
+
+
 def run_examples(comparison: Comparison, examples: int, seed: int | None,
                  progress: Callable[[str], None] = lambda line: None) -> Outcome | None:
     """Compare ``examples`` generated frames; the minimal disagreement, or None."""
@@ -486,7 +532,7 @@ def run_examples(comparison: Comparison, examples: int, seed: int | None,
 
     @settings(max_examples=examples, database=None, deadline=None, derandomize=seed is None,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
-    @given(probe_frames())
+    @given(tun_probe_frames() if comparison.medium == "ip" else probe_frames())
     def check(frame: bytes) -> None:
         outcome = comparison.compare(frame)
         done = sum(comparison.tally.outcomes.values())

@@ -84,3 +84,22 @@ def test_a_disagreement_is_shrunk_to_a_small_frame_with_both_answers():
 def test_every_deliberate_difference_names_its_rfc_or_reason():
     for difference in diff.DELIBERATE_DIFFERENCES:
         assert difference.name and len(difference.why) > 40, difference
+
+
+def test_normalize_a_bare_ip_packet_as_on_a_tun_device():
+    one, two = echo_reply(1)[14:], echo_reply(2)[14:]
+    assert one != two and diff.normalize(one, "ip") == diff.normalize(two, "ip")
+    assert diff.normalize(one, "ip") == diff.normalize(echo_reply(1), "ethernet")[14:]
+
+
+def test_tapstack_over_tun_against_itself_always_agrees():
+    class TunTwin:
+        def __init__(self) -> None:
+            self.stack = diff.StackHost("ip")
+
+        def answer(self, packet: bytes) -> list[bytes]:
+            return self.stack.answer(packet)
+
+    comparison = diff.Comparison(TunTwin(), diff.StackHost("ip"), "ip")
+    assert diff.run_examples(comparison, 150, seed=4) is None
+    assert comparison.tally.outcomes["disagree"] == 0 and comparison.tally.outcomes["agree"] > 100
