@@ -90,7 +90,8 @@ def ethernet(data: bytes, out: Explanation) -> None:
     elif ethertype == 0x0800:
         ipv4_datagram(data, 14, out)
     if len(data) < 60:
-        out.note(f"{len(data)} bytes: shorter than Ethernet's 60 (the kernel pads frames it sends, RFC 894)")
+        out.note(f"{len(data)} bytes: shorter than Ethernet's minimum of 60 (RFC 894: a NIC pads it on "
+                 "the wire; a TAP device has no NIC, so Linux's short frames arrive as they are)")
 
 
 def arp(data: bytes, base: int, out: Explanation) -> None:
