@@ -273,6 +273,10 @@ class _Collector:
     def next_deadline(self, now: float) -> float | None:
         return None
 
+    def reset(self) -> None:
+        self.frames.clear()
+        self._seen = None
+
     def quiet(self) -> bool:
         """True at the first wake-up that brought no new frame (the loop wakes at least every
         QUIET_S)."""
@@ -304,8 +308,7 @@ class KernelHost:
             raise
 
     def _collect(self) -> list[bytes]:
-        self.collector.frames.clear()
-        self.collector._seen = None
+        self.collector.reset()
         self.loop.run(until=self.collector.quiet, timeout=ANSWER_TIMEOUT_S)
         return list(self.collector.frames)
 
