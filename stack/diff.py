@@ -199,6 +199,15 @@ def _unjoined_multicast(frame: bytes) -> bool:
             and frame[:6] != bytes.fromhex("01005e000001"))
 
 
+def _echo_with_code(frame: bytes) -> bool:
+    """An echo request whose code is not 0."""
+    packet = _ipv4_to_host(frame)
+    if packet is None or packet.protocol != IpProto.ICMP or packet.is_fragment:
+        return False
+    message = join(packet.payload)
+    return len(message) >= 2 and message[0] == IcmpType.ECHO_REQUEST and message[1] != 0
+
+
 #: Where tapstack answers unlike Linux on purpose. The only allow-list of ``tapstack diff``.
 DELIBERATE_DIFFERENCES = [
     Difference("tcp", "TCP is not implemented: Linux answers a segment to a closed port with a "
@@ -211,6 +220,9 @@ DELIBERATE_DIFFERENCES = [
     Difference("icmp-timestamp", "ICMP Timestamp: Linux answers requests; tapstack does not "
                "(RFC 1122 3.2.2.8: a host MAY implement Timestamp; a teaching lab adds it)",
                _icmp_type(IcmpType.TIMESTAMP_REQUEST)),
+    Difference("echo-code", "an echo request with a code other than 0: tapstack's reply has code "
+               "0, as RFC 792 defines the echo reply; Linux copies the request's code",
+               _echo_with_code),
     Difference("route-and-time-options", "Record Route and Timestamp options: in an echo reply "
                "tapstack adds itself once, as RFC 1122 3.2.2.6 says (\"updated to include the "
                "current host\"), Linux twice (on receiving and on sending); an ICMP error about such "
@@ -456,7 +468,11 @@ def probe_frames(host: IPv4Interface = HOST, host_mac: MacAddress = HOST_MAC,
                                        draw(st.integers(0, 0xFFFF)), draw(st.binary(max_size=200)))
             protocol, payload = IpProto.ICMP, bytes(message)
         elif kind == "icmp":
-            message = IcmpMessage(draw(st.integers(0, 255)), draw(st.integers(0, 255)),
+            # Mostly the types RFC 792 and its successors define (an error quoting something,
+            # a query), with their usual codes; then anything.
+            known_types = st.sampled_from([0, 3, 4, 5, 8, 11, 12, 13, 14, 15, 16, 17, 18])
+            message = IcmpMessage(draw(known_types | st.integers(0, 255)),
+                                  draw(st.sampled_from([0, 0, 1, 3]) | st.integers(0, 255)),
                                   draw(st.binary(min_size=4, max_size=4)), draw(st.binary(max_size=48)))
             protocol, payload = IpProto.ICMP, bytes(message)
         elif kind == "udp":
