@@ -105,8 +105,15 @@ class Fuzzer:
     # ------------------------------------------------------------------ the target
 
     def alive(self, tries: int | None = None) -> bool:
-        """True when the target answers one of ``tries`` echo requests."""
+        """True when the target answers one of ``tries`` echo requests.
+
+        First we announce ourselves (gratuitous ARP): a fuzzed ARP frame may have taught the
+        target a wrong MAC for our address, and its replies would then never reach us.
+        """
         tries = self.tries if tries is None else tries
+        now = self.loop.clock()
+        for frame in self.host.announce(now):
+            self.device.send(frame, now)
         self._identifier = (self._identifier + 1) & 0xFFFF
         session = PingSession(self.host, self.target, count=tries, interval=self.interval,
                               timeout=self.timeout, identifier=self._identifier)

@@ -189,6 +189,13 @@ class TapHost(_Host):
         """The MAC one of our addresses answers from."""
         return self.link.macs[IPv4Address(address)]
 
+    def announce(self, now: float) -> list[Frame]:
+        """Announce every address in use once more, now (gratuitous ARP, RFC 5227 3): the
+        neighbours that know us set their entry back to our MAC."""
+        out = self.link.announce()
+        self.stats.count("tx_frames", len(out))
+        return out
+
     def receive(self, frame: Buffer, now: float) -> list[Frame]:
         """One Ethernet frame from the wire in; the frames to send in answer out."""
         self.stats.count("rx_frames")

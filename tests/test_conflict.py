@@ -256,3 +256,11 @@ def test_a_lan_of_759_hosts_announces_in_batches_and_every_host_answers():
         assert len(out) == 1 and out[0][:12] == KERNEL_MAC + mac and out[0][26:34] == reply[26:34]
     assert host.stats["arp_replies_sent"] == host.stats["icmp_echo_replies_sent"] == len(interfaces)
     assert host.stats.drops == {}
+
+
+def test_rfc5227_3_announce_now_sends_one_announcement_per_address_in_use():
+    host = TapHost(LAN, probe=True, uniform=midpoint)
+    assert host.announce(0.0) == []  # all still being probed
+    timeline(host, 60.0)
+    out = sorted(frames(host.announce(61.0)))
+    assert out == sorted(announcement(a.split("/")[0], mac_of(a.split("/")[0])) for a in LAN)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from stack import TapHost
 from stack.fuzz import Fuzzer, fuzz_frames
-from stack.l2.ethernet import EthernetFrame, EtherType
+from stack.l2.arp import ArpOp, ArpPacket
+from stack.l2.ethernet import EthernetFrame, EtherType, MacAddress
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import Ipv4Packet
 from stack.loop import Loop
@@ -112,3 +113,15 @@ def test_fuzz_only_targets_another_host_on_the_link(args, message):
     from tests.test_cli import assert_usage_error, tapstack
 
     assert_usage_error(tapstack("fuzz", "--tap", "tap0", "--ip", "192.0.2.2/24", *args), message)
+
+
+def test_a_frame_that_teaches_the_target_a_wrong_mac_for_us_is_not_a_stop():
+    """A fuzzed ARP frame may claim our address from another MAC; the target then answers the
+    wrong MAC. We announce ourselves before each ping check, so that is not taken for a stop."""
+    fuzz, target = fuzzer(down_s=1.0)
+    ours = TapHost([OURS])
+    poison = ArpPacket(ArpOp.REQUEST, MacAddress("02:00:00:00:00:99"), OURS.ip, MacAddress(bytes(6)), TARGET)
+    frame = bytes(EthernetFrame(MacAddress(b"\xff" * 6), ours.mac, EtherType.ARP, bytes(poison)))
+    result = fuzz.run(st.just(frame), examples=5, batch_size=5, seed=1)
+    assert not result.stopped and result.sent >= 1
+    assert target.host.link.cache.lookup(OURS.ip, 100.0) == ours.mac  # set right again

@@ -264,6 +264,13 @@ class EthernetLink:
         """RFC 5227 3: an ARP announcement is a request with sender and target address ours."""
         return self._arp_broadcast(address, address, address)
 
+    def announce(self) -> list[Frame]:
+        """One announcement for each address in use, now (RFC 5227 3: neighbours that know us
+        update their entry, RFC 826's merge)."""
+        out = [self._announcement(address) for address in self.macs if self.detector.in_use(address)]
+        self.stats.count("arp_announcements_sent", len(out))
+        return out
+
     def probe(self, address: IPv4Address) -> Frame:
         """RFC 5227 2.1.1: an ARP probe asks for ``address`` with sender address 0.0.0.0 (so
         that nobody learns it) and target MAC zero."""
