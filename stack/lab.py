@@ -237,7 +237,7 @@ def _attach_host(directory: Path, device, host, packet_info: bool, closers: list
     trace = StringIO()
     loop = Loop()
     closers.append(loop.close)
-    loop.attach(PcapDevice(device, pcap_file), host,
+    loop.attach(PcapDevice(device, pcap_file, packet_info=packet_info), host,
                 tracer=Tracer(trace, host.medium, packet_info=packet_info))
     return loop, pcap_path, trace
 
@@ -248,9 +248,8 @@ def _open_wire_rig(directory: Path, medium: str, packet_info: bool, host_options
     host, peer = _hosts(medium, packet_info, host_options)
     host_device, peer_device = device_pair(medium=medium)
     closers: list = [host_device.close, peer_device.close]
-    # Both ends of the in-memory TUN link carry the packet-information header, and the capture
-    # leaves it out as it does for a real TUN device.
-    host_device.packet_info = packet_info  # type: ignore[attr-defined]
+    # Both ends of the in-memory TUN link carry the packet-information header; the capture
+    # leaves it out as it does for a real TUN device (_attach_host tells the pcap wrapper).
     loop, pcap_path, trace = _attach_host(directory, host_device, host, packet_info, closers)
     peer_attachment = loop.attach(peer_device, peer)
 

@@ -35,14 +35,19 @@ class PcapDevice:
     warning and the device keeps working.
     """
 
-    def __init__(self, inner: Device, file: BinaryIO, timestamp_offset: float = 0.0) -> None:
+    def __init__(self, inner: Device, file: BinaryIO, timestamp_offset: float = 0.0,
+                 packet_info: bool | None = None) -> None:
+        """``packet_info``: every packet through ``inner`` starts with the 4-byte TUN
+        packet-information header (default: what ``inner.packet_info`` says, False if nothing)."""
         self.inner = inner
         self.timestamp_offset = timestamp_offset
         self._file: BinaryIO | None = file
         self._writer = dpkt.pcap.Writer(file, snaplen=SNAPLEN, linktype=LINKTYPES[inner.medium])
+        if packet_info is None:
+            packet_info = getattr(inner, "packet_info", False)
         #: A TUN device with packet information: the capture is raw IP, so the 4-byte header
         #: in front of every packet is left out of it.
-        self._skip = 4 if getattr(inner, "packet_info", False) else 0
+        self._skip = 4 if packet_info else 0
         file.flush()
 
     @property
