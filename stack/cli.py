@@ -687,10 +687,11 @@ def cmd_lab(args: argparse.Namespace) -> int:
         raise UsageError(f"--answers {answers}: no such file")
     mode = "wire"
     if args.kernel:
+        from stack.demo import kernel_demo_unavailable
         from stack.tap.base import DeviceError
         from stack.tap.kernel import enter_private_namespace
 
-        reason = lab.kernel_mode_unavailable()
+        reason = kernel_demo_unavailable()  # the lab's kernel mode needs what the demo's does
         if reason is not None:
             raise UsageError(f"--kernel: {reason}; without --kernel the lab runs on the in-memory wire")
         try:

@@ -276,17 +276,6 @@ def _open_wire_rig(directory: Path, medium: str, packet_info: bool, host_options
     return rig
 
 
-def kernel_mode_unavailable() -> str | None:
-    """Why the kernel mode cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "the kernel mode needs root (it makes a private network namespace)"
-    if not os.path.exists("/dev/net/tun"):
-        return "/dev/net/tun does not exist (modprobe tun)"
-    if shutil.which("ping") is None:
-        return "the kernel's ping is not installed (apt-get install iputils-ping)"
-    return None
-
-
 def _open_kernel_rig(directory: Path, medium: str, packet_info: bool, host_options: dict) -> Rig:
     """Needs ``enter_private_namespace()`` done (``tapstack lab check --kernel`` does it)."""
     import socket
