@@ -139,10 +139,22 @@ def bounded_int(low: int, high: int):
 
 # ---------------------------------------------------------------------- parser
 
+def version() -> str:
+    """The installed distribution's version (pyproject.toml), or "unknown" when run from a bare tree."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as distribution_version
+    try:
+        return distribution_version("tapstack")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="tapstack", description=(
-        "A userspace IPv4 host in pure Python on the other end of a TAP device: "
-        "the kernel can ping it, arp for it and capture it."))
+        "A userspace IPv4 host in pure Python on the other end of a TAP device (Ethernet frames) "
+        "or a TUN device (bare IP packets): the kernel can ping it, arp for it, scan it and "
+        "capture it."), epilog="Start with: tapstack demo.  Help on a command: tapstack COMMAND -h.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
@@ -296,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="how long to wait for a stopped target to answer again (10)")
     fuzz.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     fuzz.add_argument("-q", "--quiet", action="store_true", help="only the result")
-    lab = sub.add_parser("lab", help="the teaching labs in labs/: list them, or check one")
+    lab = sub.add_parser("lab", help="the teaching labs (stack/labs/): list them, or check one")
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="list|check", parser_class=Parser)
     lab_sub.required = True
     lab_sub.add_parser("list", help="list the labs")

@@ -1,6 +1,6 @@
-"""``tapstack lab``: the teaching labs in ``labs/``, their checkers, and the rig they run on.
+"""``tapstack lab``: the teaching labs in ``stack/labs/``, their checkers, and the rig they run on.
 
-A lab is a directory ``labs/NN-name/`` with a worksheet (``README.md``), a checker
+A lab is a directory ``stack/labs/NN-name/`` with a worksheet (``README.md``), a checker
 (``check.py``: items registered on a ``Checker``), and usually an ``answers.toml`` the student
 fills in. Every item runs in one of two modes, on the same ``Rig`` interface:
 
@@ -40,8 +40,9 @@ from stack.node import TapHost, TunHost
 from stack.ping import PingSession
 from stack.trace import Tracer
 
-#: Where the labs are: ``TAPSTACK_LABS``, else ``labs/`` next to the ``stack`` package.
-LABS_DIRECTORY = Path(os.environ.get("TAPSTACK_LABS") or Path(__file__).resolve().parent.parent / "labs")
+#: Where the labs are: ``TAPSTACK_LABS`` (a directory of your own, e.g. a copy to work in), else
+#: the labs shipped inside the package (``stack/labs``, package data, so every install has them).
+LABS_DIRECTORY = Path(os.environ.get("TAPSTACK_LABS") or Path(__file__).resolve().parent / "labs")
 MODES = ("wire", "kernel")
 #: What an answer holds until the student writes one.
 PLACEHOLDER = "?"

@@ -6,6 +6,11 @@ file). They need root, /dev/net/tun, ``ip netns`` and ``unshare``; when somethin
 are *skipped* with the reason -- unless ``TAPSTACK_REQUIRE_DEVICE=1`` is set (CI sets it), in
 which case they *fail* with that reason, so a broken runner cannot pass by skipping them all.
 
+Tests that run an external tool (``ping``, ``arping``, ``nmap``, ``tshark``) call
+``require_tools(...)`` (or are marked ``@pytest.mark.tools("ping")``): one rule for every tool,
+the same as for devices. Without the tool the test is *skipped* with the reason and the Debian
+package to install; with ``TAPSTACK_REQUIRE_DEVICE=1`` it *fails* (``.ci/run`` installs them all).
+
 ``netns`` gives a test a fresh, empty namespace (``tsk-<pid>-<n>``) and deletes it afterwards,
 also when the test fails; run things in it with ``ip netns exec <name> ...``. ``module_netns``
 is one namespace for all the tests of a module. Asking for either gives the skip-or-fail check
@@ -93,16 +98,34 @@ def device_tests_unavailable() -> str | None:
 def skip_or_fail_without_devices() -> None:
     """Skip the current test when device tests cannot run here; fail instead when required."""
     reason = device_tests_unavailable()
-    if reason is None:
-        return
+    if reason is not None:
+        skip_or_fail(reason)
+
+
+#: The external tools tests use, with the Debian package that has each (``.ci/run`` installs them).
+TOOL_PACKAGES = {"ping": "iputils-ping", "arping": "arping", "nmap": "nmap", "tshark": "tshark"}
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip the current test for ``reason``; fail instead when TAPSTACK_REQUIRE_DEVICE=1."""
     if os.environ.get(REQUIRE_DEVICE) == "1":
-        pytest.fail(f"{reason} ({REQUIRE_DEVICE}=1 requires device tests)", pytrace=False)
+        pytest.fail(f"{reason} ({REQUIRE_DEVICE}=1 requires it)", pytrace=False)
     pytest.skip(reason)
+
+
+def require_tools(*tools: str) -> None:
+    """Skip (or, with TAPSTACK_REQUIRE_DEVICE=1, fail) unless every tool is installed here."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        packages = " ".join(dict.fromkeys(TOOL_PACKAGES.get(tool, tool) for tool in missing))
+        skip_or_fail(f"{' and '.join(missing)} not installed (apt-get install {packages})")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("device") is not None:
         skip_or_fail_without_devices()
+    for marker in item.iter_markers("tools"):
+        require_tools(*marker.args)
 
 
 @pytest.fixture

@@ -171,6 +171,7 @@ def neighbour_mac(ns: str, address: str) -> str | None:
 # ---------------------------------------------------------------------- the kernel pings the stack
 
 
+@pytest.mark.tools("ping")
 def test_no_loss_from_the_very_first_ping(netns: str, start_stack) -> None:
     """Nothing is sent to the stack before this ping: the first request waits in the kernel
     while ARP resolves 192.0.2.2, and must still be answered."""
@@ -181,6 +182,7 @@ def test_no_loss_from_the_very_first_ping(netns: str, start_stack) -> None:
     assert result.returncode == 0
 
 
+@pytest.mark.tools("ping")
 def test_full_size_pings_are_answered_full_size(shared: str) -> None:
     # 1472 data + 8 ICMP + 20 IPv4 = 1500, the MTU; -M do forbids fragmentation.
     result = kernel_ping(shared, "-s", "1472", "-M", "do", "-c", "5", "-i", "0.05", "-w", "10")
@@ -190,6 +192,7 @@ def test_full_size_pings_are_answered_full_size(shared: str) -> None:
     assert result.returncode == 0
 
 
+@pytest.mark.tools("ping", "arping")
 @pytest.mark.parametrize("mac", [None, CUSTOM_MAC], ids=["derived-mac", "custom-mac"])
 def test_arping_is_answered_and_the_kernel_learns_the_mac(netns: str, start_stack, mac: str | None) -> None:
     host_stack(start_stack, netns, *(["--mac", mac] if mac else []))
@@ -204,6 +207,7 @@ def test_arping_is_answered_and_the_kernel_learns_the_mac(netns: str, start_stac
     assert neighbour_mac(netns, STACK_IP) == expected
 
 
+@pytest.mark.tools("ping", "arping")
 def test_never_answers_for_an_address_it_does_not_own(shared: str) -> None:
     result = kernel_ping(shared, "-c", "2", "-i", "0.2", "-w", "2", target=NOT_OURS)
     assert replies(result.stdout) == [] and result.returncode != 0, result.stdout
@@ -230,6 +234,7 @@ def test_stack_ping_gets_three_replies_from_the_kernel(netns: str) -> None:
 # ---------------------------------------------------------------------- stopping
 
 
+@pytest.mark.tools("ping")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_run_cleanly_with_counters(netns: str, start_stack, signum: int) -> None:
     stack = host_stack(start_stack, netns)
@@ -243,6 +248,7 @@ def test_signal_stops_run_cleanly_with_counters(netns: str, start_stack, signum:
     assert int(match.group(1)) == 3, stderr  # nothing but those three pings asked for an echo
 
 
+@pytest.mark.tools("ping")
 def test_quiet_run_still_prints_the_counters_at_exit(netns: str, start_stack) -> None:
     stack = start_stack(netns, *HOST_ARGS, "--host-ip", f"{KERNEL_IP}/24", "-q", ready=False)
     # -q silences the "ready" log line: wait for the first answer instead (bounded). Until the
@@ -260,6 +266,7 @@ def test_quiet_run_still_prints_the_counters_at_exit(netns: str, start_stack) ->
 # ---------------------------------------------------------------------- devices made beforehand
 
 
+@pytest.mark.tools("ping")
 def test_attaches_to_a_persistent_tap_and_leaves_it(netns: str, start_stack) -> None:
     in_ns(netns, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
     stack = host_stack(start_stack, netns)
@@ -307,6 +314,7 @@ def nobody(tmp_path: Path) -> Nobody:
                 f"({sys.executable} is not reachable for it)")
 
 
+@pytest.mark.tools("ping")
 def test_unprivileged_user_runs_on_a_tap_it_owns(netns: str, start_stack, nobody: Nobody) -> None:
     # Root prepares the device and its kernel side; the stack itself runs without privileges.
     in_ns(netns, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap", "user", "nobody")
@@ -372,13 +380,10 @@ def shared(module_netns: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 # ---------------------------------------------------------------------- captures and failures
 
 
+@pytest.mark.tools("ping", "tshark")
 def test_pcap_capture_of_a_run_opens_in_tshark(netns: str, start_stack, tmp_path: Path) -> None:
     """--pcap writes every frame in and out; tshark reads it with no malformed frame."""
     tshark = shutil.which("tshark")
-    if tshark is None:
-        if os.environ.get("TAPSTACK_REQUIRE_DEVICE") == "1":
-            pytest.fail("tshark is not installed (TAPSTACK_REQUIRE_DEVICE=1 requires it)")
-        pytest.skip("tshark is not installed")
     capture = tmp_path / "run.pcap"
     stack = host_stack(start_stack, netns, "--pcap", str(capture))
     assert kernel_ping(netns, "-c", "3", "-i", "0.05", "-w", "5").returncode == 0

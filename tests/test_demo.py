@@ -32,6 +32,7 @@ def test_in_memory_demo_answers_every_ping(mode):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.tools("ping", "arping")
 @pytest.mark.device
 def test_kernel_demo_over_tap_answers_ping_and_arping():
     result = demo()
@@ -41,6 +42,7 @@ def test_kernel_demo_over_tap_answers_ping_and_arping():
     assert "every ping and arping was answered" in result.stdout
 
 
+@pytest.mark.tools("ping")
 @pytest.mark.device
 def test_kernel_demo_over_tun_answers_ping():
     result = demo("--tun")

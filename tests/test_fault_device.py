@@ -16,6 +16,7 @@ from tests.test_cli_device import host_stack, kernel_ping, start_stack  # noqa: 
 pytestmark = pytest.mark.device
 
 
+@pytest.mark.tools("ping")
 def test_the_kernels_ping_sees_loss_and_added_delay(netns: str, start_stack) -> None:  # noqa: F811
     stack = host_stack(start_stack, netns, "--drop", "0.2", "--delay-ms", "30", "--seed", "5")
     result = kernel_ping(netns, "-c", "40", "-i", "0.05", "-W", "1")  # -w would wait for 40 replies

@@ -28,6 +28,7 @@ except socket.timeout:
 """
 
 
+@pytest.mark.tools("ping")
 @pytest.mark.parametrize("size", [8000, 65507])
 def test_kernel_pings_larger_than_the_mtu_are_answered(netns: str, start_stack, size: int) -> None:
     stack = host_stack(start_stack, netns)

@@ -166,6 +166,7 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
 
 @pytest.mark.device
 @pytest.mark.parametrize("number", LABS)
+@pytest.mark.tools("ping")
 def test_the_kernel_way_passes_with_the_right_answers(number, tmp_path):
     answers = tmp_path / "answers.toml"
     answers.write_text(toml(KEY[number]))

@@ -9,7 +9,6 @@ is defended; with ``--probe`` an address the kernel already has is given up and 
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 
@@ -37,8 +36,6 @@ def parse_nmap_hosts(output: str) -> dict[str, str | None]:
 
 def nmap_hosts(ns: str) -> dict[str, str | None]:
     """``nmap -sn`` (ARP host discovery) of the whole /24 from the kernel's side."""
-    if shutil.which("nmap") is None:
-        pytest.fail("nmap is not installed (apt-get install nmap; .ci/run installs it)")
     return parse_nmap_hosts(in_ns(ns, "nmap", "-sn", "-n", "192.0.2.0/24", timeout=60).stdout)
 
 
@@ -46,6 +43,7 @@ def derived_mac(address: str) -> str:
     return "02:00:" + ":".join(f"{int(octet):02x}" for octet in address.split("."))
 
 
+@pytest.mark.tools("nmap")
 def test_a_scan_of_the_subnet_finds_exactly_the_configured_hosts(netns: str, start_stack) -> None:
     stack = start_stack(netns, "--tap", "tap0", "--ip", f"{RANGE[0]}-{RANGE[-1]}/24",
                         "--ip", f"{SINGLE}/24", "--host-ip", f"{KERNEL_IP}/24")
@@ -56,6 +54,7 @@ def test_a_scan_of_the_subnet_finds_exactly_the_configured_hosts(netns: str, sta
     assert "22 addresses" in stack.stderr
 
 
+@pytest.mark.tools("ping")
 def test_every_host_of_the_range_answers_ping(netns: str, start_stack) -> None:
     start_stack(netns, "--tap", "tap0", "--ip", f"{RANGE[0]}-{RANGE[-1]}/24",
                 "--host-ip", f"{KERNEL_IP}/24")
@@ -64,6 +63,7 @@ def test_every_host_of_the_range_answers_ping(netns: str, start_stack) -> None:
         assert len(replies(result.stdout)) == 2, result.stdout
 
 
+@pytest.mark.tools("arping")
 def test_rfc5227_2_4_a_claim_on_our_address_is_defended(netns: str, start_stack) -> None:
     stack = start_stack(netns, "--tap", "tap0", "--ip", f"{RANGE[0]}/24", "--host-ip", f"{KERNEL_IP}/24")
     # Habets' arping -U: an unsolicited ARP (gratuitous) from the kernel's MAC claiming RANGE[0].
@@ -74,6 +74,7 @@ def test_rfc5227_2_4_a_claim_on_our_address_is_defended(netns: str, start_stack)
     assert re.search(r"arp_address_conflict +2\n", stack.stderr), stack.stderr
 
 
+@pytest.mark.tools("ping")
 def test_rfc5227_2_1_probe_gives_up_an_address_the_kernel_has(netns: str, start_stack) -> None:
     in_ns(netns, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
     in_ns(netns, "ip", "addr", "add", f"{KERNEL_IP}/24", "dev", "tap0")

@@ -75,6 +75,7 @@ def test_shown_only_where_it_stays_readable(stderr_tty, stdout_tty, trace, verbo
     assert wanted(stderr, stdout, trace, verbose) is shown
 
 
+@pytest.mark.tools("ping")
 @pytest.mark.device
 def test_on_a_pseudo_terminal_the_line_is_live_then_replaced_by_the_counters(netns):
     controller, terminal = pty.openpty()

@@ -36,4 +36,4 @@ def timestamp_reply(request: IcmpMessage, now: float) -> IcmpMessage | None:
     Return ``IcmpMessage(type, code, rest_of_header, payload)``, or None when the request is
     malformed: a code other than 0, or data that is not exactly the three timestamps.
     """
-    raise NotImplementedError("lab 06: write timestamp_reply in labs/06-icmp-timestamp/timestamp.py")
+    raise NotImplementedError("lab 06: write timestamp_reply in stack/labs/06-icmp-timestamp/timestamp.py")

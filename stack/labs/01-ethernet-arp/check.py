@@ -1,4 +1,4 @@
-"""Lab 01 checker: Ethernet and ARP. ``tapstack lab check 01`` or ``pytest labs/01-ethernet-arp``."""
+"""Lab 01 checker: Ethernet and ARP. ``tapstack lab check 01`` or ``pytest stack/labs/01-ethernet-arp``."""
 
 import dpkt
 

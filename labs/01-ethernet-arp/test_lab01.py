@@ -1,5 +1,0 @@
-"""Lab 01's checker as pytest tests: ``pytest labs/01-ethernet-arp`` (the rootless way)."""
-
-from stack.lab import pytest_items
-
-test_item = pytest_items(__file__)

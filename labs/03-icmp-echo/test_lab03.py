@@ -1,5 +1,0 @@
-"""Lab 03's checker as pytest tests: ``pytest labs/03-icmp-echo`` (the rootless way)."""
-
-from stack.lab import pytest_items
-
-test_item = pytest_items(__file__)

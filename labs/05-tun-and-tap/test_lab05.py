@@ -1,5 +1,0 @@
-"""Lab 05's checker as pytest tests: ``pytest labs/05-tun-and-tap`` (the rootless way)."""
-
-from stack.lab import pytest_items
-
-test_item = pytest_items(__file__)
