@@ -139,6 +139,9 @@ def bounded_int(low: int, high: int):
 
 # ---------------------------------------------------------------------- parser
 
+NEEDS_HYPOTHESIS = "needs hypothesis: pip install hypothesis (in a clone of tapstack: pip install '.[test]')"
+
+
 def version() -> str:
     """The installed distribution's version (pyproject.toml), or "unknown" when run from a bare tree."""
     from importlib.metadata import PackageNotFoundError
@@ -608,7 +611,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     try:
         import hypothesis  # noqa: F401
     except ImportError:
-        raise UsageError("tapstack diff needs hypothesis: pip install 'tapstack[test]'")
+        raise UsageError(f"tapstack diff {NEEDS_HYPOTHESIS}")
     try:
         enter_private_namespace()
         medium = "ip" if args.tun else "ethernet"
@@ -643,7 +646,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     try:
         import hypothesis  # noqa: F401
     except ImportError:
-        raise UsageError("tapstack fuzz needs hypothesis: pip install 'tapstack[test]'")
+        raise UsageError(f"tapstack fuzz {NEEDS_HYPOTHESIS}")
     host = TapHost([args.ip], mac=args.mac)
     try:
         device = TapDevice(args.tap)
