@@ -1,9 +1,9 @@
 """Every drop reason in plain words, with the rule (RFC section, or standard) behind it.
 
-Read first: README "Counters". Traces (``--trace``) and ``tapstack explain`` print a drop as
+Read first: docs/behaviour.md "Counters". Traces (``--trace``) and ``tapstack explain`` print a drop as
 ``drop ipv4_bad_checksum: the IPv4 header checksum is wrong: header checksum 0x1c46 does not
 verify (should be 0x1c47) (RFC 1122 3.2.1.2)``. ``tests/test_reasons.py`` scans the source for
-every reason the code can count and checks that each has an entry here and in the README.
+every reason the code can count and checks that each has an entry here and in docs/behaviour.md.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ DROP_REASONS: dict[str, DropReason] = {
     "ethernet_not_for_us": DropReason(
         "destination MAC is not ours, broadcast or all-hosts", "RFC 1122 2.3; IEEE 802.3 address recognition"),
     "ethernet_vlan_tagged": DropReason(
-        "802.1Q VLAN-tagged frame: VLANs are not supported here", "IEEE 802.1Q; README: not supported"),
+        "802.1Q VLAN-tagged frame: VLANs are not supported here", "IEEE 802.1Q; docs/behaviour.md: not supported"),
     "ethernet_ipv6_not_supported": DropReason(
-        "IPv6 frame (EtherType 0x86dd): IPv6 is not supported here", "RFC 2464; README: not supported"),
+        "IPv6 frame (EtherType 0x86dd): IPv6 is not supported here", "RFC 2464; docs/behaviour.md: not supported"),
     "ethernet_unknown_ethertype": DropReason(
         "EtherType of a protocol this host does not speak (only IPv4 and ARP)", "RFC 894, RFC 826"),
     "ethernet_8023_length_frame": DropReason(
@@ -108,7 +108,7 @@ DROP_REASONS: dict[str, DropReason] = {
         "shorter than the 4-byte packet-information header", "Linux tuntap.rst (struct tun_pi)"),
     "tun_truncated": DropReason(
         "the kernel cut the packet to fit our buffer (TUN_PKT_STRIP)", "Linux if_tun.h (TUN_PKT_STRIP)"),
-    "tun_ipv6_not_supported": DropReason("IPv6 packet: IPv6 is not supported here", "RFC 8200; README: not supported"),
+    "tun_ipv6_not_supported": DropReason("IPv6 packet: IPv6 is not supported here", "RFC 8200; docs/behaviour.md: not supported"),
     "tun_not_ipv4": DropReason("not an IPv4 packet", "RFC 791 3.1 (version 4); Linux tuntap.rst"),
     # ICMP
     "icmp_truncated": DropReason("shorter than the 8-byte ICMP header", "RFC 792"),
@@ -122,7 +122,7 @@ DROP_REASONS: dict[str, DropReason] = {
         "Timestamp request to a broadcast or multicast address: ignored", "RFC 1122 3.2.2.8"),
     "icmp_timestamp_reply_failed": DropReason(
         "the timestamp_reply function raised or returned something other than a Timestamp Reply",
-        "RFC 792 (Timestamp Reply, type 14); README: lab 06"),
+        "RFC 792 (Timestamp Reply, type 14); docs/labs.md: lab 06"),
     "icmp_timestamp_request_refused": DropReason(
         "the timestamp_reply function refused the request (malformed: not 12 bytes of timestamps)",
         "RFC 792 (Timestamp: originate, receive, transmit)"),

@@ -2,7 +2,7 @@
 
 The reasons are found by reading the source (``stats.drop("...")``, ``ParseError(layer,
 reason, ...)``, and the other places a reason is named), so a new drop without an explanation
-fails here; the README's Counters table must list exactly the same set.
+fails here; docs/behaviour.md's Counters table must list exactly the same set.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def reasons_in_source() -> set[str]:
     return found
 
 
-def reasons_in_readme() -> set[str]:
-    text = (REPO / "README.md").read_text()
+def reasons_in_docs() -> set[str]:
+    text = (REPO / "docs" / "behaviour.md").read_text()
     table = text.split("Drop reasons", 1)[1].split("\n## ", 1)[0]
     return {name for name in re.findall(r"`([a-z0-9_]+)`", table) if name.startswith(PREFIXES)}
 
@@ -76,15 +76,15 @@ def test_every_reason_in_the_code_is_explained_and_nothing_else_is():
     assert reasons_in_source() == set(DROP_REASONS)
 
 
-def test_the_readme_lists_exactly_the_reasons():
-    assert reasons_in_readme() == set(DROP_REASONS)
+def test_the_docs_list_exactly_the_reasons():
+    assert reasons_in_docs() == set(DROP_REASONS)
 
 
 @pytest.mark.parametrize("reason", sorted(DROP_REASONS))
 def test_each_explanation_has_words_and_a_rule(reason):
     entry = DROP_REASONS[reason]
     assert len(entry.plain.split()) >= 3
-    assert re.search(r"RFC \d+|IEEE 802|Linux|README", entry.rule), entry.rule
+    assert re.search(r"RFC \d+|IEEE 802|Linux|docs/", entry.rule), entry.rule
 
 
 # ---------------------------------------------------------------------- a frame for each reason
