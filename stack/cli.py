@@ -535,25 +535,32 @@ def cmd_ping(args: argparse.Namespace) -> int:
 PCAP_MEDIA = {1: "ethernet", 101: "ip", 12: "ip", 14: "ip"}
 
 
-def read_pcap_frame(path: str, number: int) -> tuple[bytes, str]:
-    """Frame ``number`` (from 1) of a pcap file, and its medium; UsageError when it cannot be had."""
-    import dpkt
+def read_pcap_frame(path: str, number: int):
+    """Record ``number`` (from 1) of a pcap file, its medium and the capture's snapshot length;
+    UsageError when it cannot be had (no such frame, the file ends inside it or before it)."""
+    from stack.tap.pcap import CaptureCutShort, CaptureError, PcapReader
 
     try:
         with open(path, "rb") as file:
-            reader = dpkt.pcap.Reader(file)
-            medium = PCAP_MEDIA.get(reader.datalink())
+            reader = PcapReader(file)
+            medium = PCAP_MEDIA.get(reader.linktype)
             if medium is None:
-                raise UsageError(f"--pcap {path}: link type {reader.datalink()} is neither "
+                raise UsageError(f"--pcap {path}: link type {reader.linktype} is neither "
                                  "Ethernet (1) nor raw IP (101)")
-            for index, (_, frame) in enumerate(reader, start=1):
-                if index == number:
-                    return bytes(frame), medium
+            count = 0
+            for record in reader:
+                count = record.frame
+                if record.frame == number:
+                    return record, medium, reader.snaplen
     except OSError as error:
         raise UsageError(f"--pcap {path}: {error.strerror}")
-    except (ValueError, dpkt.Error) as error:
-        raise UsageError(f"--pcap {path}: not a pcap file ({error})")
-    raise UsageError(f"--pcap {path} has fewer than {number} frames")
+    except CaptureCutShort as error:  # as tshark says it: "cut short in the middle of a packet"
+        past = f", so it has no frame {number}" if number > error.frame else ""
+        raise UsageError(f"--pcap {path}: {error}{past}")
+    except CaptureError as error:
+        raise UsageError(f"--pcap {path}: {error}")
+    raise UsageError(f"--pcap {path} has no frames" if count == 0 else
+                     f"--pcap {path} has fewer than {number} frames (it holds {count})")
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -564,8 +571,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.pi and not args.tun:
         raise UsageError("--pi is for TUN packets: give --tun too")
     medium = "ip" if args.tun else "ethernet"
+    original_length = None
     if args.pcap is not None:
-        frame, medium = read_pcap_frame(args.pcap, args.frame)
+        record, medium, snaplen = read_pcap_frame(args.pcap, args.frame)
+        frame = record.data
+        if record.truncated:  # the capture's snapshot length cut it: explain what is there
+            original_length = record.original_length
+            sys.stdout.write(f"frame {record.frame}: {len(frame)} of {original_length} bytes captured "
+                             f"(the capture's snapshot length is {snaplen})\n")
     else:
         text = "".join(args.hex.split()).replace(":", "").removeprefix("0x")
         if len(text) % 2:
@@ -575,7 +588,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         except ValueError:
             bad = next((c for c in text if c not in "0123456789abcdefABCDEF"), "?")
             raise UsageError(f"{bad!r} is not a hex digit")
-    sys.stdout.write(explain(frame, medium, packet_info=args.pi, address=args.ip))
+    sys.stdout.write(explain(frame, medium, packet_info=args.pi, address=args.ip,
+                             original_length=original_length))
     return EXIT_OK
 
 
