@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import random
+import stat
 import sys
 import time
 from ipaddress import IPv4Address, IPv4Interface
@@ -387,7 +388,41 @@ def make_host(args: argparse.Namespace):
         raise UsageError(str(error))
 
 
-def open_device(args: argparse.Namespace, host):
+class CaptureOutput:
+    """``--pcap FILE``, opened before any device is touched, so that a path that cannot be
+    written is one line and exit 2 with nothing changed. An existing file is emptied only once
+    the device is ready (``start``), as tcpdump -w does; ``abandon`` leaves things as they were."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path == "-":
+            self.stream, self.created = sys.stdout.buffer, False
+            return
+        self.created = not os.path.lexists(path)
+        try:  # not O_TRUNC: a failure after this must not have emptied the user's old capture
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as error:
+            raise UsageError(f"--pcap {path}: {error.strerror}")
+        self.stream = open(descriptor, "wb")
+
+    def start(self):
+        """The stream to write the capture to, emptied first when it is a regular file."""
+        if self.path != "-" and stat.S_ISREG(os.fstat(self.stream.fileno()).st_mode):
+            self.stream.truncate(0)
+        return self.stream
+
+    def abandon(self) -> None:
+        if self.path == "-":
+            return
+        self.stream.close()
+        if self.created:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+def open_device(args: argparse.Namespace, host, capture: CaptureOutput | None = None):
     """The TAP or TUN device, its kernel side configured when asked, wrapped for capture when asked."""
     from stack.tap.base import DeviceError
     from stack.tap.linux import TapDevice, TunDevice, interface_is_up
@@ -410,16 +445,11 @@ def open_device(args: argparse.Namespace, host):
     elif not interface_is_up(device.name):
         log.warning("%s is down: bring it up (ip link set %s up) or pass --host-ip", name, name)
     device = with_faults(args, device)
-    if args.pcap:
+    if capture is not None:
         from stack.tap.pcap import PcapDevice
 
-        try:
-            stream = sys.stdout.buffer if args.pcap == "-" else open(args.pcap, "wb")
-        except OSError as error:
-            device.close()
-            raise UsageError(f"--pcap {args.pcap}: {error.strerror}")
         # The loop's clock is monotonic; pcap wants wall-clock time.
-        device = PcapDevice(device, stream, timestamp_offset=time.time() - time.monotonic())
+        device = PcapDevice(device, capture.start(), timestamp_offset=time.time() - time.monotonic())
     return device
 
 
@@ -457,14 +487,72 @@ def check_fault_options(args: argparse.Namespace) -> None:
                          "--rate or --max-size too")
 
 
-def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = False) -> tuple[int, object]:
+def kernel_side_warning(args: argparse.Namespace, host) -> str | None:
+    """Why ``--host-ip`` leaves the kernel and tapstack unable to reach each other, or None.
+
+    TAP: the kernel routes its own network (--host-ip's prefix) to the device, and tapstack
+    answers what is on its networks (or its gateway). TUN: the kernel routes the prefix around
+    its peer, tapstack's first address (``ip addr add LOCAL peer PEER/LEN``; a bare --host-ip
+    routes the peer alone); tapstack sends everything back over the link.
+    """
+    kernel = args.host_ip
+    if kernel is None:
+        return None
+    ours = host.interfaces
+    if args.tun:
+        routed = IPv4Interface(f"{host.addresses[0]}/{kernel.network.prefixlen}").network
+        unrouted = [i.ip for i in ours if i.ip not in routed]
+        if not unrouted:
+            return None
+        prefix = next(p for p in range(32, -1, -1)
+                      if all(i.ip in IPv4Interface(f"{kernel.ip}/{p}").network for i in ours))
+        given = kernel if getattr(kernel, "explicit_prefix", True) else kernel.ip
+        missed = ", ".join(str(a) for a in unrouted[:2]) + (
+            f", ... ({len(unrouted)} addresses)" if len(unrouted) > 2 else "")
+        only = routed.network_address if routed.prefixlen == 32 else routed
+        return (f"--host-ip {given}: the kernel routes only {only} to {args.tun}, so it cannot reach "
+                f"{missed}; e.g. --host-ip {kernel.ip}/{prefix}")
+    networks = list(dict.fromkeys(i.network for i in ours))
+    answers = args.gateway is not None or any(kernel.ip in network for network in networks)
+    reaches = any(i.ip in kernel.network for i in ours)
+    if answers and reaches:
+        return None
+    named = ", ".join(str(n) for n in networks[:3]) + (", ..." if len(networks) > 3 else "")
+    taken = {i.ip for i in ours}
+    free = next((a for a in ours[0].network.hosts() if a not in taken), None)
+    example = f"; e.g. --host-ip {free}/{ours[0].network.prefixlen}" if free is not None else ""
+    if not reaches and not answers:
+        return (f"--host-ip {kernel} is on none of the host's networks ({named}): the kernel has no "
+                f"route to tapstack, nor tapstack to the kernel{example}")
+    if not reaches:
+        return (f"--host-ip {kernel}: the kernel's network {kernel.network} holds none of the host's "
+                f"addresses, so it has no route to them{example}")
+    return (f"--host-ip {kernel} is on none of the host's networks ({named}): tapstack cannot answer "
+            f"the kernel (give --gateway, or the host a prefix that holds {kernel.ip})")
+
+
+def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = False,
+          check=None) -> tuple[int, object]:
+    """Run the host the flags describe until ``until(agents)``. Everything the user gave is
+    checked (``check(host)`` too) and the capture file opened before any device is touched."""
     from stack.loop import Loop
     from stack.tap.base import DeviceError
     from stack.trace import Tracer
 
     check_fault_options(args)
     host = make_host(args)
-    device = open_device(args, host)
+    if check is not None:
+        check(host)
+    warning = kernel_side_warning(args, host)
+    if warning is not None:
+        log.warning("%s", warning)
+    capture = CaptureOutput(args.pcap) if args.pcap else None
+    try:
+        device = open_device(args, host, capture)
+    except BaseException:
+        if capture is not None:
+            capture.abandon()
+        raise
     host.mtu = device.mtu
     try:
         agent_list = [make(host, device) for make in agents]
@@ -527,17 +615,19 @@ def cmd_ping(args: argparse.Namespace) -> int:
     if not 0 <= args.size <= 65507:
         raise UsageError(f"-s {args.size}: the ICMP data size must be between 0 and 65507")
 
-    def make(host, device):
+    def check(host):
         try:
             host.ip.route(args.target)
         except ValueError as error:
             raise UsageError(str(error))
+
+    def make(host, device):
         print(f"PING {args.target} {args.size}({args.size + 28}) bytes of data.", flush=True)
         return PingSession(host, args.target, count=args.count, interval=args.interval,
                            timeout=args.timeout, size=args.size, identifier=os.getpid() & 0xFFFF,
                            report=lambda line: print(line, flush=True))
 
-    status, agents = serve(args, agents=[make], until=lambda agents: agents[0].done())
+    status, agents = serve(args, agents=[make], until=lambda agents: agents[0].done(), check=check)
     session = agents[0]
     print(session.summary(), flush=True)
     if status != EXIT_OK:
@@ -550,25 +640,32 @@ def cmd_ping(args: argparse.Namespace) -> int:
 PCAP_MEDIA = {1: "ethernet", 101: "ip", 12: "ip", 14: "ip"}
 
 
-def read_pcap_frame(path: str, number: int) -> tuple[bytes, str]:
-    """Frame ``number`` (from 1) of a pcap file, and its medium; UsageError when it cannot be had."""
-    import dpkt
+def read_pcap_frame(path: str, number: int):
+    """Record ``number`` (from 1) of a pcap file, its medium and the capture's snapshot length;
+    UsageError when it cannot be had (no such frame, the file ends inside it or before it)."""
+    from stack.tap.pcap import CaptureCutShort, CaptureError, PcapReader
 
     try:
         with open(path, "rb") as file:
-            reader = dpkt.pcap.Reader(file)
-            medium = PCAP_MEDIA.get(reader.datalink())
+            reader = PcapReader(file)
+            medium = PCAP_MEDIA.get(reader.linktype)
             if medium is None:
-                raise UsageError(f"--pcap {path}: link type {reader.datalink()} is neither "
+                raise UsageError(f"--pcap {path}: link type {reader.linktype} is neither "
                                  "Ethernet (1) nor raw IP (101)")
-            for index, (_, frame) in enumerate(reader, start=1):
-                if index == number:
-                    return bytes(frame), medium
+            count = 0
+            for record in reader:
+                count = record.frame
+                if record.frame == number:
+                    return record, medium, reader.snaplen
     except OSError as error:
         raise UsageError(f"--pcap {path}: {error.strerror}")
-    except (ValueError, dpkt.Error) as error:
-        raise UsageError(f"--pcap {path}: not a pcap file ({error})")
-    raise UsageError(f"--pcap {path} has fewer than {number} frames")
+    except CaptureCutShort as error:  # as tshark says it: "cut short in the middle of a packet"
+        past = f", so it has no frame {number}" if number > error.frame else ""
+        raise UsageError(f"--pcap {path}: {error}{past}")
+    except CaptureError as error:
+        raise UsageError(f"--pcap {path}: {error}")
+    raise UsageError(f"--pcap {path} has no frames" if count == 0 else
+                     f"--pcap {path} has fewer than {number} frames (it holds {count})")
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -579,8 +676,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.pi and not args.tun:
         raise UsageError("--pi is for TUN packets: give --tun too")
     medium = "ip" if args.tun else "ethernet"
+    original_length = None
     if args.pcap is not None:
-        frame, medium = read_pcap_frame(args.pcap, args.frame)
+        record, medium, snaplen = read_pcap_frame(args.pcap, args.frame)
+        frame = record.data
+        if record.truncated:  # the capture's snapshot length cut it: explain what is there
+            original_length = record.original_length
+            sys.stdout.write(f"frame {record.frame}: {len(frame)} of {original_length} bytes captured "
+                             f"(the capture's snapshot length is {snaplen})\n")
     else:
         text = "".join(args.hex.split()).replace(":", "").removeprefix("0x")
         if len(text) % 2:
@@ -590,7 +693,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         except ValueError:
             bad = next((c for c in text if c not in "0123456789abcdefABCDEF"), "?")
             raise UsageError(f"{bad!r} is not a hex digit")
-    sys.stdout.write(explain(frame, medium, packet_info=args.pi, address=args.ip))
+    sys.stdout.write(explain(frame, medium, packet_info=args.pi, address=args.ip,
+                             original_length=original_length))
     return EXIT_OK
 
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from ipaddress import IPv4Interface
 
 from stack.loop import Loop
@@ -102,7 +103,9 @@ def _against_the_kernel(device, host, commands: list[list[str] | None], trace: b
     host.mtu = device.mtu
     loop = Loop()
     loop.attach(device, host, tracer=Tracer(sys.stdout, host.medium) if trace else None)
-    say("Lines starting In/Out are frames tapstack received and sent, with its verdict.")
+    if trace:
+        say("Lines starting In/Out are frames tapstack received and sent, with its verdict; "
+            "each tool's own output follows them.")
     status = 0
     try:
         loop.run(timeout=0.05)  # send the start-up announcement, if any
@@ -111,12 +114,18 @@ def _against_the_kernel(device, host, commands: list[list[str] | None], trace: b
                 say("\n(arping is not installed: apt-get install arping)")
                 continue
             say(f"\n$ {' '.join(argv)}")
-            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
-            loop.run(until=lambda: process.poll() is not None, timeout=COMMAND_TIMEOUT_S)
-            if process.poll() is None:
-                process.kill()
-            if process.wait() != 0:
-                status = 1
+            # The tool writes to a file, not to our stdout, and is shown after the trace lines
+            # of its step: on a shared terminal its lines and ours would cut into each other.
+            with tempfile.TemporaryFile() as output:
+                process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output,
+                                           stderr=subprocess.STDOUT)
+                loop.run(until=lambda: process.poll() is not None, timeout=COMMAND_TIMEOUT_S)
+                if process.poll() is None:
+                    process.kill()
+                if process.wait() != 0:
+                    status = 1
+                output.seek(0)
+                show_output(argv[0], output.read().decode(errors="replace"))
     finally:
         loop.close()
         device.close()
@@ -124,6 +133,14 @@ def _against_the_kernel(device, host, commands: list[list[str] | None], trace: b
     say(f"\ntapstack demo: {success if status == 0 else 'FAILED'}; "
         "the namespace goes away with this process.")
     return status
+
+
+def show_output(tool: str, text: str) -> None:
+    """What ``tool`` printed, as a block of indented lines under its name."""
+    say(f"{tool} printed:")
+    for line in text.splitlines():
+        if line.strip():
+            say(f"  {line.rstrip()}")
 
 
 def _arping_command(count: int) -> list[str] | None:

@@ -7,6 +7,11 @@ Every field is a row: byte offsets in the frame, the field's name, its value as 
 and what it means; checksums show the value carried and the value computed. Then a fresh host
 (``TapHost`` / ``TunHost``) receives the frame and its answer, or its drop reason with the rule
 behind it, is shown.
+
+A frame from a capture may hold fewer bytes than were sent (``original_length``: the capture's
+snapshot length cut it). What was captured is explained; fields past it are "not captured",
+checksums over them are not judged, and the host's answer is told only when the missing bytes
+are link padding (otherwise it cannot be known).
 """
 
 from __future__ import annotations
@@ -39,6 +44,12 @@ class Explanation:
     """Rows of (first byte, last byte, field, value, meaning), under section titles."""
 
     lines: list[str] = field(default_factory=list)
+    #: Bytes of the frame the capture does not hold (cut by its snapshot length); 0: all there.
+    uncaptured: int = 0
+    #: Bytes from the frame's start that its protocols use (the rest is padding), once known.
+    needed: int | None = None
+    #: The address an ARP announcement (sender IP = target IP, RFC 5227 3) announces.
+    announcement: IPv4Address | None = None
     #: What the frame is addressed to and from, for the host that answers it.
     destination_ip: IPv4Address | None = None
     source_ip: IPv4Address | None = None
@@ -55,6 +66,12 @@ class Explanation:
     def note(self, text: str) -> None:
         self.lines.append(f"  {text}")
 
+    def size(self, captured: int, whole: int | None = None) -> str:
+        """``captured`` bytes, or "98 bytes, 50 captured" when the capture cut them."""
+        if whole is None:
+            whole = captured + self.uncaptured
+        return f"{whole} bytes" + (f", {captured} captured" if captured < whole else "")
+
 
 def _mac_meaning(mac: MacAddress) -> str:
     if mac == BROADCAST:
@@ -64,7 +81,10 @@ def _mac_meaning(mac: MacAddress) -> str:
 
 
 def _missing(out: Explanation, start: int, name: str) -> None:
-    out.row(start, 1, name, "(missing)", "the frame ends before this field")
+    if out.uncaptured:
+        out.row(start, 1, name, "(not captured)", "past the capture's snapshot length")
+    else:
+        out.row(start, 1, name, "(missing)", "the frame ends before this field")
 
 
 def _checksum(carried: int, computed: int, rule: str) -> str:
@@ -74,9 +94,10 @@ def _checksum(carried: int, computed: int, rule: str) -> str:
 
 
 def ethernet(data: bytes, out: Explanation) -> None:
-    out.section(f"Ethernet II (RFC 894), {len(data)} bytes")
+    out.section(f"Ethernet II (RFC 894), {out.size(len(data))}")
     if len(data) < 14:
-        out.note(f"only {len(data)} bytes: an Ethernet header is 14 (a runt)")
+        out.note(f"only {len(data)} bytes captured: an Ethernet header is 14" if out.uncaptured
+                 else f"only {len(data)} bytes: an Ethernet header is 14 (a runt)")
         return
     destination, source = MacAddress(data[0:6]), MacAddress(data[6:12])
     ethertype = int.from_bytes(data[12:14], "big")
@@ -89,14 +110,15 @@ def ethernet(data: bytes, out: Explanation) -> None:
         arp(data, 14, out)
     elif ethertype == 0x0800:
         ipv4_datagram(data, 14, out)
-    if len(data) < 60:
-        out.note(f"{len(data)} bytes: shorter than Ethernet's minimum of 60 (RFC 894: a NIC pads it on "
+    if len(data) + out.uncaptured < 60:
+        out.note(f"{len(data) + out.uncaptured} bytes: shorter than Ethernet's minimum of 60 (RFC 894: a NIC pads it on "
                  "the wire; a TAP device has no NIC, so Linux's short frames arrive as they are)")
 
 
 def arp(data: bytes, base: int, out: Explanation) -> None:
     body = data[base:]
-    out.section(f"ARP (RFC 826), {len(body)} bytes")
+    out.section(f"ARP (RFC 826), {out.size(len(body))}")
+    out.needed = base + 28
     fields = [(0, 2, "hardware type (ar$hrd)", lambda v: "Ethernet" if v == 1 else "not Ethernet"),
               (2, 2, "protocol type (ar$pro)", lambda v: "IPv4" if v == 0x0800 else "not IPv4"),
               (4, 1, "hardware length (ar$hln)", lambda v: "6: a MAC" if v == 6 else "not 6"),
@@ -122,16 +144,20 @@ def arp(data: bytes, base: int, out: Explanation) -> None:
             out.destination_ip = value
             if body[14:18] == raw:
                 meaning = "same as the sender's: an announcement (RFC 5227 3)"
+                if int(value):
+                    out.announcement = value
         if name.startswith("sender IP"):
             out.source_ip = value
         out.row(base + offset, size, name, value, meaning)
-    if len(body) > 28:
-        out.note(f"{len(body) - 28} bytes of Ethernet padding after the ARP packet")
+    if len(body) + out.uncaptured > 28:
+        captured = f" ({len(body) - 28} captured)" if out.uncaptured else ""
+        out.note(f"{len(body) + out.uncaptured - 28} bytes of Ethernet padding after the ARP packet{captured}")
 
 
 def ipv4_datagram(data: bytes, base: int, out: Explanation) -> None:
     body = data[base:]
-    out.section(f"IPv4 header (RFC 791 3.1), {len(body)} bytes from offset {base}")
+    out.section(f"IPv4 header (RFC 791 3.1), {out.size(len(body))} from offset {base}")
+    on_wire = len(body) + out.uncaptured
     if len(body) < 1:
         return _missing(out, base, "version")
     version, ihl = body[0] >> 4, body[0] & 0x0F
@@ -142,7 +168,7 @@ def ipv4_datagram(data: bytes, base: int, out: Explanation) -> None:
         " (no options)" if ihl == 5 else " with options" if ihl > 5 else ": below 5, invalid (RFC 791)"))
     fixed = [(1, 1, "type of service", lambda v: f"{v:#04x}: DSCP {v >> 2}, ECN {v & 3}"),
              (2, 2, "total length", lambda v: f"{v} bytes, header included" + (
-                 f"; the buffer has {len(body)}" if v != len(body) else "")),
+                 f"; the buffer has {on_wire}" if v != on_wire else "")),
              (4, 2, "identification", lambda v: "names the fragments of one datagram"),
              (6, 2, "flags, fragment offset", _flags),
              (8, 1, "TTL", lambda v: "hops left (not checked on delivery, RFC 1122 3.2.1.7)"),
@@ -159,7 +185,8 @@ def ipv4_datagram(data: bytes, base: int, out: Explanation) -> None:
         computed = internet_checksum([body[:10], b"\x00\x00", body[12:max(header_length, 20)]])
         verdict = _checksum(carried, computed, "a host MUST discard it (RFC 1122 3.2.1.2)")
     else:
-        verdict = "cannot be checked: the header is cut short"
+        verdict = ("cannot be checked: the header was not all captured" if out.uncaptured
+                   else "cannot be checked: the header is cut short")
     out.row(base + 10, 2, "header checksum", f"{carried:#06x}", verdict)
     for offset, name in ((12, "source"), (16, "destination")):
         if len(body) < offset + 4:
@@ -176,6 +203,9 @@ def ipv4_datagram(data: bytes, base: int, out: Explanation) -> None:
         return
     total_length = int.from_bytes(body[2:4], "big")
     payload = body[header_length:min(total_length, len(body))] if total_length >= header_length else b""
+    out.needed = base + total_length
+    # The payload as sent, when the capture holds only its start.
+    whole = max(len(payload), min(total_length, on_wire) - header_length)
     if total_length < len(body):
         out.note(f"{len(body) - total_length} bytes after the total length: link padding (RFC 894)")
     fragment = int.from_bytes(body[6:8], "big")
@@ -184,11 +214,12 @@ def ipv4_datagram(data: bytes, base: int, out: Explanation) -> None:
         return
     protocol = body[9]
     if protocol == 1:
-        icmp(payload, base + header_length, out, bool(fragment & 0x2000))
+        icmp(payload, base + header_length, out, bool(fragment & 0x2000), whole)
     elif protocol == 17:
-        udp(payload, base + header_length, out, body)
-    elif payload:
-        out.section(f"payload ({PROTOCOLS.get(protocol, f'protocol {protocol}')}), {len(payload)} bytes")
+        udp(payload, base + header_length, out, body, whole)
+    elif whole:
+        out.section(f"payload ({PROTOCOLS.get(protocol, f'protocol {protocol}')}), "
+                    f"{out.size(len(payload), whole)}")
 
 
 def _flags(value: int) -> str:
@@ -241,10 +272,11 @@ def options(raw: bytes, base: int, out: Explanation) -> None:
         index += size
 
 
-def icmp(payload: bytes, base: int, out: Explanation, partial: bool) -> None:
-    out.section(f"ICMP (RFC 792), {len(payload)} bytes")
+def icmp(payload: bytes, base: int, out: Explanation, partial: bool, whole: int) -> None:
+    out.section(f"ICMP (RFC 792), {out.size(len(payload), whole)}")
     if len(payload) < 8:
-        out.note(f"only {len(payload)} bytes: an ICMP header is 8")
+        out.note(f"only {len(payload)} bytes{' captured' if whole > len(payload) else ''}: "
+                 "an ICMP header is 8")
         return
     kind, code = payload[0], payload[1]
     out.row(base, 1, "type", kind, ICMP_TYPES.get(kind, "unknown: silently discarded (RFC 1122 3.2.2)"))
@@ -252,6 +284,8 @@ def icmp(payload: bytes, base: int, out: Explanation, partial: bool) -> None:
     carried = int.from_bytes(payload[2:4], "big")
     if partial:
         verdict = "covers the whole message: checked after reassembly"
+    elif whole > len(payload):
+        verdict = f"cannot be checked: it covers {whole} bytes, {len(payload)} captured"
     else:
         computed = internet_checksum([payload[:2], b"\x00\x00", payload[4:]])
         verdict = _checksum(carried, computed, "discarded (RFC 792; RFC 1122 3.2.2)")
@@ -261,24 +295,28 @@ def icmp(payload: bytes, base: int, out: Explanation, partial: bool) -> None:
         out.row(base + 6, 2, "sequence number", int.from_bytes(payload[6:8], "big"))
     else:
         out.row(base + 4, 4, "rest of header", payload[4:8].hex())
-    if len(payload) > 8:
+    if whole > 8:
         what = "the datagram in error (its header + data)" if kind in (3, 4, 5, 11, 12) else "data"
-        out.row(base + 8, len(payload) - 8, "data", f"{len(payload) - 8} bytes", what)
+        captured = f", {len(payload) - 8} captured" if whole > len(payload) else ""
+        out.row(base + 8, max(len(payload) - 8, 1), "data", f"{whole - 8} bytes{captured}", what)
 
 
-def udp(payload: bytes, base: int, out: Explanation, datagram: bytes) -> None:
-    out.section(f"UDP (RFC 768), {len(payload)} bytes")
+def udp(payload: bytes, base: int, out: Explanation, datagram: bytes, whole: int) -> None:
+    out.section(f"UDP (RFC 768), {out.size(len(payload), whole)}")
     if len(payload) < 8:
-        out.note(f"only {len(payload)} bytes: a UDP header is 8")
+        out.note(f"only {len(payload)} bytes{' captured' if whole > len(payload) else ''}: "
+                 "a UDP header is 8")
         return
     out.row(base, 2, "source port", int.from_bytes(payload[0:2], "big"))
     out.row(base + 2, 2, "destination port", int.from_bytes(payload[2:4], "big"),
             "no service here: Port Unreachable (RFC 1122 4.1.3.1)")
     size = int.from_bytes(payload[4:6], "big")
-    out.row(base + 4, 2, "length", size, "header + data" if 8 <= size <= len(payload) else "invalid")
+    out.row(base + 4, 2, "length", size, "header + data" if 8 <= size <= whole else "invalid")
     carried = int.from_bytes(payload[6:8], "big")
     if carried == 0:
         verdict = "0: not computed by the sender (allowed, RFC 768)"
+    elif 8 <= size <= whole and size > len(payload):
+        verdict = f"cannot be checked: it covers {size} bytes, {len(payload)} captured"
     elif 8 <= size <= len(payload):
         pseudo = datagram[12:20] + bytes([0, 17]) + size.to_bytes(2, "big")
         computed = internet_checksum([pseudo, payload[:6], b"\x00\x00", payload[8:size]])
@@ -288,9 +326,11 @@ def udp(payload: bytes, base: int, out: Explanation, datagram: bytes) -> None:
     out.row(base + 6, 2, "checksum", f"{carried:#06x}", verdict)
 
 
-def decode(frame: bytes, medium: str = "ethernet", packet_info: bool = False) -> Explanation:
-    """The field-by-field part. Never raises."""
-    out = Explanation()
+def decode(frame: bytes, medium: str = "ethernet", packet_info: bool = False,
+           original_length: int | None = None) -> Explanation:
+    """The field-by-field part (``original_length``: the frame's length when sent, if the
+    capture holds less). Never raises."""
+    out = Explanation(uncaptured=max(0, (original_length or 0) - len(frame)))
     try:
         if medium == "ethernet":
             ethernet(frame, out)
@@ -313,13 +353,23 @@ def decode(frame: bytes, medium: str = "ethernet", packet_info: bool = False) ->
     return out
 
 
+def _could_be_a_host(candidate: IPv4Address | None) -> bool:
+    return candidate is not None and not (candidate.is_multicast or candidate.is_unspecified
+                                          or candidate.is_loopback or candidate.is_reserved
+                                          or int(candidate) & 0xFF in (0, 255))
+
+
 def _host_address(out: Explanation, address: IPv4Interface | None) -> tuple[IPv4Interface, str]:
     if address is not None:
         return address, "as given"
+    announced = out.announcement
+    if _could_be_a_host(announced):
+        # An announcement is news for the other hosts on the link, not for its sender's address.
+        network = IPv4Interface(f"{announced}/24").network
+        neighbour = next(h for h in network.hosts() if h != announced)
+        return IPv4Interface(f"{neighbour}/24"), f"a neighbour of {announced}, which is announced"
     candidate = out.destination_ip
-    if candidate is not None and not (candidate.is_multicast or candidate.is_unspecified
-                                      or candidate.is_loopback or candidate.is_reserved
-                                      or int(candidate) & 0xFF in (0, 255)):
+    if _could_be_a_host(candidate):
         return IPv4Interface(f"{candidate}/24"), "the frame's destination, assuming a /24"
     return FALLBACK_ADDRESS, "the frame names no address a host could have"
 
@@ -330,6 +380,10 @@ def answer(frame: bytes, out: Explanation, medium: str = "ethernet", packet_info
     from stack.node import TapHost, TunHost
 
     interface, why = _host_address(out, address)
+    if out.uncaptured and (out.needed is None or len(frame) < out.needed):
+        return [f"What tapstack would do: cannot be told from {len(frame)} of the frame's "
+                f"{len(frame) + out.uncaptured} bytes (capture whole frames: tcpdump -s 0, or "
+                "tapstack's own --pcap)"]
     lines = []
     try:
         source = out.source_ip if out.source_ip is not None and out.source_ip != interface.ip else None
@@ -351,6 +405,9 @@ def answer(frame: bytes, out: Explanation, medium: str = "ethernet", packet_info
         return [f"What tapstack would do: cannot set up a host as {interface}: {error}"]
     except Exception as error:  # a bug in the stack: report it, never crash the command
         return lines + [f"  internal error in the stack: {error!r} (please report the frame)"]
+    if out.uncaptured:
+        lines.append(f"  (the {out.uncaptured} bytes not captured are link padding: the answer does "
+                     "not depend on them)")
     stats = host.stats
     if stats["dropped"]:
         lines.append(f"  drop {explain_drop(stats.last_drop or '', stats.last_drop_detail)}")
@@ -359,6 +416,12 @@ def answer(frame: bytes, out: Explanation, medium: str = "ethernet", packet_info
     if not replies and not stats["dropped"]:
         lines.append("  takes it and sends nothing back"
                      + (" (learns the sender's MAC)" if stats["arp_replies_received"] else ""))
+    announced = out.announcement
+    if announced is not None and announced not in host.ip.addresses:
+        lines.append(f"  an announcement of {announced} at {out.source_mac} (RFC 5227 3): it asks "
+                     "nothing, so no host answers it; a host with")
+        lines.append(f"  {announced} in its ARP cache updates that entry to this MAC (RFC 826 merge), "
+                     "one without leaves its cache as it is")
     for name in ("icmp_error_about_icmp_error", "icmp_error_about_broadcast",
                  "icmp_error_about_link_broadcast", "icmp_error_about_fragment", "icmp_error_to_non_host"):
         if stats[name]:
@@ -367,10 +430,11 @@ def answer(frame: bytes, out: Explanation, medium: str = "ethernet", packet_info
 
 
 def explain(frame: bytes, medium: str = "ethernet", packet_info: bool = False,
-            address: IPv4Interface | None = None) -> str:
-    """The whole explanation as text: fields, then tapstack's answer. Never raises."""
+            address: IPv4Interface | None = None, original_length: int | None = None) -> str:
+    """The whole explanation as text: fields, then tapstack's answer. ``original_length``: the
+    frame's length when sent, if ``frame`` is only its captured start. Never raises."""
     frame = bytes(frame)
-    out = decode(frame, medium, packet_info)
+    out = decode(frame, medium, packet_info, original_length)
     header = f"  {'offset':<8} {'field':<24} {'value':<20} meaning"
     lines = [header, *out.lines] if out.lines else [header]
     return "\n".join(lines + [""] + answer(frame, out, medium, packet_info, address)) + "\n"

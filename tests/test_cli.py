@@ -179,3 +179,57 @@ def test_the_help_names_each_choice_with_its_default_and_rfc() -> None:
                      "RFC 1122 3.3.2", "ipfrag_time: 30", "--answer-broadcast", "RFC 1122 3.2.2.6",
                      "--drop P", "--delay-ms MS", "--seed N"]:
         assert fragment in text, fragment
+
+
+@pytest.mark.parametrize("path, fragments", [
+    ("/nonexistent-dir/x.pcap", ["--pcap /nonexistent-dir/x.pcap: No such file or directory"]),
+    ("/", ["--pcap /: Is a directory"]),
+], ids=["directory-missing", "a-directory"])
+@pytest.mark.parametrize("command", ["run", "ping"])
+def test_a_capture_file_that_cannot_be_written_is_one_line_before_any_device(command, path, fragments):
+    """Checked before the device is opened: without root, a device error would come first."""
+    target = ["192.0.2.1"] if command == "ping" else []
+    result = tapstack(command, *TAP, "--host-ip", "192.0.2.1/24", "--pcap", path, *target)
+    assert_usage_error(result, *fragments)
+
+
+def test_a_ping_target_off_every_network_is_one_line_before_any_device():
+    result = tapstack("ping", *TAP, "--host-ip", "192.0.2.1/24", "203.0.113.9")
+    assert_usage_error(result, "no route to 203.0.113.9")
+
+
+def kernel_side_warning(*args: str):
+    from stack.cli import build_parser, kernel_side_warning, make_host
+
+    parsed = build_parser().parse_args(["run", *args])
+    return kernel_side_warning(parsed, make_host(parsed))
+
+
+@pytest.mark.parametrize("args, expected", [
+    pytest.param([*TAP, "--host-ip", "192.0.2.1/24"], None, id="tap-same-network"),
+    pytest.param([*TAP, "--host-ip", "192.0.2.1/16"], None, id="tap-wider-kernel-network"),
+    pytest.param([*TAP, "--host-ip", "198.51.100.1/24"],
+                 "--host-ip 198.51.100.1/24 is on none of the host's networks (192.0.2.0/24): the kernel "
+                 "has no route to tapstack, nor tapstack to the kernel; e.g. --host-ip 192.0.2.1/24",
+                 id="tap-other-network"),
+    pytest.param(["--tap", "tap0", "--ip", "192.0.2.130/25", "--host-ip", "192.0.2.1/24"],
+                 "--host-ip 192.0.2.1/24 is on none of the host's networks (192.0.2.128/25): tapstack "
+                 "cannot answer the kernel (give --gateway, or the host a prefix that holds 192.0.2.1)",
+                 id="tap-kernel-outside-our-narrower-network"),
+    pytest.param(["--tap", "tap0", "--ip", "192.0.2.130/25", "--host-ip", "192.0.2.1/24",
+                  "--gateway", "192.0.2.129"], None, id="tap-kernel-behind-our-gateway"),
+    pytest.param([*TAP, "--host-ip", "192.0.2.200/25"],
+                 "--host-ip 192.0.2.200/25: the kernel's network 192.0.2.128/25 holds none of the host's "
+                 "addresses, so it has no route to them; e.g. --host-ip 192.0.2.1/24", id="tap-we-are-outside-the-kernel-network"),
+    pytest.param(["--tap", "tap0", "--ip", "192.0.2.10-192.0.2.250/24", "--ip", "198.51.100.7/24",
+                  "--host-ip", "192.0.2.1/24"], None, id="tap-lan-on-two-networks"),
+    pytest.param([*TUN, "--host-ip", "198.51.100.1"], None, id="tun-any-kernel-address"),
+    pytest.param(["--tun", "tun0", "--ip", "192.0.2.10-192.0.2.20", "--host-ip", "192.0.2.1"],
+                 "--host-ip 192.0.2.1: the kernel routes only 192.0.2.10 to tun0, so it cannot reach "
+                 "192.0.2.11, 192.0.2.12, ... (10 addresses); e.g. --host-ip 192.0.2.1/27", id="tun-range-bare"),
+    pytest.param(["--tun", "tun0", "--ip", "192.0.2.10-192.0.2.20", "--host-ip", "192.0.2.1/27"], None,
+                 id="tun-range-covered"),
+])
+def test_a_kernel_side_that_cannot_reach_the_host_gets_one_warning(args, expected):
+    """The routes these name were checked against the kernel (test_cli_device.py)."""
+    assert kernel_side_warning(*args) == expected

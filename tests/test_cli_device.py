@@ -415,16 +415,77 @@ def test_the_device_going_away_ends_run_with_one_clear_line(netns: str, start_st
     assert "tap0: device went away" in stderr, stderr
 
 
+@pytest.mark.parametrize("existing", [False, True], ids=["no-tap", "persistent-tap"])
 @pytest.mark.parametrize("args, message", [
     (["run", "--pcap", "/nonexistent-dir/x.pcap"], "--pcap /nonexistent-dir/x.pcap: No such file or directory"),
     (["ping", "203.0.113.9"], "no route to 203.0.113.9"),
 ], ids=["pcap-directory-missing", "ping-off-link"])
-def test_errors_found_after_opening_the_device_are_one_line(netns: str, args, message) -> None:
+def test_errors_in_the_flags_come_before_any_device_or_kernel_change(netns: str, args, message,
+                                                                     existing: bool) -> None:
+    if existing:
+        in_ns(netns, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
     command, *rest = args
     result = tapstack(netns, command, *HOST_ARGS, "--host-ip", f"{KERNEL_IP}/24", *rest)
-    assert result.returncode == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if "error" in line]
-    assert len(errors) == 1 and errors[0].startswith(f"tapstack: error: {message}"), result.stderr
-    assert result.stderr.strip().splitlines()[-1] == errors[0]  # the last word, after the info lines
-    assert "Traceback" not in result.stderr
+    assert_usage_error(result, message)  # one line: not even "kernel side of tap0: ..., up"
     assert " bytes from " not in result.stdout
+    link = in_ns(netns, "ip", "-o", "link", "show", "dev", "tap0", check=False)
+    if not existing:
+        assert link.returncode != 0, link.stdout  # no tap0 was created
+        return
+    flags = re.search(r"<([^>]*)>", link.stdout).group(1).split(",")
+    assert "UP" not in flags, link.stdout  # not brought up
+    assert in_ns(netns, "ip", "-4", "-o", "address", "show", "dev", "tap0").stdout == ""  # no address
+
+
+def test_a_device_that_cannot_be_opened_leaves_the_capture_file_as_it_was(netns: str, tmp_path: Path) -> None:
+    in_ns(netns, "ip", "tuntap", "add", "dev", "tun0", "mode", "tun")
+    earlier, new = tmp_path / "earlier.pcap", tmp_path / "new.pcap"
+    earlier.write_bytes(b"an earlier capture")
+    for path in (earlier, new):
+        result = tapstack(netns, "run", "--tap", "tun0", "--ip", f"{STACK_IP}/24", "--pcap", str(path), timeout=10)
+        assert_usage_error(result, "tun0", "TUN")
+    assert earlier.read_bytes() == b"an earlier capture"  # not emptied, as tcpdump -w leaves it
+    assert not new.exists()  # not created
+
+
+@pytest.mark.tools("ping")
+def test_a_capture_replaces_an_earlier_longer_file_entirely(netns: str, start_stack, tmp_path: Path) -> None:
+    from stack.tap.pcap import PcapReader
+
+    capture = tmp_path / "run.pcap"
+    capture.write_bytes(b"x" * 100_000)  # longer than the capture: nothing of it may remain
+    stack = host_stack(start_stack, netns, "--pcap", str(capture))
+    assert kernel_ping(netns, "-c", "2", "-i", "0.05", "-w", "5").returncode == 0
+    assert stack.stop() == 0, stack.stderr
+    with open(capture, "rb") as file:
+        frames = list(PcapReader(file))  # raises if anything but whole records follows
+    assert sum(1 for record in frames if record.data[12:14] == b"\x08\x00") == 4  # 2 requests, 2 replies
+
+
+@pytest.mark.tools("ping")
+@pytest.mark.parametrize("args, target, warning, answered", [
+    (HOST_ARGS + ["--host-ip", f"{KERNEL_IP}/24"], STACK_IP, None, True),
+    (HOST_ARGS + ["--host-ip", "198.51.100.1/24"], STACK_IP,
+     "--host-ip 198.51.100.1/24 is on none of the host's networks (192.0.2.0/24): the kernel has no route "
+     "to tapstack, nor tapstack to the kernel; e.g. --host-ip 192.0.2.1/24", False),
+    (HOST_ARGS + ["--host-ip", "192.0.2.200/25"], STACK_IP,
+     "the kernel's network 192.0.2.128/25 holds none of the host's addresses", False),
+    (["--tap", "tap0", "--ip", "192.0.2.130/25", "--host-ip", f"{KERNEL_IP}/24"], "192.0.2.130",
+     "tapstack cannot answer the kernel", False),
+    (["--tun", "tun0", "--ip", "192.0.2.10", "--ip", "192.0.2.11", "--host-ip", KERNEL_IP], "192.0.2.11",
+     "--host-ip 192.0.2.1: the kernel routes only 192.0.2.10 to tun0, so it cannot reach 192.0.2.11", False),
+    (["--tun", "tun0", "--ip", "192.0.2.10", "--ip", "192.0.2.11", "--host-ip", f"{KERNEL_IP}/28"],
+     "192.0.2.11", None, True),
+], ids=["tap-same-network", "tap-other-network", "tap-kernel-network-narrower", "tap-our-network-narrower",
+        "tun-bare-host-ip-second-address", "tun-host-ip-with-prefix"])
+def test_the_kernel_side_warning_is_given_exactly_when_the_kernel_gets_no_answer(
+        netns: str, start_stack, args, target, warning, answered) -> None:
+    stack = start_stack(netns, *args)
+    result = kernel_ping(netns, "-c", "1", "-w", "2", target=target)
+    assert (len(replies(result.stdout)) == 1) == answered, result.stdout + result.stderr
+    assert stack.stop() == 0, stack.stderr
+    warned = [line for line in stack.stderr.splitlines() if "--host-ip" in line]
+    if warning is None:
+        assert warned == [], warned
+    else:
+        assert len(warned) == 1 and warned[0].startswith("tapstack: --host-ip ") and warning in warned[0], warned

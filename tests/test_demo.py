@@ -7,6 +7,7 @@ the demo process makes for itself (``unshare``), which vanishes when it exits.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,26 @@ def test_in_memory_demo_answers_every_ping(mode):
     assert "Traceback" not in result.stderr
 
 
+def steps(stdout: str) -> dict[str, list[str]]:
+    """The lines of each kernel tool's step, by tool: from its "$ tool ..." line to a blank line."""
+    found: dict[str, list[str]] = {}
+    lines = stdout.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("$ "):
+            end = lines.index("", index) if "" in lines[index:] else len(lines)
+            found[line.split()[1]] = lines[index + 1:end]
+    return found
+
+
+def assert_tool_output_is_a_block_after_the_trace(step: list[str], tool: str) -> None:
+    """The step's trace lines, then "<tool> printed:" and the tool's own lines, indented: never
+    one cut into the other (Habets' arping ends its lines late, so a trace line ran into them)."""
+    heading = step.index(f"{tool} printed:")
+    assert all(line.startswith(("In  ", "Out ")) for line in step[:heading]), step
+    assert step[heading + 1:] and all(line.startswith("  ") for line in step[heading + 1:]), step
+    assert not [line for line in step if re.search(r".(In  |Out )[0-9a-f:]{17} > ", line)], step
+
+
 @pytest.mark.tools("ping", "arping")
 @pytest.mark.device
 def test_kernel_demo_over_tap_answers_ping_and_arping():
@@ -40,6 +61,10 @@ def test_kernel_demo_over_tap_answers_ping_and_arping():
     assert "3 packets transmitted, 3 received, 0% packet loss" in result.stdout
     assert "$ arping -c 3" in result.stdout and "3 packets received" in result.stdout
     assert "every ping and arping was answered" in result.stdout
+    found = steps(result.stdout)
+    for tool in ("ping", "arping"):
+        assert_tool_output_is_a_block_after_the_trace(found[tool], tool)
+    assert sum(" bytes from 02:00:00:00:00:02 (192.0.2.2)" in line for line in found["arping"]) == 3
 
 
 @pytest.mark.tools("ping")
@@ -50,6 +75,17 @@ def test_kernel_demo_over_tun_answers_ping():
     assert "3 packets transmitted, 3 received, 0% packet loss" in result.stdout
     assert "192.0.2.1 > 192.0.2.2: ICMP echo request" in result.stdout  # a bare IP trace line
     assert "every ping was answered" in result.stdout
+    assert_tool_output_is_a_block_after_the_trace(steps(result.stdout)["ping"], "ping")
+
+
+@pytest.mark.tools("ping", "arping")
+@pytest.mark.device
+def test_kernel_demo_without_trace_shows_each_tool_s_output_alone():
+    result = demo("-q")
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = steps(result.stdout)
+    assert found["ping"][0] == "ping printed:" and found["arping"][0] == "arping printed:"
+    assert not [line for line in result.stdout.splitlines() if line.startswith(("In  ", "Out ", "Lines "))]
 
 
 def test_a_kernel_demo_that_cannot_start_falls_back_to_the_in_memory_wire():

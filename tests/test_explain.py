@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from stack.explain import explain
 from tests import frames
+from tests.tap.test_pcap_reader import file_header, record
 from tests.strategies import frames as valid_frames
 from tests.test_cli import assert_usage_error, tapstack
 
@@ -94,10 +95,55 @@ def test_a_short_frame_says_where_it_ends():
     assert "(missing)" in text and "drop ipv4_truncated" in text
 
 
+def test_rfc5227_3_an_announcement_is_explained_from_a_neighbour_not_answered_by_its_sender():
+    """tapstack's own gratuitous ARP (frame 1 of its capture): sender IP = target IP."""
+    announcement = frames.ethernet_frame(frames.BROADCAST_MAC, frames.HOST_MAC, frames.ETHERTYPE_ARP,
+                                         frames.arp_packet(frames.ARP_REQUEST_OP, frames.HOST_MAC,
+                                                           frames.HOST_IP, frames.ZERO_MAC, frames.HOST_IP))
+    text = explain(announcement)
+    assert "as 192.0.2.1/24" in text and "a neighbour of 192.0.2.2, which is announced" in text
+    assert "answer:" not in text and "drop" not in text and "takes it and sends nothing back" in text
+    assert "an announcement of 192.0.2.2 at 02:00:00:00:00:02 (RFC 5227 3)" in text
+    assert "(RFC 826 merge)" in text
+    # A host that has the announced address itself sees another host claiming it: a conflict.
+    text = explain(announcement, address=ipv4_interface("192.0.2.2/24"))
+    assert "drop arp_address_conflict" in text and "(gratuitous)" in text
+    assert "an announcement of" not in text
+
+
+def ipv4_interface(text: str):
+    from ipaddress import IPv4Interface
+
+    return IPv4Interface(text)
+
+
+def test_a_frame_the_capture_cut_is_explained_as_far_as_it_goes_and_not_answered():
+    text = explain(ECHO[:50], original_length=len(ECHO))
+    assert "Ethernet II (RFC 894), 98 bytes, 50 captured" in text
+    assert "84 bytes, header included" in rows(text)["total length"]  # no "the buffer has 36"
+    assert "the buffer has" not in text
+    assert "correct" in rows(text)["header checksum"]
+    assert "cannot be checked: it covers 64 bytes, 16 captured" in rows(text)["checksum"]
+    assert "56 bytes, 8 captured" in rows(text)["data"]
+    assert "What tapstack would do: cannot be told from 50 of the frame's 98 bytes" in text
+    assert "drop" not in text and "(missing)" not in text
+    cut_in_header = explain(ECHO[:24], original_length=len(ECHO))
+    assert "(not captured)" in rows(cut_in_header)["header checksum"]
+
+
+def test_a_frame_cut_only_in_its_padding_is_still_answered():
+    padded = frames.pad(frames.ARP_REQUEST)
+    text = explain(padded[:50], original_length=len(padded))
+    assert "18 bytes of Ethernet padding after the ARP packet (8 captured)" in text
+    assert "(the 10 bytes not captured are link padding" in text
+    assert "Reply 192.0.2.2 is-at" in text
+
+
 @settings(max_examples=300)
-@given(st.one_of(st.binary(max_size=120), valid_frames()), st.sampled_from(["ethernet", "ip"]), st.booleans())
-def test_explain_never_raises_and_never_stops_early(data, medium, packet_info):
-    text = explain(data, medium, packet_info=packet_info and medium == "ip")
+@given(st.one_of(st.binary(max_size=120), valid_frames()), st.sampled_from(["ethernet", "ip"]), st.booleans(),
+       st.none() | st.integers(0, 200))
+def test_explain_never_raises_and_never_stops_early(data, medium, packet_info, original_length):
+    text = explain(data, medium, packet_info=packet_info and medium == "ip", original_length=original_length)
     assert "decoding stopped" not in text and "internal error" not in text
     assert "What tapstack would do" in text
 
@@ -136,7 +182,43 @@ def test_bad_input_is_one_line_exit_2(args, fragments):
     assert_usage_error(tapstack("explain", *args), *fragments)
 
 
+def test_the_readme_tun_example_with_packet_information_works_when_pasted():
+    result = tapstack("explain", "--tun", "--pi",
+                      "0000 0800 4500 001c 0000 0000 4001 f6dd c000 0201 c000 0202 0800 e5ca 1234 0001")
+    assert result.returncode == 0, result.stderr
+    assert "correct (computed 0xf6dd)" in result.stdout and "correct (computed 0xe5ca)" in result.stdout
+    assert result.stdout.rstrip().endswith(
+        "answer: pi flags 0x0 proto 0x0800: 192.0.2.2 > 192.0.2.1: ICMP echo reply, id 4660, seq 1, length 8")
+
+
+def test_a_frame_cut_by_the_snapshot_length_is_explained_and_exits_0(tmp_path):
+    path = tmp_path / "snap50.pcap"
+    path.write_bytes(file_header(snaplen=50) + record(frames.ARP_REQUEST) + record(ECHO[:50], original=98))
+    result = tapstack("explain", "--pcap", str(path), "--frame", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("frame 2: 50 of 98 bytes captured (the capture's snapshot length is 50)\n")
+    assert "cannot be told from 50 of the frame's 98 bytes" in result.stdout
+    whole = tapstack("explain", "--pcap", str(path), "--frame", "1")
+    assert whole.returncode == 0 and not whole.stdout.startswith("frame") and "Reply 192.0.2.2" in whole.stdout
+
+
+@pytest.mark.parametrize("cut, frame, fragments", [
+    (10, 2, ["capture cut short in frame 2", "10 bytes into its 16-byte record header"]),
+    (16 + 50, 2, ["capture cut short in frame 2", "after 50 of its 98 captured bytes"]),
+    (16 + 50, 3, ["capture cut short in frame 2", "so it has no frame 3"]),
+], ids=["in-record-header", "in-record-data", "asked-past-the-cut"])
+def test_a_capture_cut_short_is_one_line_exit_2(tmp_path, cut, frame, fragments):
+    path = tmp_path / "cut.pcap"
+    whole = file_header() + record(frames.ARP_REQUEST) + record(ECHO)
+    path.write_bytes(whole[:24 + 16 + len(frames.ARP_REQUEST) + cut])
+    assert_usage_error(tapstack("explain", "--pcap", str(path), "--frame", str(frame)), str(path), *fragments)
+    before = tapstack("explain", "--pcap", str(path), "--frame", "1")  # the frames before the cut are whole
+    assert before.returncode == 0 and "Reply 192.0.2.2" in before.stdout
+
+
 def test_a_file_that_is_not_a_pcap_is_one_line_exit_2(tmp_path):
     path = tmp_path / "not.pcap"
     path.write_bytes(b"hello, this is not a capture")
     assert_usage_error(tapstack("explain", "--pcap", str(path)), "not a pcap file")
+    path.write_bytes(file_header())
+    assert_usage_error(tapstack("explain", "--pcap", str(path)), "has no frames")

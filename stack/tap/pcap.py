@@ -1,14 +1,18 @@
-"""A device that records every frame it receives and sends to a pcap file (tcpdump -w).
+"""A device that records every frame it receives and sends to a pcap file (tcpdump -w), and a reader.
 
 Read first: the pcap file format (draft-ietf-opsawg-pcap) and its link types (LINKTYPE_ETHERNET 1,
 LINKTYPE_RAW 101; dpkt.pcap.DLT_RAW is 12 on Linux, which readers take for something else).
-Wrap any device: ``PcapDevice(TapDevice("tap0"), open("trace.pcap", "wb"))``.
+Wrap any device: ``PcapDevice(TapDevice("tap0"), open("trace.pcap", "wb"))``. Read one back
+with ``PcapReader(open("trace.pcap", "rb"))``: it tells a frame cut by the capture's snapshot
+length (legitimate) from a file that ends in the middle of a record (a damaged capture).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import dpkt
@@ -100,3 +104,106 @@ class PcapDevice:
 
     def __repr__(self) -> str:
         return f"PcapDevice({self.inner!r})"
+
+
+# ---------------------------------------------------------------------- reading
+
+#    0                   1                   2                   3
+#    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+#   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+#   |                          Magic Number                         |
+#   |          Major Version        |         Minor Version         |
+#   |                           Reserved1                           |
+#   |                           Reserved2                           |
+#   |                            SnapLen                            |
+#   | FCS |f|0 0 0 0 0 0 0 0 0 0 0 0|         LinkType              |
+#   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+#   (draft-ietf-opsawg-pcap 4: the file header; the magic's byte order is the file's)
+FILE_HEADER = "IHHIIII"
+FILE_HEADER_SIZE = 24
+#   |                      Timestamp (Seconds)                      |
+#   |            Timestamp (Microseconds or nanoseconds)            |
+#   |                    Captured Packet Length                     |
+#   |                    Original Packet Length                     |
+#   /                          Packet Data                          /
+#   (draft-ietf-opsawg-pcap 5: one record per frame)
+RECORD_HEADER = "IIII"
+RECORD_HEADER_SIZE = 16
+MAGIC_MICROSECONDS = 0xA1B2C3D4
+MAGIC_NANOSECONDS = 0xA1B23C4D
+PCAPNG_MAGIC = 0x0A0D0D0A  # a pcapng Section Header Block: another format
+#: A record claiming more captured bytes than this is damaged (libpcap's and Wireshark's limit).
+MAX_RECORD_SIZE = 262_144
+
+
+class CaptureError(Exception):
+    """A pcap file that cannot be read as one; the message says why, in a user's words."""
+
+
+class CaptureCutShort(CaptureError):
+    """The file ends inside record ``frame`` (its header or its data): a damaged capture,
+    e.g. copied while tcpdump was still writing it. The frames before it are whole."""
+
+    def __init__(self, frame: int, detail: str) -> None:
+        super().__init__(f"capture cut short in frame {frame} ({detail})")
+        self.frame = frame
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One frame of a capture: ``data`` is what was captured, ``original_length`` the frame's
+    length on the wire. Less captured than sent is legitimate: the capture's snapshot length
+    cut it (``tcpdump -s 50``)."""
+
+    frame: int  # counting from 1, as tcpdump -# and Wireshark do
+    timestamp: float
+    data: bytes
+    original_length: int
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.data) < self.original_length
+
+
+class PcapReader:
+    """The records of a pcap file, in order. Raises ``CaptureError`` (on opening: not a pcap
+    file; while iterating: ``CaptureCutShort`` or a damaged record), never anything else."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        header = file.read(FILE_HEADER_SIZE)
+        magic = header[:4]
+        orders = [order for order in "<>" if len(magic) == 4
+                  and struct.unpack(order + "I", magic)[0] in (MAGIC_MICROSECONDS, MAGIC_NANOSECONDS)]
+        if not orders:
+            if len(magic) == 4 and struct.unpack("<I", magic)[0] == PCAPNG_MAGIC:
+                raise CaptureError("a pcapng file; convert it to pcap first "
+                                   "(editcap -F pcap IN.pcapng OUT.pcap)")
+            raise CaptureError("not a pcap file (no pcap magic number at its start)")
+        if len(header) < FILE_HEADER_SIZE:
+            raise CaptureError(f"capture cut short in its file header ({len(header)} of "
+                               f"{FILE_HEADER_SIZE} bytes)")
+        self._order = orders[0]
+        magic_value, _, _, _, _, self.snaplen, network = struct.unpack(self._order + FILE_HEADER, header)
+        self.linktype = network & 0xFFFF  # the bits above are FCS information
+        self._divisor = 1e9 if magic_value == MAGIC_NANOSECONDS else 1e6
+
+    def __iter__(self) -> Iterator[Record]:
+        number = 0
+        while True:
+            number += 1
+            header = self._file.read(RECORD_HEADER_SIZE)
+            if not header:
+                return  # the end, between two records: a whole capture
+            if len(header) < RECORD_HEADER_SIZE:
+                raise CaptureCutShort(number, f"the file ends {len(header)} bytes into its "
+                                              f"{RECORD_HEADER_SIZE}-byte record header")
+            seconds, fraction, captured, original = struct.unpack(self._order + RECORD_HEADER, header)
+            if captured > MAX_RECORD_SIZE:
+                raise CaptureError(f"frame {number}'s record claims {captured} captured bytes (at "
+                                   f"most {MAX_RECORD_SIZE}): the file is damaged")
+            data = self._file.read(captured)
+            if len(data) < captured:
+                raise CaptureCutShort(number, f"the file ends after {len(data)} of its {captured} "
+                                              "captured bytes")
+            yield Record(number, seconds + fraction / self._divisor, data, max(original, captured))
