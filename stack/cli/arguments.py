@@ -1,0 +1,323 @@
+"""The command line's words: every subcommand and option, their types, and the exit statuses.
+
+Each argument type turns text into a value or raises ``argparse.ArgumentTypeError`` with one
+line for the user; nothing here opens a device or a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from ipaddress import IPv4Address, IPv4Interface
+
+from stack.l2.ethernet import MacAddress
+from stack.l2.neighbor import ARP_ENTRY_LIFETIME_S
+from stack.l3.host import ICMP_ERROR_BURST, ICMP_ERRORS_PER_SECOND
+from stack.l3.ipv4 import DEFAULT_TTL
+from stack.l3.reassembly import REASSEMBLY_TIMEOUT_S
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # ran, but the job failed (device went away, pings unanswered)
+EXIT_USAGE = 2  # bad flags or addresses, device cannot be opened
+
+
+class UsageError(Exception):
+    """A user mistake; ``main`` prints it as one line and exits 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but its errors are one line (``tapstack: error: ...``), not usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+# ---------------------------------------------------------------------- argument types
+
+class HostAddress(IPv4Interface):
+    """An address with prefix length, remembering whether the prefix was written (TAP needs it;
+    on a point-to-point TUN link a bare address is a /32)."""
+
+    explicit_prefix: bool = True
+
+
+def host_address(text: str) -> IPv4Interface:
+    try:
+        interface = HostAddress(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address with prefix length, e.g. 192.0.2.2/24")
+    interface.explicit_prefix = "/" in text
+    if interface.ip.is_multicast or interface.ip.is_unspecified or interface.ip.is_loopback:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a unicast host address")
+    if interface.network.prefixlen < 31 and interface.ip in (interface.network.network_address,
+                                                             interface.network.broadcast_address):
+        raise argparse.ArgumentTypeError(f"{text!r} is the network or broadcast address of its subnet")
+    return interface
+
+
+#: The most addresses one ``--ip FIRST-LAST/LEN`` range may hold.
+MAX_RANGE = 65536
+
+
+def host_addresses(text: str) -> list[IPv4Interface]:
+    """``--ip``: one address (``192.0.2.2/24``) or a range (``192.0.2.10-192.0.2.250/24``)."""
+    if "-" not in text:
+        return [host_address(text)]
+    first_text, _, rest = text.partition("-")
+    last_text, slash, prefix = rest.partition("/")
+    try:
+        first, last = IPv4Address(first_text), IPv4Address(last_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an address range, e.g. 192.0.2.10-192.0.2.250/24")
+    if last < first:
+        raise argparse.ArgumentTypeError(f"{text!r}: the range ends before it starts")
+    count = int(last) - int(first) + 1
+    if count > MAX_RANGE:
+        raise argparse.ArgumentTypeError(f"{text!r} holds {count} addresses; at most {MAX_RANGE}")
+    suffix = slash + prefix
+    start, end = host_address(f"{first}{suffix}"), host_address(f"{last}{suffix}")
+    if slash and start.network != end.network:  # (bare addresses are /32s, for a TUN)
+        raise argparse.ArgumentTypeError(f"{text!r} spans more than one /{start.network.prefixlen} network")
+    return [host_address(f"{IPv4Address(value)}{suffix}") for value in range(int(first), int(last) + 1)]
+
+
+def ipv4_address(text: str) -> IPv4Address:
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address")
+
+
+def mac_address(text: str) -> MacAddress:
+    try:
+        mac = MacAddress(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error))
+    if mac.is_multicast:
+        raise argparse.ArgumentTypeError(f"{text!r} is a multicast MAC; a host needs a unicast one")
+    return mac
+
+
+def _number(convert, what: str, accept, requirement: str):
+    """An argparse type: ``convert`` the text (else it "is not ``what``"), then ``accept`` the
+    value (else say ``requirement``)."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text!r} {requirement}")
+        return value
+    return parse
+
+
+positive_int = _number(int, "a whole number", lambda v: v >= 1, "must be at least 1")
+whole_number = _number(int, "a whole number", lambda v: True, "")
+seconds = _number(float, "a number of seconds", lambda v: 0 <= v <= 3600,
+                  "must be between 0 and 3600 seconds")
+milliseconds = _number(float, "a number of milliseconds", lambda v: 0 <= v <= 60_000,
+                       "must be between 0 and 60000 milliseconds")
+chance = _number(float, "a number", lambda v: 0.0 <= v <= 1.0,
+                 "is a chance: between 0 and 1 (0.1 is 10 %)")
+positive_number = _number(float, "a number", lambda v: 0 < v <= 1e9, "must be above 0")
+non_negative_number = _number(float, "a number", lambda v: 0 <= v <= 1e9, "must be 0 or more")
+
+
+def bounded_int(low: int, high: int):
+    return _number(int, "a whole number", lambda v: low <= v <= high, f"must be between {low} and {high}")
+
+
+# ---------------------------------------------------------------------- parser
+
+NEEDS_HYPOTHESIS = "needs hypothesis: pip install hypothesis (in a clone of tapstack: pip install '.[test]')"
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml), or "unknown" when run from a bare tree."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as distribution_version
+    try:
+        return distribution_version("tapstack")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install .)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="tapstack", description=(
+        "A userspace IPv4 host in pure Python on the other end of a TAP device (Ethernet frames) "
+        "or a TUN device (bare IP packets): the kernel can ping it, arp for it, scan it and "
+        "capture it."), epilog="Start with: tapstack demo.  Help on a command: tapstack COMMAND -h.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    def host_options(p: argparse.ArgumentParser) -> None:
+        device = p.add_mutually_exclusive_group(required=True)
+        device.add_argument("--tap", metavar="NAME",
+                            help="TAP device (Ethernet) to attach to; created when it does not exist")
+        device.add_argument("--tun", metavar="NAME",
+                            help="TUN device (bare IP, point to point) to attach to; created when "
+                                 "it does not exist")
+        p.add_argument("--ip", required=True, action="extend", type=host_addresses,
+                       metavar="ADDR[/LEN]", help="the host's address: 192.0.2.2/24 on a TAP, "
+                       "192.0.2.2 (a /32) or with a prefix on a TUN; or a range of hosts, "
+                       "192.0.2.10-192.0.2.250/24 (repeatable)")
+        p.add_argument("--peer", type=ipv4_address, metavar="ADDR",
+                       help="TUN: the address at the other end (default: --host-ip's)")
+        p.add_argument("--pi", action="store_true",
+                       help="TUN: open without IFF_NO_PI, so every packet carries the 4-byte "
+                            "packet-information header")
+        p.add_argument("--mac", type=mac_address,
+                       help="one MAC for all the addresses (default: each address its own, "
+                            "02:00 + the address, e.g. 02:00:c0:00:02:02 for 192.0.2.2)")
+        p.add_argument("--probe", action="store_true",
+                       help="TAP: probe for each address before using it (RFC 5227: three ARP "
+                            "probes; an address another host answers for is not used)")
+        p.add_argument("--gateway", type=ipv4_address, metavar="ADDR",
+                       help="next hop for destinations off the host's networks")
+        p.add_argument("--host-ip", type=host_address, metavar="ADDR[/LEN]",
+                       help="also configure the kernel side: add this address to the device (on a "
+                            "TUN, as point to point with the host's address as peer) and bring it "
+                            "up; without it the kernel side is left as it is")
+        p.add_argument("--answer-broadcast", action="store_true",
+                       help="answer echo requests sent to broadcast or multicast (RFC 1122 "
+                            "3.2.2.6 allows ignoring them; Linux does by default)")
+        choices = p.add_argument_group(
+            "choices RFCs leave open (each default as Linux, or as the RFC suggests)")
+        choices.add_argument("--answer-timestamp", metavar="FILE.py",
+                             help="answer ICMP Timestamp requests with the function "
+                             "timestamp_reply(request, now) in FILE.py (RFC 1122 3.2.2.8: a MAY; "
+                             "off by default; lab 06 writes it)")
+        choices.add_argument("--arp-lifetime", type=positive_number,
+                             metavar="SECONDS", help="TAP: how long a learnt ARP entry is used "
+                             f"(RFC 1122 2.3.2.1: entries MUST time out; default {ARP_ENTRY_LIFETIME_S:g})")
+        choices.add_argument("--ttl", type=bounded_int(1, 255), default=DEFAULT_TTL,
+                             help="TTL of the datagrams we send (RFC 1122 3.2.1.7: fixed and "
+                             f"configurable; RFC 1700 and Linux: {DEFAULT_TTL})")
+        choices.add_argument("--icmp-error-rate", type=non_negative_number,
+                             default=ICMP_ERRORS_PER_SECOND, metavar="PER_SECOND",
+                             help="ICMP errors sent per second at most (RFC 1122 "
+                             "3.2.2: errors SHOULD be rate-limited; Linux icmp_msgs_per_sec: "
+                             f"{ICMP_ERRORS_PER_SECOND:g})")
+        choices.add_argument("--icmp-error-burst", type=bounded_int(0, 1_000_000),
+                             default=ICMP_ERROR_BURST, metavar="N",
+                             help="ICMP errors sent at once after a quiet spell; with --icmp-error-rate 0, "
+                             f"all that are ever sent (Linux icmp_msgs_burst: {ICMP_ERROR_BURST})")
+        choices.add_argument("--reassembly-timeout", type=positive_number,
+                             default=REASSEMBLY_TIMEOUT_S, metavar="SECONDS",
+                             help="give up an incomplete fragmented datagram after this long "
+                             "(RFC 1122 3.3.2 suggests 60-120; Linux ipfrag_time: "
+                             f"{REASSEMBLY_TIMEOUT_S:g})")
+        faults = p.add_argument_group(
+            "fault injection (seeded; on frames in and out unless --fault-direction says)")
+        faults.add_argument("--drop", type=chance, default=0.0, metavar="P",
+                            help="drop each frame with chance P (0.1: one in ten)")
+        faults.add_argument("--corrupt", type=chance, default=0.0, metavar="P",
+                            help="flip one random bit in each frame with chance P")
+        faults.add_argument("--delay-ms", type=milliseconds, default=0.0, metavar="MS",
+                            help="hold each frame this long (frames keep their order)")
+        faults.add_argument("--jitter-ms", type=milliseconds, default=0.0, metavar="MS",
+                            help="add a uniform -MS..+MS to each delay")
+        faults.add_argument("--rate", type=positive_number, metavar="PPS",
+                            help="at most PPS frames a second each way (a token bucket of one "
+                            "second's frames); the rest are dropped")
+        faults.add_argument("--max-size", type=bounded_int(1, 65_535 + 18), metavar="BYTES",
+                            help="drop frames larger than BYTES")
+        faults.add_argument("--seed", type=whole_number, metavar="N",
+                            help="seed of the faults' random numbers (default: a fresh one, logged)")
+        faults.add_argument("--fault-direction", choices=["both", "in", "out"], default="both",
+                            help="which frames the faults touch: in (to the stack), out (from "
+                            "it) or both (default)")
+        p.add_argument("--trace", action="store_true",
+                       help="print one tcpdump-like line per frame in and out, with the verdict")
+        p.add_argument("--pcap", metavar="FILE",
+                       help="write every frame in and out to a pcap file ('-' for stdout)")
+        p.add_argument("-v", "--verbose", action="store_true",
+                       help="debug logging: every drop with its reason")
+        p.add_argument("-q", "--quiet", action="store_true",
+                       help="log only warnings and errors (the counters are still printed at exit)")
+
+    run = sub.add_parser("run", help="run a pingable host until Ctrl-C or SIGTERM")
+    host_options(run)
+
+    ping = sub.add_parser("ping", help="run a host and ping from it, like ping(8)")
+    host_options(ping)
+    ping.add_argument("target", type=ipv4_address, metavar="TARGET", help="address to ping")
+    ping.add_argument("-c", "--count", type=positive_int, default=5, help="echo requests to send (5)")
+    ping.add_argument("-i", "--interval", type=seconds, default=1.0, help="seconds between requests (1)")
+    ping.add_argument("-W", "--timeout", type=seconds, default=2.0,
+                      help="seconds to wait for the last reply (2)")
+    ping.add_argument("-s", "--size", type=int, default=56, help="ICMP data bytes (56)")
+
+    explain = sub.add_parser("explain", help="decode one frame field by field and say what "
+                             "tapstack would answer, and why")
+    explain.add_argument("hex", nargs="?", metavar="HEX",
+                         help="the frame in hex (spaces and colons allowed), e.g. from tcpdump -xx")
+    explain.add_argument("--pcap", metavar="FILE", help="take the frame from a pcap file instead")
+    explain.add_argument("--frame", type=positive_int, default=1, metavar="N",
+                         help="with --pcap: which frame, counting from 1 (1)")
+    explain.add_argument("--tun", action="store_true",
+                         help="the frame is a bare IP packet (a TUN device's), not Ethernet")
+    explain.add_argument("--pi", action="store_true",
+                         help="with --tun: the packet starts with the 4-byte packet information")
+    explain.add_argument("--ip", type=host_address, metavar="ADDR[/LEN]",
+                         help="the address tapstack answers as (default: the frame's destination, /24)")
+
+    demo = sub.add_parser("demo", help="show a host being pinged, end to end, with no set-up")
+    demo.add_argument("--in-memory", action="store_true",
+                      help="use the in-memory wire even when running as root")
+    demo.add_argument("--tun", action="store_true",
+                      help="show TUN mode (bare IP, point to point) instead of TAP")
+    demo.add_argument("-c", "--count", type=positive_int, default=5, help="pings to send (5)")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no frame trace")
+    demo.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    diff = sub.add_parser("diff", help="send the same generated frames to the Linux kernel and to "
+                                       "tapstack and compare their answers (root)")
+    diff.add_argument("--examples", type=positive_int, default=500,
+                      help="frames to generate and compare (500)")
+    diff.add_argument("--seed", type=int, help="seed for the generator (default: a fixed one)")
+    diff.add_argument("--tun", action="store_true",
+                      help="compare over a TUN device (bare IPv4 packets, point to point)")
+    diff.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    diff.add_argument("-q", "--quiet", action="store_true", help="only the result")
+    fuzz = sub.add_parser("fuzz", help="send generated frames (valid and broken) to another stack "
+                                       "behind a TAP device, checking that it still answers ping")
+    fuzz.add_argument("--tap", required=True, metavar="NAME", help="TAP device the target is behind")
+    fuzz.add_argument("--ip", required=True, type=host_address, metavar="ADDR/LEN",
+                      help="our address on the link (the frames come from it)")
+    fuzz.add_argument("--target", required=True, type=ipv4_address, metavar="ADDR",
+                      help="the stack under test: an address on our network")
+    fuzz.add_argument("--mac", type=mac_address, help="our MAC (default: 02:00 + our address)")
+    fuzz.add_argument("--host-ip", type=host_address, metavar="ADDR[/LEN]",
+                      help="also give the kernel side of the device this address and bring it up "
+                           "(to fuzz the kernel itself: --target the same address)")
+    fuzz.add_argument("--examples", type=positive_int, default=1000, help="frames to send (1000)")
+    fuzz.add_argument("--batch", type=positive_int, default=50,
+                      help="frames between two ping checks (50)")
+    fuzz.add_argument("--seed", type=int, help="seed for the generator (default: a fixed one)")
+    fuzz.add_argument("--max-time", type=seconds, default=300.0,
+                      help="stop after this many seconds in all (300)")
+    fuzz.add_argument("--recovery", type=seconds, default=10.0,
+                      help="how long to wait for a stopped target to answer again (10)")
+    fuzz.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    fuzz.add_argument("-q", "--quiet", action="store_true", help="only the result")
+    lab = sub.add_parser("lab", help="the teaching labs (stack/labs/): list them, or check one")
+    lab_sub = lab.add_subparsers(dest="lab_command", metavar="list|check", parser_class=Parser)
+    lab_sub.required = True
+    lab_sub.add_parser("list", help="list the labs")
+    lab_check = lab_sub.add_parser("check", help="run a lab's checker: PASS, FAIL or TODO per item")
+    lab_check.add_argument("number", metavar="NN", help="the lab's number, e.g. 02")
+    lab_check.add_argument("--kernel", action="store_true",
+                           help="against the Linux kernel in a private network namespace (root); "
+                                "default: the in-memory wire with a second tapstack host (no root)")
+    lab_check.add_argument("--answers", metavar="FILE",
+                           help="check this answers file instead of the lab's answers.toml")
+    lab_check.add_argument("--solution", action="store_true",
+                           help="lab 06: check the reference solution.py instead of your timestamp.py")
+    lab_check.add_argument("--keep", metavar="DIR",
+                           help="keep each item's capture (capture.pcap) and trace (trace.txt) in DIR")
+    lab_check.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser

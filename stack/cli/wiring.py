@@ -1,0 +1,290 @@
+"""From parsed arguments to running parts: the host, the device and its wrappers (capture, faults),
+the checks made before anything is created, and the loop that serves them until told to stop."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import stat
+import sys
+import time
+from ipaddress import IPv4Interface
+
+from stack.l2.neighbor import ARP_ENTRY_LIFETIME_S
+from stack.stats import combined
+from stack.cli.arguments import EXIT_FAILURE, EXIT_OK, UsageError
+
+log = logging.getLogger("stack")
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """Our own loggers at the level asked for; libraries (pyroute2) only say warnings."""
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=logging.WARNING, format="tapstack: %(message)s", stream=sys.stderr)
+    logging.getLogger("stack").setLevel(level)
+
+
+def make_host(args: argparse.Namespace):
+    """The sans-I/O host the flags describe: a TapHost, or with --tun a TunHost."""
+    from stack.node import TapHost, TunHost
+
+    if args.host_ip is not None and args.host_ip.ip in [i.ip for i in args.ip]:
+        raise UsageError(f"--host-ip {args.host_ip.ip} is the stack's own address; pick another")
+    choices = dict(ttl=args.ttl, icmp_errors_per_second=args.icmp_error_rate,
+                   icmp_error_burst=args.icmp_error_burst, reassembly_timeout=args.reassembly_timeout)
+    timestamp_reply = None
+    if args.answer_timestamp is not None:
+        from pathlib import Path
+
+        from stack.lab import LabError, load_function
+
+        try:
+            timestamp_reply = load_function(Path(args.answer_timestamp), "timestamp_reply")
+        except LabError as error:
+            raise UsageError(f"--answer-timestamp: {error}")
+    try:
+        if args.tun is None:
+            for option, value in (("--peer", args.peer), ("--pi", args.pi or None)):
+                if value is not None:
+                    raise UsageError(f"{option} is for TUN devices (--tun), not TAP")
+            for interface in args.ip + ([args.host_ip] if args.host_ip else []):
+                if not interface.explicit_prefix:
+                    raise UsageError(f"{interface.ip} needs a prefix length on a TAP device, "
+                                     f"e.g. {interface.ip}/24")
+            return TapHost(args.ip, mac=args.mac, gateway=args.gateway, timestamp_reply=timestamp_reply,
+                           answer_broadcast_echo=args.answer_broadcast, probe=args.probe,
+                           uniform=random.Random().uniform,
+                           arp_lifetime=args.arp_lifetime or ARP_ENTRY_LIFETIME_S, **choices)
+        for option, value in (("--mac", args.mac), ("--gateway", args.gateway),
+                              ("--probe", args.probe or None), ("--arp-lifetime", args.arp_lifetime)):
+            if value is not None:
+                raise UsageError(f"{option} is for TAP devices: a TUN device has no link layer")
+        peer = args.peer
+        if args.host_ip is not None:
+            if peer is not None and peer != args.host_ip.ip:
+                raise UsageError(f"--peer {peer} differs from --host-ip {args.host_ip.ip}: on a "
+                                 "point-to-point link the peer is the kernel side's address")
+            peer = args.host_ip.ip
+        return TunHost(args.ip, peer=peer, packet_info=args.pi, timestamp_reply=timestamp_reply,
+                       answer_broadcast_echo=args.answer_broadcast, **choices)
+    except ValueError as error:
+        raise UsageError(str(error))
+
+
+class CaptureOutput:
+    """``--pcap FILE``, opened before any device is touched, so that a path that cannot be
+    written is one line and exit 2 with nothing changed. An existing file is emptied only once
+    the device is ready (``start``), as tcpdump -w does; ``abandon`` leaves things as they were."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path == "-":
+            self.stream, self.created = sys.stdout.buffer, False
+            return
+        self.created = not os.path.lexists(path)
+        try:  # not O_TRUNC: a failure after this must not have emptied the user's old capture
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as error:
+            raise UsageError(f"--pcap {path}: {error.strerror}")
+        self.stream = open(descriptor, "wb")
+
+    def start(self):
+        """The stream to write the capture to, emptied first when it is a regular file."""
+        if self.path != "-" and stat.S_ISREG(os.fstat(self.stream.fileno()).st_mode):
+            self.stream.truncate(0)
+        return self.stream
+
+    def abandon(self) -> None:
+        if self.path == "-":
+            return
+        self.stream.close()
+        if self.created:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+def open_device(args: argparse.Namespace, host, capture: CaptureOutput | None = None):
+    """The TAP or TUN device, its kernel side configured when asked, wrapped for capture when asked."""
+    from stack.tap.base import DeviceError
+    from stack.tap.linux import TapDevice, TunDevice, interface_is_up
+
+    name = args.tap or args.tun
+    try:
+        device = TapDevice(name) if args.tap else TunDevice(name, packet_info=args.pi)
+    except DeviceError as error:
+        raise UsageError(str(error))
+    if args.host_ip is not None:
+        from stack.tap.kernel import configure_address
+
+        # On a TUN link the kernel side is point to point: its address, and ours as the peer.
+        peer = host.addresses[0] if args.tun else None
+        try:
+            configure_address(name, args.host_ip, peer=peer)
+        except DeviceError as error:
+            device.close()
+            raise UsageError(str(error))
+    elif not interface_is_up(device.name):
+        log.warning("%s is down: bring it up (ip link set %s up) or pass --host-ip", name, name)
+    device = with_faults(args, device)
+    if capture is not None:
+        from stack.tap.pcap import PcapDevice
+
+        # The loop's clock is monotonic; pcap wants wall-clock time.
+        device = PcapDevice(device, capture.start(), timestamp_offset=time.time() - time.monotonic())
+    return device
+
+
+def fault_options(args: argparse.Namespace) -> dict:
+    """The FaultInjector settings the flags ask for (empty: no fault injection)."""
+    settings = dict(drop=args.drop, corrupt=args.corrupt, delay_ms=args.delay_ms,
+                    jitter_ms=args.jitter_ms, rate=args.rate, max_size=args.max_size)
+    if not any(settings.values()):
+        return {}
+    return dict(settings, directions=args.fault_direction)
+
+
+def with_faults(args: argparse.Namespace, device):
+    """The device wrapped in a FaultInjector when a fault flag is given (seeded, seed logged)."""
+    settings = fault_options(args)
+    if not settings:
+        return device
+    from stack.tap.fault import FaultInjector
+
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
+    log.info("fault injection %s, seed %d (--seed %d repeats it)",
+             ", ".join(f"{k}={v}" for k, v in settings.items() if v), seed, seed)
+    return FaultInjector(device, random.Random(seed), **settings)
+
+
+def check_fault_options(args: argparse.Namespace) -> None:
+    """Fault flags that make no sense together: one line, exit 2 (before any device is opened)."""
+    if args.jitter_ms and not args.delay_ms:
+        raise UsageError("--jitter-ms varies a delay: give --delay-ms too")
+    if args.jitter_ms > args.delay_ms:
+        raise UsageError(f"--jitter-ms {args.jitter_ms:g} is larger than --delay-ms {args.delay_ms:g}: "
+                         "a frame cannot leave before it came")
+    if args.seed is not None and not fault_options(args):
+        raise UsageError("--seed seeds fault injection: give --drop, --corrupt, --delay-ms, "
+                         "--rate or --max-size too")
+
+
+def kernel_side_warning(args: argparse.Namespace, host) -> str | None:
+    """Why ``--host-ip`` leaves the kernel and tapstack unable to reach each other, or None.
+
+    TAP: the kernel routes its own network (--host-ip's prefix) to the device, and tapstack
+    answers what is on its networks (or its gateway). TUN: the kernel routes the prefix around
+    its peer, tapstack's first address (``ip addr add LOCAL peer PEER/LEN``; a bare --host-ip
+    routes the peer alone); tapstack sends everything back over the link.
+    """
+    kernel = args.host_ip
+    if kernel is None:
+        return None
+    ours = host.interfaces
+    if args.tun:
+        routed = IPv4Interface(f"{host.addresses[0]}/{kernel.network.prefixlen}").network
+        unrouted = [i.ip for i in ours if i.ip not in routed]
+        if not unrouted:
+            return None
+        prefix = next(p for p in range(32, -1, -1)
+                      if all(i.ip in IPv4Interface(f"{kernel.ip}/{p}").network for i in ours))
+        given = kernel if getattr(kernel, "explicit_prefix", True) else kernel.ip
+        missed = ", ".join(str(a) for a in unrouted[:2]) + (
+            f", ... ({len(unrouted)} addresses)" if len(unrouted) > 2 else "")
+        only = routed.network_address if routed.prefixlen == 32 else routed
+        return (f"--host-ip {given}: the kernel routes only {only} to {args.tun}, so it cannot reach "
+                f"{missed}; e.g. --host-ip {kernel.ip}/{prefix}")
+    networks = list(dict.fromkeys(i.network for i in ours))
+    answers = args.gateway is not None or any(kernel.ip in network for network in networks)
+    reaches = any(i.ip in kernel.network for i in ours)
+    if answers and reaches:
+        return None
+    named = ", ".join(str(n) for n in networks[:3]) + (", ..." if len(networks) > 3 else "")
+    taken = {i.ip for i in ours}
+    free = next((a for a in ours[0].network.hosts() if a not in taken), None)
+    example = f"; e.g. --host-ip {free}/{ours[0].network.prefixlen}" if free is not None else ""
+    if not reaches and not answers:
+        return (f"--host-ip {kernel} is on none of the host's networks ({named}): the kernel has no "
+                f"route to tapstack, nor tapstack to the kernel{example}")
+    if not reaches:
+        return (f"--host-ip {kernel}: the kernel's network {kernel.network} holds none of the host's "
+                f"addresses, so it has no route to them{example}")
+    return (f"--host-ip {kernel} is on none of the host's networks ({named}): tapstack cannot answer "
+            f"the kernel (give --gateway, or the host a prefix that holds {kernel.ip})")
+
+
+def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = False,
+          check=None) -> tuple[int, object]:
+    """Run the host the flags describe until ``until(agents)``. Everything the user gave is
+    checked (``check(host)`` too) and the capture file opened before any device is touched."""
+    from stack.loop import Loop
+    from stack.tap.base import DeviceError
+    from stack.trace import Tracer
+
+    check_fault_options(args)
+    host = make_host(args)
+    if check is not None:
+        check(host)
+    warning = kernel_side_warning(args, host)
+    if warning is not None:
+        log.warning("%s", warning)
+    capture = CaptureOutput(args.pcap) if args.pcap else None
+    try:
+        device = open_device(args, host, capture)
+    except BaseException:
+        if capture is not None:
+            capture.abandon()
+        raise
+    host.mtu = device.mtu
+    try:
+        agent_list = [make(host, device) for make in agents]
+    except UsageError:
+        device.close()
+        raise
+    loop = Loop()
+    tracer = (Tracer(sys.stdout, host.medium, packet_info=getattr(host, "packet_info", False))
+              if args.trace and args.pcap != "-" else None)
+    status_line = None
+    if live_status:
+        from stack import status as live
+
+        if live.wanted(sys.stderr, sys.stdout, args.trace and args.pcap != "-", args.verbose):
+            status_line = live.StatusLine(sys.stderr, lambda: host.stats)
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(live.EraseBeforeLogging(status_line))
+    loop.attach(device, host, agents=agent_list + ([status_line] if status_line else []), tracer=tracer)
+    loop.install_signal_handlers()
+    log.info("host %s %s (mtu %d); Ctrl-C to stop", describe_addresses(host.interfaces),
+             describe_link(host, args), device.mtu)
+    status = EXIT_OK
+    try:
+        loop.run(until=(lambda: until(agent_list)) if until else None)
+    except DeviceError as error:  # gone, or failing in a way it cannot recover from
+        print(f"tapstack: {error}", file=sys.stderr)
+        status = EXIT_FAILURE
+    finally:
+        loop.close()
+        device.close()
+        if status_line is not None:
+            status_line.erase()  # the full table below replaces it
+    # Like tcpdump's closing counts, the summary is printed even with -q (which silences logs).
+    print(combined(host.stats, device=device.stats, loop=loop.stats).summary(), file=sys.stderr)
+    return status, agent_list
+
+
+def describe_addresses(interfaces: list[IPv4Interface]) -> str:
+    if len(interfaces) <= 4:
+        return ", ".join(str(i) for i in interfaces)
+    return f"{interfaces[0]}, {interfaces[1]}, ... {interfaces[-1]} ({len(interfaces)} addresses)"
+
+
+def describe_link(host, args: argparse.Namespace) -> str:
+    if args.tun:
+        return f"on {args.tun}, peer {host.peer}"
+    if len(host.addresses) > 1 and args.mac is None:
+        return f"on {args.tap}, each at its own MAC ({host.mac} for {host.addresses[0]}, ...)"
+    return f"at {host.mac} on {args.tap}"
