@@ -256,15 +256,14 @@ DELIBERATE_DIFFERENCES = [
                "a Linux TAP device has no filter and hands it to ARP and IP",
                _unjoined_multicast),
     Difference("arp-group-sender-mac", "an ARP packet whose sender MAC is a group (multicast, "
-               "broadcast) or zero address: tapstack drops it (RFC 1812 3.3.2: MUST NOT believe an "
-               "ARP packet claiming a broadcast or multicast link address; written for routers, "
-               "applied by tapstack as a host, as FreeBSD does); Linux 6.18 answers the request "
-               "to that address and learns it", _arp_group_sender),
+               "broadcast) or zero address: tapstack drops it (RFC 1812 3.3.2: a router MUST NOT "
+               "believe an ARP reply claiming a broadcast or multicast link address; tapstack, a "
+               "host, believes no such request either); Linux 6.18 answers the request to that "
+               "address and learns it", _arp_group_sender),
     Difference("arp-address-defence", "an ARP packet from another MAC with the host's address as "
                "its sender address: tapstack defends the address with one announcement at most "
-               "every 10 s (RFC 5227 2.4: a host MUST respond to a conflicting ARP packet, (b) or "
-               "(c)); the Linux kernel answers nothing and leaves conflicts to user space",
-               _arp_claiming_our_address),
+               "every 10 s (RFC 5227 2.4: a host MUST respond to a conflicting ARP packet, here by "
+               "(b) or (c)); the Linux 6.18 kernel answers nothing", _arp_claiming_our_address),
     Difference("zero-echo-checksum", "an echo reply that is all zeros but for its checksum: "
                "tapstack sends 0xffff, the one value that verifies (RFC 1071: the sum must be all "
                "ones); Linux's incremental update (RFC 1624 eqn. 3) gives 0x0000",

@@ -142,8 +142,8 @@ class EthernetLink:
         if arp.operation not in (ArpOp.REQUEST, ArpOp.REPLY):
             self.stats.drop("arp_unknown_operation", log, arp.operation)
             return []
-        # RFC 1812 3.3.2: MUST NOT believe an ARP packet claiming a broadcast or multicast link
-        # address (for routers; we apply it as a host, as FreeBSD does), nor the all-zero address.
+        # RFC 1812 3.3.2: a router MUST NOT believe an ARP reply claiming a broadcast or multicast
+        # link address; as a host we believe no such packet (nor the all-zero address) at all.
         # Linux 6.18 answers and learns such a sender (stack.diff: arp-group-sender-mac).
         if arp.sender_mac.is_multicast or arp.sender_mac == ZERO:
             self.stats.drop("arp_bad_sender_mac", log, arp.sender_mac)
