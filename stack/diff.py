@@ -199,6 +199,28 @@ def _unjoined_multicast(frame: bytes) -> bool:
             and frame[:6] != bytes.fromhex("01005e000001"))
 
 
+def _arp(frame: bytes) -> ArpPacket | None:
+    try:
+        ethernet = EthernetFrame.parse(frame)
+        return ArpPacket.parse(ethernet.payload) if ethernet.ethertype == EtherType.ARP else None
+    except ParseError:
+        return None
+
+
+def _arp_group_sender(frame: bytes) -> bool:
+    """An ARP packet whose sender hardware address is a group (multicast, broadcast) or zero
+    address."""
+    arp = _arp(frame)
+    return arp is not None and (arp.sender_mac.is_multicast or arp.sender_mac == bytes(6))
+
+
+def _arp_claiming_our_address(frame: bytes) -> bool:
+    """An ARP packet from another MAC whose sender IP address is the host's (RFC 5227 2.4: a
+    conflicting ARP packet)."""
+    arp = _arp(frame)
+    return arp is not None and arp.sender_ip == HOST.ip and arp.sender_mac != HOST_MAC
+
+
 def _echo_with_code(frame: bytes) -> bool:
     """An echo request whose code is not 0."""
     packet = _ipv4_to_host(frame)
@@ -233,6 +255,15 @@ DELIBERATE_DIFFERENCES = [
                "not joined: tapstack drops it, as the multicast address filter of a NIC does; "
                "a Linux TAP device has no filter and hands it to ARP and IP",
                _unjoined_multicast),
+    Difference("arp-group-sender-mac", "an ARP packet whose sender MAC is a group (multicast, "
+               "broadcast) or zero address: tapstack drops it (RFC 1812 3.3.2: a router MUST NOT "
+               "believe an ARP reply claiming a broadcast or multicast link address; tapstack, a "
+               "host, believes no such request either); Linux 6.18 answers the request to that "
+               "address and learns it", _arp_group_sender),
+    Difference("arp-address-defence", "an ARP packet from another MAC with the host's address as "
+               "its sender address: tapstack defends the address with one announcement at most "
+               "every 10 s (RFC 5227 2.4: a host MUST respond to a conflicting ARP packet, here by "
+               "(b) or (c)); the Linux 6.18 kernel answers nothing", _arp_claiming_our_address),
     Difference("zero-echo-checksum", "an echo reply that is all zeros but for its checksum: "
                "tapstack sends 0xffff, the one value that verifies (RFC 1071: the sum must be all "
                "ones); Linux's incremental update (RFC 1624 eqn. 3) gives 0x0000",
@@ -254,7 +285,9 @@ class StackHost:
         else:
             self.host = TapHost([HOST], mac=HOST_MAC, neighbor_cache=NeighborCache(lifetime=math.inf))
             for address, mac in PEERS.items():
-                self.host.link.cache.learn(address, mac, 0.0)
+                # Permanent, as on the kernel side (NUD_PERMANENT): an ARP packet with another
+                # sender MAC for a peer (a flipped bit) changes neither host's entry.
+                self.host.link.cache.add_permanent(address, mac)
         self.now = 0.0
         while (deadline := self.host.next_deadline(self.now)) is not None:  # start-up announcements
             self.now = max(self.now, deadline)

@@ -50,7 +50,7 @@ DROP_REASONS: dict[str, DropReason] = {
         "operation is neither request (1) nor reply (2)", "RFC 826 (ar$op)"),
     "arp_bad_sender_mac": DropReason(
         "sender MAC is a group (multicast/broadcast) or zero address: no station has it",
-        "IEEE 802 addressing; Linux arp_process"),
+        "RFC 1812 3.3.2 (MUST NOT believe a broadcast or multicast link address; Linux 6.18 learns it)"),
     "arp_address_conflict": DropReason(
         "another host claims one of our addresses (never learnt; defended or given up)", "RFC 5227 2.1.1, 2.4"),
     "arp_not_for_us": DropReason(

@@ -103,3 +103,41 @@ def test_tapstack_over_tun_against_itself_always_agrees():
     comparison = diff.Comparison(TunTwin(), diff.StackHost("ip"), "ip")
     assert diff.run_examples(comparison, 150, seed=4) is None
     assert comparison.tally.outcomes["disagree"] == 0 and comparison.tally.outcomes["agree"] > 100
+
+
+PEER_IP, PEER_MAC = "192.0.2.3", "02:00:00:00:00:03"
+FLIPPED_MAC = "02:00:01:00:00:03"  # the peer's MAC with one bit flipped, as the generator does
+
+
+def test_an_arp_packet_with_another_sender_mac_leaves_the_permanent_peer_entry_alone():
+    # As on the kernel side (NUD_PERMANENT): the reply goes to the packet's sender MAC, but later
+    # datagrams still go to the peer's configured MAC.
+    stack = diff.StackHost()
+    request = frames.arp_frame(1, FLIPPED_MAC, PEER_IP, frames.ZERO_MAC, diff.HOST.ip, src_mac=PEER_MAC)
+    [reply] = stack.answer(request)
+    assert reply[:6] == frames.mac(FLIPPED_MAC)
+    ping = frames.echo_request_frame(PEER_MAC, bytes(diff.HOST_MAC), PEER_IP, diff.HOST.ip)
+    [echo_reply] = stack.answer(ping)
+    assert echo_reply[:6] == frames.mac(PEER_MAC)
+
+
+def test_an_arp_sender_mac_that_is_a_group_address_is_a_deliberate_difference():
+    group = frames.arp_frame(1, "03:00:00:00:00:03", PEER_IP, frames.ZERO_MAC, diff.HOST.ip, src_mac=PEER_MAC)
+    assert {d.name for d in diff.DELIBERATE_DIFFERENCES if d.covers(group)} == {"arp-group-sender-mac"}
+    for sender in (PEER_MAC, FLIPPED_MAC):  # individual addresses: not covered
+        frame = frames.arp_frame(1, sender, PEER_IP, frames.ZERO_MAC, diff.HOST.ip, src_mac=PEER_MAC)
+        assert not any(d.covers(frame) for d in diff.DELIBERATE_DIFFERENCES)
+    broadcast = frames.arp_frame(1, frames.BROADCAST_MAC, PEER_IP, frames.ZERO_MAC, diff.HOST.ip,
+                                 src_mac=PEER_MAC)
+    assert diff.StackHost().answer(group) == diff.StackHost().answer(broadcast) == []
+
+
+def test_an_arp_packet_claiming_the_host_address_is_a_deliberate_difference():
+    # RFC 5227 2.4: tapstack defends its address with an announcement; Linux stays silent.
+    claim = frames.arp_frame(2, PEER_MAC, diff.HOST.ip, bytes(diff.HOST_MAC), diff.HOST.ip)
+    assert {d.name for d in diff.DELIBERATE_DIFFERENCES if d.covers(claim)} == {"arp-address-defence"}
+    [announcement] = diff.StackHost().answer(claim)
+    assert announcement[:6] == frames.BROADCAST_MAC  # sender and target address ours:
+    assert announcement[28:32] == announcement[38:42] == diff.HOST.ip.packed
+    ours = frames.arp_frame(2, bytes(diff.HOST_MAC), diff.HOST.ip, PEER_MAC, PEER_IP)
+    assert not any(d.covers(ours) for d in diff.DELIBERATE_DIFFERENCES)

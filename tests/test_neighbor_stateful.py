@@ -1,7 +1,8 @@
 """The neighbour (ARP) cache against a simple model (hypothesis stateful testing).
 
 Read first: RFC 826 ("Packet Reception"); RFC 1122 2.3.2.1 (at most one request per second per
-destination, give up after a bounded number) and 2.3.2.2 (queue the latest datagrams).
+destination, give up after a bounded number) and 2.3.2.2 (queue the latest datagrams). Permanent
+entries (an administrator's, as ``ip neigh add ... nud permanent``) never change, expire or go.
 
 The clock is injected (``now`` only moves forward, by drawn amounts); nothing sleeps. Bounds are
 small so that the rules reach them: 4 entries, 3 addresses being resolved, 2 datagrams or 100
@@ -10,6 +11,7 @@ bytes per address.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -42,6 +44,7 @@ class NeighborCacheAgainstAModel(RuleBasedStateMachine):
                                    queue_length=QUEUE_LENGTH, queue_bytes=QUEUE_BYTES)
         self.now = 0.0
         self.entries: dict[IPv4Address, tuple[MacAddress, float]] = {}  # oldest confirmation first
+        self.permanent: set[IPv4Address] = set()
         self.pending: dict[IPv4Address, ModelPending] = {}
         self.requests_at: dict[IPv4Address, list[float]] = {}  # each resolution's requests
         self.serial = 0
@@ -53,13 +56,35 @@ class NeighborCacheAgainstAModel(RuleBasedStateMachine):
     def time_passes(self, seconds):
         self.now += seconds
 
+    def _evict(self) -> None:
+        # The least recently confirmed learnt entry goes; permanent ones never do.
+        while len(self.entries) > CAPACITY:
+            learnt = [address for address in self.entries if address not in self.permanent]
+            if not learnt:
+                return
+            del self.entries[learnt[0]]
+
     @rule(address=addresses, mac=macs)
     def learn(self, address, mac):
         resolved = self.cache.learn(address, mac, self.now)
+        if address in self.permanent:  # an administrator's entry: ARP changes nothing
+            assert resolved is None
+            return
         self.entries.pop(address, None)
         self.entries[address] = (mac, self.now + LIFETIME)
-        while len(self.entries) > CAPACITY:  # the least recently confirmed goes
-            del self.entries[next(iter(self.entries))]
+        self._evict()
+        self._resolved(address, mac, resolved)
+
+    @rule(address=addresses, mac=macs)
+    def add_permanent(self, address, mac):
+        resolved = self.cache.add_permanent(address, mac)
+        self.entries.pop(address, None)
+        self.entries[address] = (mac, math.inf)
+        self.permanent.add(address)
+        self._evict()
+        self._resolved(address, mac, resolved)
+
+    def _resolved(self, address, mac, resolved) -> None:
         waiting = self.pending.pop(address, None)
         self.requests_at.pop(address, None)  # the resolution is over
         if waiting is None:
@@ -131,7 +156,7 @@ class NeighborCacheAgainstAModel(RuleBasedStateMachine):
 
     @invariant()
     def bounded(self):
-        assert len(self.cache.entries) <= CAPACITY
+        assert len(self.cache.entries) <= max(CAPACITY, len(self.permanent))
         assert len(self.cache.pending) <= PENDING_CAPACITY
         for pending in self.cache.pending.values():
             assert 1 <= len(pending.datagrams) <= QUEUE_LENGTH

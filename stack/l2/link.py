@@ -142,7 +142,9 @@ class EthernetLink:
         if arp.operation not in (ArpOp.REQUEST, ArpOp.REPLY):
             self.stats.drop("arp_unknown_operation", log, arp.operation)
             return []
-        # IEEE 802: a station's own address is never a group address (Linux arp_process drops too).
+        # RFC 1812 3.3.2: a router MUST NOT believe an ARP reply claiming a broadcast or multicast
+        # link address; as a host we believe no such packet (nor the all-zero address) at all.
+        # Linux 6.18 answers and learns such a sender (stack.diff: arp-group-sender-mac).
         if arp.sender_mac.is_multicast or arp.sender_mac == ZERO:
             self.stats.drop("arp_bad_sender_mac", log, arp.sender_mac)
             return []

@@ -9,6 +9,7 @@ to do; the link layer turns that into frames.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -42,6 +43,9 @@ Queued = tuple["IPv4Address | None", bytes]
 class Entry:
     mac: MacAddress
     expires_at: float
+    #: Set by an administrator (``ip neigh add ... nud permanent``, ``arp -s``): never expires,
+    #: never evicted, and no ARP packet changes it.
+    permanent: bool = False
 
 
 @dataclass(slots=True)
@@ -101,15 +105,40 @@ class NeighborCache:
         return entry.mac
 
     def learn(self, address: IPv4Address, mac: MacAddress, now: float) -> Resolved | None:
-        """Record ``address`` at ``mac``. Returns the datagrams that were waiting for it, if any."""
+        """Record ``address`` at ``mac``. Returns the datagrams that were waiting for it, if any.
+
+        A permanent entry stays as it is (RFC 826's merge updates what was learnt, not what an
+        administrator set; Linux 6.18 keeps a NUD_PERMANENT entry too, see tests/test_diff.py).
+        """
+        old = self.entries.get(address)
+        if old is not None and old.permanent:
+            return None
         self.entries.pop(address, None)  # re-insert at the end: most recently confirmed
         self.entries[address] = Entry(mac, now + self.lifetime)
-        while len(self.entries) > self.capacity:
-            del self.entries[next(iter(self.entries))]
+        if len(self.entries) > self.capacity:
+            self._evict()
         pending = self.pending.pop(address, None)
         if pending is None:
             return None
         return Resolved(address, mac, list(pending.datagrams))
+
+    def add_permanent(self, address: IPv4Address, mac: MacAddress) -> Resolved | None:
+        """An entry set by an administrator: used until removed, whatever ARP says. Returns the
+        datagrams that were waiting for ``address``, if any."""
+        self.entries.pop(address, None)
+        self.entries[address] = Entry(mac, math.inf, permanent=True)
+        self._evict()
+        pending = self.pending.pop(address, None)
+        return None if pending is None else Resolved(address, mac, list(pending.datagrams))
+
+    def _evict(self) -> None:
+        """Forget the least recently confirmed learnt entries while over capacity (permanent
+        entries stay, even beyond it)."""
+        while len(self.entries) > self.capacity:
+            oldest = next((address for address, entry in self.entries.items() if not entry.permanent), None)
+            if oldest is None:
+                return
+            del self.entries[oldest]
 
     def enqueue(self, address: IPv4Address, datagram: Queued, now: float) -> tuple[bool, int]:
         """Hold a datagram for an unresolved address.
