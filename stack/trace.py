@@ -14,7 +14,7 @@ from stack.buffers import Buffer, join, length
 from stack.errors import ParseError
 from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import EthernetFrame, EtherType
-from stack.l2.packet_info import PacketInfo
+from stack.packet_info import PacketInfo
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import IpProto, Ipv4Packet
 from stack.reasons import explain_drop
