@@ -26,8 +26,9 @@ import struct
 from collections.abc import Sequence
 from typing import Self
 
-from stack import packet_info as packet_info_header
 from stack.buffers import Buffer
+from stack.packet_info import HEADER_LENGTH as PACKET_INFO_LENGTH
+from stack.packet_info import is_truncated
 from stack.stats import Stats
 from stack.tap.base import Device, DeviceError, DeviceGone, Medium
 
@@ -351,13 +352,13 @@ class TunDevice(_LinuxDevice):
     def __init__(self, name: str, packet_info: bool = False) -> None:
         self.packet_info = packet_info
         if packet_info:
-            self.prefix_len = packet_info_header.HEADER_LENGTH
+            self.prefix_len = PACKET_INFO_LENGTH
         super().__init__(name, IFF_TUN if packet_info else IFF_TUN | IFF_NO_PI)
 
     def _frame(self, received: int) -> memoryview | None:
         if not self.packet_info:
             return _LinuxDevice._frame(self, received)  # the class, not super(): once per packet
         frame = self._view[:received]  # a view of this buffer, even if the next line regrows it
-        if packet_info_header.is_truncated(self._buffer):  # TUN_PKT_STRIP
+        if is_truncated(self._buffer):  # TUN_PKT_STRIP: the kernel cut it
             self._truncated("rx_truncated")
         return frame

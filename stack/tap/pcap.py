@@ -13,8 +13,8 @@ from typing import BinaryIO
 
 import dpkt
 
-from stack import packet_info as packet_info_header
 from stack.buffers import Buffer, join
+from stack.packet_info import HEADER_LENGTH as PACKET_INFO_LENGTH
 from stack.stats import Stats
 from stack.tap.base import Device, Medium
 
@@ -48,7 +48,7 @@ class PcapDevice(Device):
             packet_info = getattr(inner, "packet_info", False)
         #: A TUN device with packet information: the capture is raw IP, so the 4-byte header
         #: in front of every packet is left out of it.
-        self._skip = packet_info_header.HEADER_LENGTH if packet_info else 0
+        self._skip = PACKET_INFO_LENGTH if packet_info else 0
         file.flush()
 
     @property
