@@ -230,20 +230,21 @@ class Loop:
             return held
         try:
             deadline = device.next_deadline(now)
-            if deadline is None or deadline > now:
-                return deadline
-            device.poll(now)
+            due = deadline is not None and deadline <= now
+            if due:
+                device.poll(now)
         except DeviceError:
             raise
         except Exception:
             return self._timer_failed("device_timer", device, now)
-        self._drain(attachment, now, probe=False)  # the held frames in that are due, all of them
-        try:
-            deadline = device.next_deadline(now)
-        except DeviceError:
-            raise
-        except Exception:
-            return self._timer_failed("device_timer", device, now)
+        if due:
+            self._drain(attachment, now, probe=False)  # the held frames in that are due, all
+            try:
+                deadline = device.next_deadline(now)
+            except DeviceError:
+                raise
+            except Exception:
+                return self._timer_failed("device_timer", device, now)
         if self._backoff:
             self._backoff.pop(id(device), None)
         return deadline
