@@ -3,6 +3,12 @@
 One wake-up: wait (epoll) on the devices (and a signal wake-up pipe), read the clock once, drain
 each readable device of up to ``BURST`` frames (each frame's answers are sent before the next
 frame is read, so the receive buffer can be reused), then run the timers that are due.
+
+Every call into a node, an agent or a device's timer is guarded: an exception there is a bug
+(bad input is a counted drop, never an exception), so it is counted in the loop's ``stats``
+(``internal_errors`` and ``internal_errors.<where>``), logged with the frame or the timer that
+raised, and the loop goes on. A timer that raised is not called again for a while, doubling
+while it keeps failing, so a bug that fails every time cannot spin the loop.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from stack.buffers import Buffer
+from stack.node import Verdict
 from stack.stats import Stats
-from stack.tap.base import Device
+from stack.tap.base import Device, DeviceError
 from stack.trace import Tracer
 
 log = logging.getLogger(__name__)
@@ -27,6 +34,12 @@ log = logging.getLogger(__name__)
 BURST = 64
 #: Longest sleep, so ``until`` conditions are checked even when nothing happens.
 MAX_WAIT_S = 0.5
+#: A timer that raised waits this long before it is called again, twice as long after each
+#: further failure in a row, at most ``MAX_BACKOFF_S``.
+FIRST_BACKOFF_S = 0.01
+MAX_BACKOFF_S = 1.0
+#: Bytes of a frame shown (in hex) when handling it raised.
+FRAME_HEX_BYTES = 64
 
 
 class Node(Protocol):
@@ -37,6 +50,11 @@ class Node(Protocol):
     def receive(self, frame: Buffer, now: float) -> list[list[Buffer]]: ...
     def poll(self, now: float) -> list[list[Buffer]]: ...
     def next_deadline(self, now: float) -> float | None: ...
+
+    @property
+    def verdict(self) -> Verdict:
+        """What became of the last frame ``receive`` took (read only when tracing)."""
+        ...
 
 
 class Agent(Protocol):
@@ -56,6 +74,16 @@ class Attachment:
     node: Node
     agents: list[Agent] = field(default_factory=list)
     tracer: Tracer | None = None
+    #: Asks, without waiting, whether the device's fd has another frame (see ``Loop._drain``).
+    readable: Callable[[float], list[tuple[int, int]]] | None = field(default=None, repr=False)
+
+
+@dataclass(slots=True)
+class _Backoff:
+    """A timer that raised: how many times in a row, and when it may be called again."""
+
+    failures: int
+    until: float
 
 
 class Loop:
@@ -76,10 +104,16 @@ class Loop:
         self._wakeup_reader: socket.socket | None = None
         self._wakeup_writer: socket.socket | None = None
         self.stats = Stats()  # the loop's own counters (internal errors)
+        #: Timers that raised, by ``id`` of their owner (node, agent or device).
+        self._backoff: dict[int, _Backoff] = {}
+        self._probes: list[select.epoll] = []
 
     def attach(self, device: Device, node: Node, agents: Sequence[Agent] = (),
                tracer: Tracer | None = None) -> Attachment:
-        attachment = Attachment(device, node, list(agents), tracer)
+        probe = select.epoll()
+        probe.register(device.fileno(), select.EPOLLIN)
+        self._probes.append(probe)
+        attachment = Attachment(device, node, list(agents), tracer, probe.poll)
         self.attachments.append(attachment)
         self._by_fd[device.fileno()] = attachment
         self.epoll.register(device.fileno(), select.EPOLLIN)
@@ -138,17 +172,13 @@ class Loop:
                     self._drain(attachment, now)
 
     def _run_timers(self, now: float) -> float | None:
-        """Poll every node whose timer is due and every agent; return the earliest next deadline."""
+        """Poll every node whose timer is due, every agent and every device timer that is due;
+        return the earliest next deadline."""
         earliest: float | None = None
         for attachment in self.attachments:
-            node = attachment.node
-            deadline = node.next_deadline(now)
-            if deadline is not None and deadline <= now:
-                self._send(attachment, node.poll(now), now)
-                deadline = node.next_deadline(now)
+            deadline = self._run_node_timer(attachment, now)
             for agent in attachment.agents:
-                self._send(attachment, agent.poll(now), now)
-                agent_deadline = agent.next_deadline(now)
+                agent_deadline = self._run_agent(attachment, agent, now)
                 if agent_deadline is not None and (deadline is None or agent_deadline < deadline):
                     deadline = agent_deadline
             device_deadline = self._run_device_timer(attachment, now)
@@ -158,37 +188,113 @@ class Loop:
                 earliest = deadline
         return earliest
 
-    def _run_device_timer(self, attachment: Attachment, now: float) -> float | None:
-        """A device holding frames (a ``FaultInjector`` delaying them) says when they are due:
-        then its frames out are sent (``poll``) and its frames in received (``_drain``)."""
-        next_deadline = getattr(attachment.device, "next_deadline", None)
-        if next_deadline is None:
-            return None
-        deadline = next_deadline(now)
-        if deadline is not None and deadline <= now:
-            attachment.device.poll(now)  # type: ignore[attr-defined]
-            self._drain(attachment, now)
-            deadline = next_deadline(now)
+    def _run_node_timer(self, attachment: Attachment, now: float) -> float | None:
+        node = attachment.node
+        if self._backoff and (held := self._held_back(node, now)) is not None:
+            return held
+        frames = None
+        try:
+            deadline = node.next_deadline(now)
+            if deadline is not None and deadline <= now:
+                frames = node.poll(now)
+                deadline = node.next_deadline(now)
+        except Exception:
+            return self._timer_failed("node_timer", node, now)
+        if self._backoff:
+            self._backoff.pop(id(node), None)
+        if frames:
+            self._send(attachment, frames, now)
         return deadline
 
-    def _drain(self, attachment: Attachment, now: float) -> None:
+    def _run_agent(self, attachment: Attachment, agent: Agent, now: float) -> float | None:
+        """Agents are polled at every wake-up (so they see replies at once)."""
+        if self._backoff and (held := self._held_back(agent, now)) is not None:
+            return held
+        try:
+            frames = agent.poll(now)
+            deadline = agent.next_deadline(now)
+        except Exception:
+            return self._timer_failed("agent", agent, now)
+        if self._backoff:
+            self._backoff.pop(id(agent), None)
+        if frames:
+            self._send(attachment, frames, now)
+        return deadline
+
+    def _run_device_timer(self, attachment: Attachment, now: float) -> float | None:
+        """A device holding frames (a ``FaultInjector`` delaying them) says when they are due:
+        then its frames out are sent (``poll``) and its frames in received (``_drain``). A
+        ``DeviceError`` is the device's condition, not a bug: it ends the run."""
+        device = attachment.device
+        if self._backoff and (held := self._held_back(device, now)) is not None:
+            return held
+        try:
+            deadline = device.next_deadline(now)
+            due = deadline is not None and deadline <= now
+            if due:
+                device.poll(now)
+        except DeviceError:
+            raise
+        except Exception:
+            return self._timer_failed("device_timer", device, now)
+        if due:
+            self._drain(attachment, now, probe=False)  # the held frames in that are due, all
+            try:
+                deadline = device.next_deadline(now)
+            except DeviceError:
+                raise
+            except Exception:
+                return self._timer_failed("device_timer", device, now)
+        if self._backoff:
+            self._backoff.pop(id(device), None)
+        return deadline
+
+    def _held_back(self, owner: object, now: float) -> float | None:
+        """When a timer that raised may be called again, or None when it may be called now."""
+        backoff = self._backoff.get(id(owner))
+        if backoff is None or now >= backoff.until:
+            return None
+        return backoff.until
+
+    def _timer_failed(self, where: str, owner: object, now: float) -> float:
+        """Count and log a bug in a timer; hold the timer back (longer each time in a row)."""
+        backoff = self._backoff.get(id(owner))
+        failures = 1 if backoff is None else backoff.failures + 1
+        delay = min(FIRST_BACKOFF_S * 2 ** (failures - 1), MAX_BACKOFF_S)
+        self._backoff[id(owner)] = _Backoff(failures, now + delay)
+        self.stats.count("internal_errors")
+        self.stats.count(f"internal_errors.{where}")
+        log.exception("internal error in the %s of %r (%d in a row): next call in %.3f s",
+                      where.replace("_", " "), owner, failures, delay)
+        return now + delay
+
+    def _drain(self, attachment: Attachment, now: float, probe: bool = True) -> None:
+        """Receive and answer up to ``BURST`` frames from a device.
+
+        A wake-up usually brings one frame (ping waits for each answer before the next), and a
+        read that finds nothing raises BlockingIOError, which costs three times as much as
+        asking epoll whether the fd is readable without waiting. So after a first frame the
+        loop asks (``probe``) before reading again; once a second frame came (a flood) it
+        reads on and lets the device's None end the burst. (The device itself never waits.)
+        """
         device, node, tracer = attachment.device, attachment.node, attachment.tracer
-        for _ in range(BURST):
+        readable = attachment.readable if probe else None
+        for count in range(BURST):
+            if count == 1 and readable is not None and not readable(0):
+                return
             frame = device.recv(now)
             if frame is None:
                 return
-            drops_before = node.stats["dropped"] if tracer is not None else 0
             try:
                 out = node.receive(frame, now)
             except Exception:
                 # A bug, never bad input (bad input is a counted drop): log it, keep serving.
                 self.stats.count("internal_errors")
-                log.exception("internal error handling a %d-byte frame: %s", len(frame), bytes(frame).hex())
+                self.stats.count("internal_errors.node_receive")
+                log.exception("internal error receiving a %d-byte frame: %s", len(frame), _hex(frame))
                 continue
             if tracer is not None:
-                dropped = node.stats["dropped"] > drops_before
-                tracer.inbound(frame, len(out), node.stats.last_drop if dropped else None,
-                               node.stats.last_drop_detail if dropped else None)
+                tracer.inbound(frame, node.verdict)
             # This frame's answers go out before the next frame is read into the same buffer
             # (``_send``, written out: it runs once per frame).
             for reply in out:
@@ -220,3 +326,12 @@ class Loop:
             self._wakeup_writer.close()
             self._wakeup_reader = self._wakeup_writer = None
         self.epoll.close()
+        for probe in self._probes:
+            probe.close()
+        self._probes.clear()
+
+
+def _hex(frame: Buffer) -> str:
+    """The first ``FRAME_HEX_BYTES`` bytes of a frame in hex (and how long it was, if longer)."""
+    shown = bytes(frame[:FRAME_HEX_BYTES]).hex()
+    return shown if len(frame) <= FRAME_HEX_BYTES else f"{shown}... ({len(frame)} bytes)"

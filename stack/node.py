@@ -3,8 +3,10 @@ TAP device; ``TunHost`` is the same IPv4 + ICMP host on a point-to-point TUN dev
 link layer (as smoltcp's ``Medium::Ip``), optionally behind the packet-information header.
 
 The link layer (l2) and the network layer (l3) never import each other; this module hands one
-to the other. Every method takes ``now`` and returns the frames to send, each a list of buffers
-(headers and payload views, in wire order) for one ``writev``.
+to the other, in one place for both hosts (``_Host._deliver``): the hosts differ only in the
+link in front (``EthernetLink``, ``PointToPointLink``). Every method takes ``now`` and returns
+the frames to send, each a list of buffers (headers and payload views, in wire order) for one
+``writev``.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import logging
 from collections import deque
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface
+from typing import NamedTuple
 
 from stack.buffers import Buffer, Frame, Payload
-from stack.errors import ParseError
-from stack.l2 import packet_info
-from stack.l2.ethernet import EtherType, MacAddress
 from stack.l2.conflict import ConflictDetector, Uniform
-from stack.l2.link import EthernetLink
+from stack.l2.ethernet import MacAddress
+from stack.l2.link import EthernetLink, Link
+from stack.l2.point_to_point import PointToPointLink
 from stack.l2.neighbor import ARP_ENTRY_LIFETIME_S, NeighborCache
 from stack.l3.host import ICMP_ERROR_BURST, ICMP_ERRORS_PER_SECOND, EchoReply, Ipv4Host, TimestampReply
 from stack.l3.ipv4 import DEFAULT_TTL
@@ -51,16 +53,73 @@ def mac_for(address: IPv4Address) -> MacAddress:
     return MacAddress(b"\x02\x00" + address.packed)
 
 
-class _Host:
-    """What both hosts offer: the IPv4 host, its counters, timers and our own pings.
+class Verdict(NamedTuple):
+    """What became of the last frame a host received: how many frames it sent in answer, and
+    the reason it was dropped (with what the drop was about), or None when it was not."""
 
-    Subclasses say how a datagram becomes a frame (``_frames``) and how a frame in becomes a
-    datagram (``receive``).
+    replies: int
+    drop_reason: str | None = None
+    drop_detail: object = None
+
+    @property
+    def dropped(self) -> bool:
+        return self.drop_reason is not None
+
+
+class _Host:
+    """One host shape: a link in front of an IPv4 host, with its counters, timers and pings.
+
+    ``TapHost`` and ``TunHost`` differ only in their link (``EthernetLink``,
+    ``PointToPointLink``). Frames come in through ``receive`` to the link; the link hands each
+    IPv4 datagram up through ``_deliver``, the one handover, which sends the network layer's
+    answers back down through the link.
     """
 
     medium: str
     ip: Ipv4Host
+    link: Link
     stats: Stats
+
+    def _start(self, stats: Stats) -> None:
+        self.stats = stats
+        #: The counters themselves: a frame's increments go straight to them (per frame, a
+        #: method call costs more than the addition).
+        self._counters = stats.counters
+        self._replies = 0
+
+    def receive(self, frame: Buffer, now: float) -> list[Frame]:
+        """One frame from the device in; the frames to send in answer out (see ``verdict``)."""
+        counters = self._counters
+        counters["rx_frames"] += 1
+        # The verdict of this frame: a drop while handling it sets ``last_drop`` again.
+        self.stats.last_drop = None
+        out = self.link.receive(frame, now)
+        self._replies = replies = len(out)
+        counters["tx_frames"] += replies
+        return out
+
+    @property
+    def verdict(self) -> Verdict:
+        """The verdict on the last frame ``receive`` took (built only when asked: a tracer)."""
+        stats = self.stats
+        if stats.last_drop is None:
+            return Verdict(self._replies)
+        return Verdict(self._replies, stats.last_drop, stats.last_drop_detail)
+
+    def _deliver(self, datagram: Buffer, link_broadcast: bool, now: float) -> list[Frame]:
+        """The handover: a datagram the link took goes up to the IPv4 host; its answers go back
+        down through the link."""
+        outbounds = self.ip.receive(datagram, now, link_broadcast)
+        if len(outbounds) == 1:  # an echo reply: the common case, without the loop
+            return self.link.send(outbounds[0], now)
+        return self._frames(outbounds, now)
+
+    def _frames(self, outbounds: list[Outbound], now: float) -> list[Frame]:
+        send = self.link.send
+        out: list[Frame] = []
+        for outbound in outbounds:
+            out += send(outbound, now)
+        return out
 
     @property
     def addresses(self) -> list[IPv4Address]:
@@ -69,9 +128,6 @@ class _Host:
     @property
     def interfaces(self) -> list[IPv4Interface]:
         return self.ip.interfaces
-
-    def _frames(self, outbounds: list[Outbound], now: float) -> list[Frame]:
-        raise NotImplementedError
 
     @property
     def mtu(self) -> int:
@@ -85,14 +141,18 @@ class _Host:
         self.ip.mtu = value
 
     def poll(self, now: float) -> list[Frame]:
-        """Run the timers that are due (start-up announcements, ARP retries and expiry)."""
-        out = self._frames(self.ip.poll(now), now)
+        """Run the timers that are due: start-up announcements, ARP retries and expiry,
+        reassembly expiry."""
+        out = self.link.poll(now) + self._frames(self.ip.poll(now), now)
         self.stats.count("tx_frames", len(out))
         return out
 
     def next_deadline(self, now: float) -> float | None:
         """When ``poll`` should next be called, or None when no timer is running."""
-        return self.ip.next_deadline(now)
+        link, ip = self.link.next_deadline(now), self.ip.next_deadline(now)
+        if link is None or ip is None:
+            return ip if link is None else link
+        return min(link, ip)
 
     def ping(self, destination: IPv4Address | str, now: float, identifier: int = 0,
              sequence: int = 0, payload: Payload = b"") -> list[Frame]:
@@ -158,7 +218,7 @@ class TapHost(_Host):
                 raise ValueError(f"ARP entry lifetime {arp_lifetime} must be above 0 seconds")
             # RFC 1122 2.3.2.1: a cache entry MUST time out; how long is the host's choice.
             neighbor_cache = NeighborCache(lifetime=arp_lifetime)
-        self.stats = Stats()
+        self._start(Stats())
         self.ip = Ipv4Host(
             interfaces,
             self.stats,
@@ -182,8 +242,8 @@ class TapHost(_Host):
             macs = {address: mac_for(address) for address in addresses}
         self.mac = macs[addresses[0]]
         detector = ConflictDetector(addresses, set(macs.values()), probe=probe, uniform=uniform)
-        self.link = EthernetLink(self.mac, self.ip, addresses, self.stats, neighbor_cache,
-                                 macs=macs, detector=detector)
+        self.link: EthernetLink = EthernetLink(self.mac, self.ip, addresses, self.stats, neighbor_cache,
+                                               macs=macs, detector=detector, deliver=self._deliver)
 
     def mac_of(self, address: IPv4Address | str) -> MacAddress:
         """The MAC one of our addresses answers from."""
@@ -196,42 +256,10 @@ class TapHost(_Host):
         self.stats.count("tx_frames", len(out))
         return out
 
-    def receive(self, frame: Buffer, now: float) -> list[Frame]:
-        """One Ethernet frame from the wire in; the frames to send in answer out."""
-        self.stats.count("rx_frames")
-        out = self.link.receive(frame, now)
-        self.stats.count("tx_frames", len(out))
-        return out
-
-    def _frames(self, outbounds: list[Outbound], now: float) -> list[Frame]:
-        out: list[Frame] = []
-        for outbound in outbounds:
-            out.extend(self.link.send(outbound, now))
-        return out
-
-    def poll(self, now: float) -> list[Frame]:
-        """Run the timers that are due: start-up announcements, ARP retries and expiry."""
-        out = self.link.poll(now) + self._frames(self.ip.poll(now), now)
-        self.stats.count("tx_frames", len(out))
-        return out
-
-    def next_deadline(self, now: float) -> float | None:
-        link, ip = self.link.next_deadline(now), self.ip.next_deadline(now)
-        if link is None or ip is None:
-            return ip if link is None else link
-        return min(link, ip)
-
     def __repr__(self) -> str:
         ips = ", ".join(str(i) for i in self.interfaces[:4])
         more = f", ... {len(self.interfaces) - 4} more" if len(self.interfaces) > 4 else ""
         return f"TapHost(mac={self.mac}, ips=[{ips}{more}])"
-
-
-#: Without the packet-information header, the EtherType a packet's IP version stands for.
-_PROTOCOL_OF_VERSION = {4: int(EtherType.IPV4), 6: int(EtherType.IPV6)}
-
-#: The packet-information header we put in front of every packet we send: IPv4, no flags.
-_PI_IPV4 = packet_info.header_bytes(EtherType.IPV4)
 
 
 class TunHost(_Host):
@@ -262,59 +290,18 @@ class TunHost(_Host):
         self.peer = IPv4Address(peer) if peer is not None else None
         if self.peer is not None and self.peer in [i.ip for i in interfaces]:
             raise ValueError(f"the peer {self.peer} is one of the host's own addresses")
-        self.packet_info = packet_info
-        self.stats = Stats()
+        self._start(Stats())
         self.ip = Ipv4Host(interfaces, self.stats, answer_broadcast_echo=answer_broadcast_echo,
                            point_to_point=True, ttl=ttl,
                            icmp_errors_per_second=icmp_errors_per_second,
                            icmp_error_burst=icmp_error_burst, reassembly_timeout=reassembly_timeout,
                            timestamp_reply=timestamp_reply)
+        self.link: PointToPointLink = PointToPointLink(self._deliver, self.stats, packet_info)
 
-    def receive(self, packet: Buffer, now: float) -> list[Frame]:
-        """One packet from the TUN device in; the packets to send in answer out."""
-        self.stats.count("rx_frames")
-        datagram = self._datagram_in(packet)
-        if datagram is None:
-            return []
-        out = self._frames(self.ip.receive(datagram, now), now)
-        self.stats.count("tx_frames", len(out))
-        return out
-
-    def _datagram_in(self, packet: Buffer) -> Buffer | None:
-        """The IPv4 datagram in a packet, or None (counted) when there is none."""
-        if self.packet_info:
-            if packet[:4] == _PI_IPV4:
-                # Header prediction: nearly every packet is IPv4 with no flags (the header we
-                # send); hand it up without building the header's value.
-                return memoryview(packet)[4:]
-            try:
-                info = packet_info.PacketInfo.parse(packet)
-            except ParseError as error:
-                self.stats.drop(error.drop_reason, log, error)
-                return None
-            if info.truncated:
-                # The kernel cut the packet to fit our read buffer (TUN_PKT_STRIP).
-                self.stats.drop("tun_truncated", log, len(packet))
-                return None
-            protocol, datagram = info.protocol, info.payload
-        else:
-            # Without the header the IP version number is all there is (as the kernel does for
-            # a TUN write: it reads the first nibble).
-            version = packet[0] >> 4 if len(packet) else 0
-            protocol = _PROTOCOL_OF_VERSION.get(version, 0)
-            datagram = packet
-        if protocol == EtherType.IPV4:
-            return datagram
-        if protocol == EtherType.IPV6:
-            self.stats.drop("tun_ipv6_not_supported", log, len(packet))
-        else:
-            self.stats.drop("tun_not_ipv4", log, f"{protocol:#06x}")
-        return None
-
-    def _frames(self, outbounds: list[Outbound], now: float) -> list[Frame]:
-        if self.packet_info:
-            return [[_PI_IPV4, *outbound.datagram] for outbound in outbounds]
-        return [outbound.datagram for outbound in outbounds]
+    @property
+    def packet_info(self) -> bool:
+        """Whether every packet in and out carries the TUN packet-information header."""
+        return self.link.packet_info
 
     def __repr__(self) -> str:
         ips = ", ".join(str(i) for i in self.interfaces)

@@ -14,9 +14,10 @@ from stack.buffers import Buffer, join, length
 from stack.errors import ParseError
 from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import EthernetFrame, EtherType
-from stack.l2.packet_info import PacketInfo
+from stack.packet_info import PacketInfo
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import IpProto, Ipv4Packet
+from stack.node import Verdict
 from stack.reasons import explain_drop
 
 log = logging.getLogger(__name__)
@@ -108,18 +109,21 @@ class Tracer:
         self.medium = medium
         self.packet_info = packet_info
 
-    def inbound(self, frame: Buffer, replies: int, drop_reason: str | None,
+    def inbound(self, frame: Buffer, verdict: Verdict | int, drop_reason: str | None = None,
                 drop_detail: object = None) -> None:
-        """``drop_detail`` is what the drop was about (``Stats.last_drop_detail``): with the
-        reason it becomes plain words and the RFC rule, e.g. ``[drop ipv4_bad_checksum: ...
+        """A frame in and its ``verdict`` (the host's ``verdict`` after ``receive``; or, as
+        before, the number of replies, the drop reason and its detail). A drop's reason and
+        detail become plain words and the RFC rule, e.g. ``[drop ipv4_bad_checksum: ...
         (RFC 1122 3.2.1.2)]``."""
-        if drop_reason is not None:
-            verdict = f"drop {explain_drop(drop_reason, drop_detail)}"
-        elif replies:
-            verdict = f"-> {replies} {'reply' if replies == 1 else 'replies'}"
+        if not isinstance(verdict, Verdict):
+            verdict = Verdict(verdict, drop_reason, drop_detail)
+        if verdict.drop_reason is not None:
+            shown = f"drop {explain_drop(verdict.drop_reason, verdict.drop_detail)}"
+        elif verdict.replies:
+            shown = f"-> {verdict.replies} {'reply' if verdict.replies == 1 else 'replies'}"
         else:
-            verdict = "consumed"
-        self.stream.write(f"In  {summarize(frame, self.medium, self.packet_info)}  [{verdict}]\n")
+            shown = "consumed"
+        self.stream.write(f"In  {summarize(frame, self.medium, self.packet_info)}  [{shown}]\n")
         self.stream.flush()
 
     def outbound(self, frame: Sequence[Buffer]) -> None:

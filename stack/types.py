@@ -1,7 +1,8 @@
 """The small typed seam between the link layer (l2) and the network layer (l3).
 
-l2 and l3 never import each other: l2 hands datagrams up through ``NetworkLayer.receive`` and l3
-hands datagrams down as ``Outbound`` values. ``stack.node`` wires one to the other.
+l2 and l3 never import each other: a link hands datagrams up through the ``deliver`` it is given
+(``stack.node`` passes the one handover, which calls ``NetworkLayer.receive``) and l3 hands
+datagrams down as ``Outbound`` values. ``stack.node`` wires one to the other.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "stack"
-BASE = {"stack", "stack.errors", "stack.buffers", "stack.checksum", "stack.stats", "stack.types"}
+BASE = {"stack", "stack.errors", "stack.buffers", "stack.checksum", "stack.stats", "stack.types",
+        "stack.packet_info"}
 IO_MODULES = {"os", "socket", "select", "selectors", "fcntl", "time", "random", "threading",
               "asyncio", "subprocess"}
 
@@ -76,3 +77,20 @@ def test_base_modules_import_no_layer(module):
 def test_only_the_loop_reads_the_clock_among_runtime_modules():
     readers = {m for m, used in MODULES.items() if "time" in used}
     assert readers <= {"stack.loop", "stack.cli", "stack.cli.wiring", "stack.cli.commands"}, readers
+
+
+#: Waiting and the clock belong to the loop: a device never blocks, sleeps or asks the time.
+WAITING_AND_CLOCK = {"select", "selectors", "time", "asyncio"}
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("stack.tap")])
+def test_devices_neither_wait_nor_read_the_clock(module):
+    used = {i.split(".")[0] for i in MODULES[module]}
+    assert not used & WAITING_AND_CLOCK, f"{module} imports {used & WAITING_AND_CLOCK}"
+
+
+def test_the_packet_information_format_lives_in_one_base_module():
+    """The link, the Linux device and pcap all read ``stack.packet_info``; no l2 copy."""
+    assert "stack.l2.packet_info" not in MODULES
+    for module in ("stack.l2.point_to_point", "stack.tap.linux", "stack.tap.pcap"):
+        assert "stack.packet_info" in MODULES[module], module

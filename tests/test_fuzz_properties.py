@@ -27,7 +27,7 @@ from stack import TapHost, TunHost
 from stack.buffers import join
 from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import EthernetFrame, EtherType, MacAddress
-from stack.l2.packet_info import header_bytes as packet_info_header
+from stack.packet_info import header_bytes as packet_info_header
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import IpProto, Ipv4Packet
 from stack.node import EXTRA_BYTES_OUT_PER_FRAME_IN, MAX_FRAMES_OUT_PER_FRAME_IN, STARTUP_BYTES_PER_ADDRESS

@@ -19,6 +19,7 @@ from stack.l2.arp import ArpPacket
 from stack.l2.ethernet import EthernetFrame, EtherType
 from stack.loop import BURST, Loop
 from stack.ping import PingSession
+from stack.tap.base import Device, DeviceGone
 from stack.tap.pair import device_pair
 from stack.trace import Tracer
 
@@ -188,3 +189,186 @@ def test_the_tracer_shows_each_frame_and_its_verdict(wire):
     assert lines[2] == ("Out 02:00:00:00:00:02 > 02:00:00:00:00:01, ethertype ARP (0x0806), "
                         "length 60: Reply 192.0.2.2 is-at 02:00:00:00:00:02, length 28")
     assert lines[3].endswith("ethertype IPv6 (0x86dd), length 54  [drop ethernet_ipv6_not_supported: IPv6 frame (EtherType 0x86dd): IPv6 is not supported here: 0x86dd (RFC 2464; docs/behaviour.md: not supported)]")
+
+
+# ---------------------------------------------------------------- every call is guarded
+
+
+class FailingTimer:
+    """A node (or agent) whose timer is always due and whose ``poll`` (or ``next_deadline``)
+    raises, ``failures`` times (None: for ever); it records when it was called."""
+
+    def __init__(self, failing: str = "poll", failures: int | None = None) -> None:
+        from stack.stats import Stats
+
+        self.stats = Stats()
+        self.failing = failing
+        self.failures = failures
+        self.calls: list[float] = []
+
+    def _maybe_fail(self, method: str, now: float) -> None:
+        if method != self.failing:
+            return
+        self.calls.append(now)
+        if self.failures is None or len(self.calls) <= self.failures:
+            raise RuntimeError(f"a bug in {method}")
+
+    def receive(self, frame, now):
+        return []
+
+    def poll(self, now):
+        self._maybe_fail("poll", now)
+        return []
+
+    def next_deadline(self, now):
+        self._maybe_fail("next_deadline", now)
+        return now  # always due
+
+
+@pytest.mark.parametrize("failing", ["poll", "next_deadline"])
+def test_a_node_timer_that_always_raises_is_counted_logged_and_backs_off(wire, caplog, failing):
+    node = FailingTimer(failing)
+    loop = Loop(clock=FakeClock(step=0.01), max_wait=0.001)
+    loop.attach(wire[0], node)
+    loop.run(timeout=3.0)
+    loop.close()
+    # Called again after 10, 20, 40 ... ms, then every second: not every wake-up (about 300).
+    assert 6 <= len(node.calls) <= 11, node.calls
+    gaps = [later - earlier for earlier, later in zip(node.calls, node.calls[1:])]
+    assert all(later >= 1.9 * earlier for earlier, later in zip(gaps[:5], gaps[1:6])), gaps
+    assert max(gaps) <= 1.0 + 0.05
+    assert loop.stats["internal_errors.node_timer"] == len(node.calls) == loop.stats["internal_errors"]
+    assert "internal error in the node timer of" in caplog.text and f"a bug in {failing}" in caplog.text
+
+
+def test_a_timer_that_works_again_is_called_at_every_wake_up_again(wire):
+    node = FailingTimer("poll", failures=3)
+    loop = Loop(clock=FakeClock(step=0.01), max_wait=0.001)
+    loop.attach(wire[0], node)
+    loop.run(timeout=1.0)
+    loop.close()
+    assert loop.stats["internal_errors"] == 3
+    late = [when for when in node.calls if when > node.calls[3] + 0.1]
+    assert len(late) > 40  # once it worked, due at every wake-up (every 10-20 ms) again
+
+
+@pytest.mark.parametrize("failing", ["poll", "next_deadline"])
+def test_a_failing_agent_neither_ends_the_run_nor_stops_the_host_answering(wire, caplog, failing):
+    server = TapHost(["192.0.2.2/24"])
+    client = TapHost(["192.0.2.1/24"])
+    session = PingSession(client, "192.0.2.2", count=3, interval=0.01, timeout=1.0)
+    broken = FailingTimer(failing)
+    loop = Loop()
+    loop.attach(wire[0], server, agents=[broken])
+    loop.attach(wire[1], client, agents=[session])
+    loop.run(until=session.done, timeout=5.0)
+    loop.close()
+    assert session.received == 3 and loop.stop_reason == "done"
+    assert loop.stats["internal_errors.agent"] == len(broken.calls) >= 1
+    assert "internal error in the agent of" in caplog.text
+
+
+class TimerDevice(Device):
+    """The in-memory device with a timer that raises (``error`` is raised by ``poll``)."""
+
+    def __init__(self, inner, error: Exception) -> None:
+        self.inner, self.error, self.polls = inner, error, 0
+        self.medium, self.stats = inner.medium, inner.stats
+
+    def fileno(self):
+        return self.inner.fileno()
+
+    def recv(self, now):
+        return self.inner.recv(now)
+
+    def send(self, frame, now):
+        self.inner.send(frame, now)
+
+    def close(self):
+        self.inner.close()
+
+    def next_deadline(self, now):
+        return now
+
+    def poll(self, now):
+        self.polls += 1
+        raise self.error
+
+
+def test_a_bug_in_a_device_timer_is_counted_and_the_device_still_serves(wire, caplog):
+    server = TapHost(["192.0.2.2/24"])
+    client = TapHost(["192.0.2.1/24"])
+    session = PingSession(client, "192.0.2.2", count=2, interval=0.01, timeout=1.0)
+    device = TimerDevice(wire[0], ValueError("a bug in the device timer"))
+    loop = Loop()
+    loop.attach(device, server)
+    loop.attach(wire[1], client, agents=[session])
+    loop.run(until=session.done, timeout=5.0)
+    loop.close()
+    assert session.received == 2
+    assert loop.stats["internal_errors.device_timer"] == device.polls >= 1
+    assert "a bug in the device timer" in caplog.text
+
+
+def test_a_device_error_from_a_device_timer_still_ends_the_run(wire):
+    device = TimerDevice(wire[0], DeviceGone("pair0: the other end went away"))
+    loop = Loop()
+    loop.attach(device, TapHost(["192.0.2.2/24"]))
+    with pytest.raises(DeviceGone):
+        loop.run(timeout=1.0)
+    loop.close()
+    assert loop.stats["internal_errors"] == 0
+
+
+def test_the_frame_that_raised_is_logged_in_hex_cut_short(wire, caplog):
+    node = Exploding()
+    loop = Loop()
+    loop.attach(wire[0], node)
+    frame = bytes(range(200))
+    wire[1].send([frame], 0.0)
+    loop.run(until=lambda: node.calls == 1, timeout=2.0)
+    loop.close()
+    assert loop.stats["internal_errors.node_receive"] == 1
+    assert f"a 200-byte frame: {frame[:64].hex()}... (200 bytes)" in caplog.text
+    assert frame[:65].hex() not in caplog.text
+
+
+# ---------------------------------------------------------------- devices never wait: the loop asks
+
+
+class CountingDevice(Device):
+    def __init__(self, inner) -> None:
+        self.inner, self.recvs = inner, 0
+        self.medium, self.stats = inner.medium, inner.stats
+
+    def fileno(self):
+        return self.inner.fileno()
+
+    def recv(self, now):
+        self.recvs += 1
+        return self.inner.recv(now)
+
+    def send(self, frame, now):
+        self.inner.send(frame, now)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_a_lone_frame_is_read_once_and_a_burst_until_the_device_has_none(wire):
+    """After a first frame the loop asks epoll (without waiting) whether another is there,
+    rather than paying for a read that fails with EAGAIN; a second frame means a burst, read
+    until the device says None."""
+    node = FailingTimer("nothing")  # a node that takes every frame and answers none
+    node.receive = lambda frame, now: node.calls.append(now) or []  # type: ignore[method-assign]
+    device = CountingDevice(wire[0])
+    loop = Loop()
+    loop.attach(device, node)
+    wire[1].send([b"\x02" * 14], 0.0)
+    loop.run(until=lambda: len(node.calls) == 1, timeout=2.0)
+    assert device.recvs == 1
+    for _ in range(3):
+        wire[1].send([b"\x02" * 14], 0.0)
+    loop.run(until=lambda: len(node.calls) == 4, timeout=2.0)
+    loop.close()
+    assert device.recvs == 1 + 3 + 1

@@ -7,6 +7,7 @@ with prediction and one without must send the same frames and count the same thi
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -108,3 +109,42 @@ def test_prediction_on_a_tun_host_answers_exactly_as_the_general_path(frame, ans
     outs = [[join(f) for f in tun.receive(packet, 1.0)] for tun in hosts]
     assert outs[0] == outs[1]
     assert hosts[0].stats.as_dict() == hosts[1].stats.as_dict()
+
+
+@settings(max_examples=300)
+@given(echo_like_frames(), st.booleans(), st.sampled_from([0, 0, 0, 1, 0x0100]))
+def test_prediction_on_a_tun_host_with_packet_information_answers_as_the_general_path(
+        frame, answer_broadcast, flags):
+    """Both shortcuts off on one host (the link's header prediction and the echo's), on the
+    other: the same packets out, the same counters."""
+    from stack import TunHost
+
+    hosts = []
+    for predict in (True, False):
+        tun = TunHost([frames.HOST_IP], peer=frames.KERNEL_IP, packet_info=True,
+                      answer_broadcast_echo=answer_broadcast)
+        tun.ip.predict = predict
+        tun.link.predict = predict
+        hosts.append(tun)
+    ethertype = frame[12:14] if len(frame) >= 14 else b"\x08\x00"
+    packet = flags.to_bytes(2, "little") + ethertype + frame[14:]  # the EtherType says which
+    outs = [[join(f) for f in tun.receive(packet, 1.0)] for tun in hosts]
+    assert outs[0] == outs[1]
+    assert hosts[0].stats.as_dict() == hosts[1].stats.as_dict()
+
+
+def test_the_common_echo_behind_packet_information_is_predicted(monkeypatch):
+    """The link's shortcut is taken for the header we send (else the test above compares a
+    path with itself): the header's value is never built."""
+    from stack import TunHost
+    from stack.l2 import point_to_point
+    from stack.packet_info import IPV4_HEADER
+
+    tun = TunHost([frames.HOST_IP], peer=frames.KERNEL_IP, packet_info=True)
+    parsed = []
+    monkeypatch.setattr(point_to_point, "PacketInfo", lambda *args: parsed.append(args))
+    [reply] = tun.receive(IPV4_HEADER + frames.ECHO_REQUEST[14:], 1.0)
+    assert parsed == [] and join(reply)[:4] == IPV4_HEADER
+    tun.link.predict = False
+    with pytest.raises(AttributeError):  # the general path does build it (here: cannot)
+        tun.receive(IPV4_HEADER + frames.ECHO_REQUEST[14:], 1.0)

@@ -5,6 +5,10 @@ RFC 5227 (probes, announcements, defence: ``stack.l2.conflict``).
 
 Sans-I/O: ``receive(frame, now)``, ``send(outbound, now)`` and ``poll(now)`` return the frames to
 send, each a list of buffers in wire order. Nothing here reads a clock or touches a device.
+
+``Link`` is the shape every link has (this one for TAP, ``stack.l2.point_to_point`` for TUN): a
+host (``stack.node``) puts one in front of its network layer and hands each datagram the link
+takes up through ``Deliver``, the one handover, for both.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from ipaddress import IPv4Address
+from typing import Protocol
 
 from stack.buffers import Buffer, Frame, join
 from stack.errors import ParseError
@@ -39,13 +44,47 @@ UNSUPPORTED_ETHERTYPES = {
 }
 
 
+#: The handover up: ``deliver(datagram, link_broadcast, now)`` takes one IPv4 datagram the link
+#: received (``link_broadcast``: it came in a link-layer broadcast or multicast) to the network
+#: layer and returns the frames to send in answer, already through the link's ``send``.
+Deliver = Callable[[Buffer, bool, float], list[Frame]]
+
+
+class Link(Protocol):
+    """What a host needs from the link in front of its network layer."""
+
+    #: "ethernet" (a TAP device) or "ip" (a TUN device).
+    medium: str
+
+    def receive(self, frame: Buffer, now: float) -> list[Frame]:
+        """One frame from the device in (datagrams go up through ``Deliver``); the frames to
+        send in answer out."""
+        ...
+
+    def send(self, outbound: Outbound, now: float) -> list[Frame]:
+        """A datagram of the network layer as the frames to send (none while it waits)."""
+        ...
+
+    def poll(self, now: float) -> list[Frame]:
+        """Run the link's timers that are due."""
+        ...
+
+    def next_deadline(self, now: float) -> float | None:
+        """When ``poll`` should next be called, or None when no timer is running."""
+        ...
+
+
 class EthernetLink:
     """One Ethernet interface: our MAC(s), the neighbour cache, and the network layer above.
 
     ``macs`` gives each address a MAC of its own (a LAN of virtual hosts on one device); without
     it every address shares ``mac`` (one NIC with several addresses). ``detector`` announces,
-    optionally probes, and defends our addresses (RFC 5227).
+    optionally probes, and defends our addresses (RFC 5227). ``deliver`` takes each IPv4
+    datagram up (the host's handover); ``network`` answers the link's questions about our
+    addresses (ARP).
     """
+
+    medium = "ethernet"
 
     def __init__(
         self,
@@ -56,10 +95,15 @@ class EthernetLink:
         cache: NeighborCache | None = None,
         macs: dict[IPv4Address, MacAddress] | None = None,
         detector: ConflictDetector | None = None,
+        *,
+        deliver: Deliver,
     ) -> None:
         self.mac = mac
         self.network = network
+        self.deliver = deliver
         self.stats = stats
+        #: The counters themselves: the per-frame increment goes straight to them.
+        self._counters = stats.counters
         self.cache = cache if cache is not None else NeighborCache()
         #: The MAC each address answers ARP from and sends from (the same ``mac`` for all
         #: when the link has one MAC).
@@ -117,12 +161,8 @@ class EthernetLink:
         return self._deliver_ipv4(ethernet.payload, link_broadcast, now)
 
     def _deliver_ipv4(self, datagram: Buffer, link_broadcast: bool, now: float) -> list[Frame]:
-        self.stats.count("rx_ipv4")
-        outbounds = self.network.receive(datagram, now, link_broadcast)
-        frames: list[Frame] = []
-        for outbound in outbounds:
-            frames.extend(self.send(outbound, now))
-        return frames
+        self._counters["rx_ipv4"] += 1
+        return self.deliver(datagram, link_broadcast, now)
 
     def receive_arp(self, ethernet: EthernetFrame, now: float) -> list[Frame]:
         """RFC 826 "Packet Reception", in its own order."""

@@ -2,7 +2,8 @@
 
 A device is dumb and composable (smoltcp's ``phy``): it moves whole frames, counts what went
 wrong on its file descriptor, and knows nothing of Ethernet or IP. Wrappers (pcap capture,
-fault injection) take a device and are a device.
+fault injection) take a device and are a device. Devices neither wait nor read the clock:
+``recv`` returns None at once when nothing is there, and time is the ``now`` the loop passes.
 """
 
 from __future__ import annotations
@@ -52,7 +53,13 @@ class Device(Protocol):
 
     def close(self) -> None: ...
 
-    # Optional, for a device that holds frames back (``stack.tap.fault.FaultInjector``):
-    #   next_deadline(now) -> float | None   when held frames are next due (None: none held)
-    #   poll(now) -> None                     send the held frames out that are due
-    # The loop calls them, then ``recv`` for held frames in that are due.
+    # The device's timer, for a device that holds frames back (``FaultInjector``). Every device
+    # has one (subclass ``Device`` for these defaults: no timer); the loop calls ``poll`` when
+    # ``next_deadline`` is due, then ``recv`` for the held frames in that are due.
+
+    def next_deadline(self, now: float) -> float | None:
+        """When held frames are next due; None (the default) when none are held."""
+        return None
+
+    def poll(self, now: float) -> None:
+        """Send the held frames out that are due (the default holds none)."""

@@ -64,7 +64,7 @@ class _Bucket:
         return True
 
 
-class FaultInjector:
+class FaultInjector(Device):
     """``inner`` with faults, seeded by ``rng``; see the module docstring."""
 
     def __init__(self, inner: Device, rng: Random, drop: float = 0.0, corrupt: float = 0.0,

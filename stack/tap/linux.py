@@ -21,15 +21,16 @@ import fcntl
 import logging
 import os
 import platform
-import select
 import socket
 import struct
 from collections.abc import Sequence
 from typing import Self
 
 from stack.buffers import Buffer
+from stack.packet_info import HEADER_LENGTH as PACKET_INFO_LENGTH
+from stack.packet_info import is_truncated
 from stack.stats import Stats
-from stack.tap.base import DeviceError, DeviceGone, Medium
+from stack.tap.base import Device, DeviceError, DeviceGone, Medium
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ IFF_TUN = 0x0001
 IFF_TAP = 0x0002
 IFF_MULTI_QUEUE = 0x0100
 IFF_NO_PI = 0x1000
-TUN_PKT_STRIP = 0x0001  # packet-information flag: the read buffer was too small
 
 
 def _tunsetiff() -> int:
@@ -66,11 +66,6 @@ ETHERNET_HEADER_LEN = 14
 VLAN_TAG_LEN = 4
 #: One byte more than the largest frame: a read that fills the buffer was certainly truncated.
 SPARE_LEN = 1
-
-#: The TUN packet-information header: flags in host byte order, then the protocol (an EtherType)
-#: in network byte order (struct tun_pi).
-PI_FLAGS = struct.Struct("=H")
-PI_LEN = 4
 
 #: Frames one ``recv`` may drop (truncated) before it gives the loop its turn back.
 DROPS_PER_RECV = 64
@@ -141,7 +136,7 @@ def _tun_flags(name: str) -> int | None:
         return None
 
 
-class _LinuxDevice:
+class _LinuxDevice(Device):
     """What TAP and TUN devices share: attaching, the receive buffer, readv and writev."""
 
     medium: Medium
@@ -166,10 +161,6 @@ class _LinuxDevice:
         #: The counters themselves: a frame's few increments go straight to them (per frame, a
         #: method call costs more than the addition).
         self._counters = self.stats.counters
-        # Whether a frame is waiting, asked without reading (see ``recv``).
-        self._poll = select.poll()
-        self._poll.register(self._fd, select.POLLIN)
-        self._frames_in_a_row = 0
         self._allocate()
         log.info("attached %s %s (%s, mtu %d)", self.kind, self.name,
                  "created" if self.created else "existing", self.mtu)
@@ -241,26 +232,18 @@ class _LinuxDevice:
         self._iovec = [self._view[:head], self._view[head:]] if head else [self._view]
 
     def recv(self, now: float) -> memoryview | None:
-        """One frame as a view of the receive buffer (valid until the next ``recv``), or None."""
-        # A wake-up usually brings one frame (ping waits for each answer before the next). So
-        # after a first frame, ask whether a second is waiting: poll(0) costs a third of a read
-        # that fails with EAGAIN and raises BlockingIOError. Once a second frame came (a
-        # flood), read on and let EAGAIN end the burst.
-        if self._frames_in_a_row == 1 and not self._poll.poll(0):
-            self._frames_in_a_row = 0
-            return None
+        """One frame as a view of the receive buffer (valid until the next ``recv``), or None
+        at once when none is waiting (the fd is non-blocking: EAGAIN)."""
         for _ in range(DROPS_PER_RECV):
             try:
                 received = os.readv(self._fd, self._iovec)
             except BlockingIOError:
-                self._frames_in_a_row = 0
                 return None
             except OSError as error:
                 self._read_failed(error)
                 return None
             frame = self._frame(received)
             if frame is not None:
-                self._frames_in_a_row += 1
                 counters = self._counters
                 counters["rx_frames"] += 1
                 counters["rx_bytes"] += received - self.prefix_len  # as tx: no PI header
@@ -369,14 +352,13 @@ class TunDevice(_LinuxDevice):
     def __init__(self, name: str, packet_info: bool = False) -> None:
         self.packet_info = packet_info
         if packet_info:
-            self.prefix_len = PI_LEN
+            self.prefix_len = PACKET_INFO_LENGTH
         super().__init__(name, IFF_TUN if packet_info else IFF_TUN | IFF_NO_PI)
 
     def _frame(self, received: int) -> memoryview | None:
         if not self.packet_info:
             return _LinuxDevice._frame(self, received)  # the class, not super(): once per packet
         frame = self._view[:received]  # a view of this buffer, even if the next line regrows it
-        (flags,) = PI_FLAGS.unpack_from(self._buffer, 0)
-        if flags & TUN_PKT_STRIP:
+        if is_truncated(self._buffer):  # TUN_PKT_STRIP: the kernel cut it
             self._truncated("rx_truncated")
         return frame

@@ -15,7 +15,7 @@ from typing import Self
 
 from stack.buffers import Buffer
 from stack.stats import Stats
-from stack.tap.base import DeviceError, DeviceGone, Medium
+from stack.tap.base import Device, DeviceError, DeviceGone, Medium
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def device_pair(mtu: int = 1500, medium: Medium = "ethernet") -> tuple[PairDevic
     return PairDevice(left, "pair0", mtu, medium), PairDevice(right, "pair1", mtu, medium)
 
 
-class PairDevice:
+class PairDevice(Device):
     """One end of the in-memory wire.
 
     Frames larger than the receive buffer (MTU + Ethernet header + one 802.1Q tag) are dropped

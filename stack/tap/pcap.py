@@ -18,6 +18,7 @@ from typing import BinaryIO
 import dpkt
 
 from stack.buffers import Buffer, join
+from stack.packet_info import HEADER_LENGTH as PACKET_INFO_LENGTH
 from stack.stats import Stats
 from stack.tap.base import Device, Medium
 
@@ -29,7 +30,7 @@ LINKTYPES: dict[str, int] = {"ethernet": LINKTYPE_ETHERNET, "ip": LINKTYPE_RAW}
 SNAPLEN = 65535
 
 
-class PcapDevice:
+class PcapDevice(Device):
     """``inner`` with a recorder: frames in and out go to ``file``, flushed one by one.
 
     Timestamps are the loop's ``now`` plus ``timestamp_offset`` (the caller passes wall-clock
@@ -51,7 +52,7 @@ class PcapDevice:
             packet_info = getattr(inner, "packet_info", False)
         #: A TUN device with packet information: the capture is raw IP, so the 4-byte header
         #: in front of every packet is left out of it.
-        self._skip = 4 if packet_info else 0
+        self._skip = PACKET_INFO_LENGTH if packet_info else 0
         file.flush()
 
     @property
@@ -90,14 +91,11 @@ class PcapDevice:
             self._file = None
 
     def next_deadline(self, now: float) -> float | None:
-        """The wrapped device's timer (a ``FaultInjector`` holding delayed frames), if any."""
-        hook = getattr(self.inner, "next_deadline", None)
-        return hook(now) if hook is not None else None
+        """The wrapped device's timer (a ``FaultInjector`` holding delayed frames, say)."""
+        return self.inner.next_deadline(now)
 
     def poll(self, now: float) -> None:
-        hook = getattr(self.inner, "poll", None)
-        if hook is not None:
-            hook(now)
+        self.inner.poll(now)
 
     def close(self) -> None:
         self.inner.close()

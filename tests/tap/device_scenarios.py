@@ -194,8 +194,8 @@ def tun_round_trip(packet_info: str) -> dict:
 
 
 def tun_bursts() -> dict:
-    """recv returns every queued packet, then None, whether a wake-up brings one or several
-    (after a first packet the device asks poll(0) instead of reading into EAGAIN)."""
+    """recv returns every queued packet, then None at once (EAGAIN: the device never waits),
+    whether a wake-up brings one or several."""
     with TunDevice("tun0") as tun:
         configure_address("tun0", TUN_KERNEL, peer=TUN_PEER)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:

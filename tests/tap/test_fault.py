@@ -14,11 +14,12 @@ from stack.buffers import join
 from stack.loop import Loop
 from stack.ping import PingSession
 from stack.stats import Stats
+from stack.tap.base import Device
 from stack.tap.fault import FaultInjector
 from stack.tap.pair import device_pair
 
 
-class Queue:
+class Queue(Device):
     """A device made of two lists: ``arriving`` frames come out of recv, sent frames go to ``sent``."""
 
     medium = "ethernet"
