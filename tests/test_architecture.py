@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "stack"
-BASE = {"stack", "stack.errors", "stack.buffers", "stack.checksum", "stack.stats", "stack.types"}
+BASE = {"stack", "stack.errors", "stack.buffers", "stack.checksum", "stack.stats", "stack.types",
+        "stack.ratelimit"}
 IO_MODULES = {"os", "socket", "select", "selectors", "fcntl", "time", "random", "threading",
               "asyncio", "subprocess"}
 
