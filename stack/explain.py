@@ -18,6 +18,8 @@ from stack.checksum import internet_checksum
 from stack.errors import ParseError
 from stack.l2.ethernet import BROADCAST, MacAddress
 from stack.l3 import ipv4
+from stack.l4.udp import HEADER as UDP_HEADER
+from stack.l4.udp import checksum as udp_checksum
 from stack.reasons import explain_drop
 from stack.trace import summarize
 
@@ -268,21 +270,21 @@ def icmp(payload: bytes, base: int, out: Explanation, partial: bool) -> None:
 
 def udp(payload: bytes, base: int, out: Explanation, datagram: bytes) -> None:
     out.section(f"UDP (RFC 768), {len(payload)} bytes")
-    if len(payload) < 8:
-        out.note(f"only {len(payload)} bytes: a UDP header is 8")
+    if len(payload) < UDP_HEADER.size:
+        out.note(f"only {len(payload)} bytes: a UDP header is {UDP_HEADER.size}")
         return
-    out.row(base, 2, "source port", int.from_bytes(payload[0:2], "big"))
-    out.row(base + 2, 2, "destination port", int.from_bytes(payload[2:4], "big"),
+    source_port, destination_port, size, carried = UDP_HEADER.unpack_from(payload)
+    out.row(base, 2, "source port", source_port)
+    out.row(base + 2, 2, "destination port", destination_port,
             "no service here: Port Unreachable (RFC 1122 4.1.3.1)")
-    size = int.from_bytes(payload[4:6], "big")
-    out.row(base + 4, 2, "length", size, "header + data" if 8 <= size <= len(payload) else "invalid")
-    carried = int.from_bytes(payload[6:8], "big")
+    whole = UDP_HEADER.size <= size <= len(payload)
+    out.row(base + 4, 2, "length", size, "header + data" if whole else "invalid")
     if carried == 0:
         verdict = "0: not computed by the sender (allowed, RFC 768)"
-    elif 8 <= size <= len(payload):
-        pseudo = datagram[12:20] + bytes([0, 17]) + size.to_bytes(2, "big")
-        computed = internet_checksum([pseudo, payload[:6], b"\x00\x00", payload[8:size]])
-        verdict = _checksum(carried, computed or 0xFFFF, "discarded (RFC 1122 4.1.3.4)")
+    elif whole:
+        source, destination = IPv4Address(bytes(datagram[12:16])), IPv4Address(bytes(datagram[16:20]))
+        computed = udp_checksum(source, destination, [payload[:6], b"\x00\x00", payload[8:size]])
+        verdict = _checksum(carried, computed, "discarded (RFC 1122 4.1.3.4)")
     else:
         verdict = "cannot be checked: bad length"
     out.row(base + 6, 2, "checksum", f"{carried:#06x}", verdict)
