@@ -123,8 +123,8 @@ class IcmpResponder:
             return []
         options = echo_options(packet.options, source, now) if packet.options else b""
         # RFC 792 / RFC 1122 3.2.2.6: the reply carries the request's identifier, sequence and
-        # data (the data as a view of the request: the iovec path copies nothing). RFC 1349
-        # 5.1: and the request's TOS (Linux copies the whole byte, ECN bits too).
+        # data (the data as a view of the request: the iovec path copies nothing).
+        # RFC 1349 5.1: and the request's TOS (Linux copies the whole byte, ECN bits too).
         reply_header = icmp.header_bytes(IcmpType.ECHO_REPLY, 0, request.rest_of_header, request.payload)
         self.stats.count("icmp_echo_replies_sent")
         return self.output.send(source, packet.source, IpProto.ICMP, [reply_header, request.payload],
