@@ -23,7 +23,6 @@ IPv6 (not supported).
 from __future__ import annotations
 
 import math
-import struct
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from stack.l2.ethernet import BROADCAST, EthernetFrame, EtherType, MacAddress
 from stack.l2.neighbor import NeighborCache
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import IpOption, IpProto, Ipv4Packet, parse_options
+from stack.l4.udp import UdpDatagram
 from stack.node import TapHost, TunHost, mac_for
 from stack.trace import summarize
 
@@ -558,13 +558,8 @@ def probe_frames(host: IPv4Interface = HOST, host_mac: MacAddress = HOST_MAC,
 
 def _udp(source: IPv4Address, destination: IPv4Address, source_port: int, destination_port: int,
          data: bytes, with_checksum: bool) -> bytes:
-    length = 8 + len(data)
-    header = struct.pack("!HHHH", source_port, destination_port, length, 0)
-    if not with_checksum:
-        return header + data  # RFC 768: a zero checksum means none was computed
-    pseudo = source.packed + destination.packed + bytes([0, IpProto.UDP]) + length.to_bytes(2, "big")
-    checksum = internet_checksum(pseudo + header + data) or 0xFFFF  # RFC 768: 0 is sent as all ones
-    return header[:6] + checksum.to_bytes(2, "big") + data
+    # RFC 768: a zero checksum means none was computed; a computed 0 is sent as all ones.
+    return UdpDatagram(source_port, destination_port, data).to_bytes(source, destination, summed=with_checksum)
 
 
 # ---------------------------------------------------------------------- running

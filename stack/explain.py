@@ -22,7 +22,8 @@ from ipaddress import IPv4Address, IPv4Interface
 from stack.checksum import internet_checksum
 from stack.errors import ParseError
 from stack.l2.ethernet import BROADCAST, MacAddress
-from stack.l3 import ipv4
+from stack.l4.udp import HEADER as UDP_HEADER
+from stack.l4.udp import checksum as udp_checksum
 from stack.reasons import explain_drop
 from stack.trace import summarize
 
@@ -303,24 +304,23 @@ def icmp(payload: bytes, base: int, out: Explanation, partial: bool, whole: int)
 
 def udp(payload: bytes, base: int, out: Explanation, datagram: bytes, whole: int) -> None:
     out.section(f"UDP (RFC 768), {out.size(len(payload), whole)}")
-    if len(payload) < 8:
+    if len(payload) < UDP_HEADER.size:
         out.note(f"only {len(payload)} bytes{' captured' if whole > len(payload) else ''}: "
-                 "a UDP header is 8")
+                 f"a UDP header is {UDP_HEADER.size}")
         return
-    out.row(base, 2, "source port", int.from_bytes(payload[0:2], "big"))
-    out.row(base + 2, 2, "destination port", int.from_bytes(payload[2:4], "big"),
+    source_port, destination_port, size, carried = UDP_HEADER.unpack_from(payload)
+    out.row(base, 2, "source port", source_port)
+    out.row(base + 2, 2, "destination port", destination_port,
             "no service here: Port Unreachable (RFC 1122 4.1.3.1)")
-    size = int.from_bytes(payload[4:6], "big")
-    out.row(base + 4, 2, "length", size, "header + data" if 8 <= size <= whole else "invalid")
-    carried = int.from_bytes(payload[6:8], "big")
+    out.row(base + 4, 2, "length", size, "header + data" if UDP_HEADER.size <= size <= whole else "invalid")
     if carried == 0:
         verdict = "0: not computed by the sender (allowed, RFC 768)"
-    elif 8 <= size <= whole and size > len(payload):
+    elif UDP_HEADER.size <= size <= whole and size > len(payload):
         verdict = f"cannot be checked: it covers {size} bytes, {len(payload)} captured"
-    elif 8 <= size <= len(payload):
-        pseudo = datagram[12:20] + bytes([0, 17]) + size.to_bytes(2, "big")
-        computed = internet_checksum([pseudo, payload[:6], b"\x00\x00", payload[8:size]])
-        verdict = _checksum(carried, computed or 0xFFFF, "discarded (RFC 1122 4.1.3.4)")
+    elif UDP_HEADER.size <= size <= len(payload):
+        source, destination = IPv4Address(bytes(datagram[12:16])), IPv4Address(bytes(datagram[16:20]))
+        computed = udp_checksum(source, destination, [payload[:6], b"\x00\x00", payload[8:size]])
+        verdict = _checksum(carried, computed, "discarded (RFC 1122 4.1.3.4)")
     else:
         verdict = "cannot be checked: bad length"
     out.row(base + 6, 2, "checksum", f"{carried:#06x}", verdict)

@@ -45,6 +45,7 @@ from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import EtherType, EthernetFrame, MacAddress
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import MAXIMUM_TOTAL_LENGTH, MINIMUM_HEADER_LENGTH, IpProto, Ipv4Packet
+from stack.l4 import udp
 
 __all__ = [
     "BREAKAGES", "DOCUMENTATION_NETWORKS", "ETHERNET_MTU", "Broken", "FragmentTrain", "Medium",
@@ -60,7 +61,7 @@ ETHERNET_MTU = 1500  # the largest Ethernet II data field
 MAXIMUM_OPTIONS = 40  # IHL 15: 60-byte header, 40 bytes of options
 ETHERNET_HEADER = 14
 ICMP_HEADER = 8
-UDP_HEADER = 8
+UDP_HEADER = udp.HEADER_LENGTH
 
 #: Where wire bytes go: an Ethernet frame (TAP) or a bare IPv4 datagram (TUN, no packet info).
 Medium = Literal["ethernet", "ip"]
@@ -435,15 +436,9 @@ def udp_datagrams(
 
 def _udp(source: IPv4Address, destination: IPv4Address, ports: tuple[int, int], data: bytes,
          summed: bool) -> bytes:
-    """RFC 768: header (ports, length, checksum) and data; the checksum covers the
-    pseudo-header too, and a computed 0 is sent as 0xFFFF (0 means "no checksum")."""
-    length = UDP_HEADER + len(data)
-    unsummed = ports[0].to_bytes(2, "big") + ports[1].to_bytes(2, "big") + length.to_bytes(2, "big") + b"\0\0"
-    if not summed:
-        return unsummed + data
-    pseudo = source.packed + destination.packed + bytes([0, IpProto.UDP]) + length.to_bytes(2, "big")
-    value = internet_checksum([pseudo, unsummed, data]) or 0xFFFF
-    return unsummed[:6] + value.to_bytes(2, "big") + data
+    """RFC 768: header (ports, length, checksum) and data; the checksum (when ``summed``)
+    covers the pseudo-header too; else it is 0, "none"."""
+    return udp.UdpDatagram(ports[0], ports[1], data).to_bytes(source, destination, summed)
 
 
 # ---------------------------------------------------------------------------- fragments

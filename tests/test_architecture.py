@@ -1,7 +1,8 @@
 """The import rules of style.md (b), enforced by reading the source (no extra dependency).
 
-l2 and l3 never import each other; the sans-I/O core (l2, l3, node, trace, ping) imports no
-clock, file descriptor, socket or randomness; devices import only the base modules.
+l2 and l3 never import each other; l4 (transport) imports the base and l3's seam only, never
+l2; the sans-I/O core (l2, l3, l4, node, trace, ping) imports no clock, file descriptor, socket
+or randomness, and no tool, test helper or CLI; devices import only the base modules.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "stack"
 BASE = {"stack", "stack.errors", "stack.buffers", "stack.checksum", "stack.stats", "stack.types",
-        "stack.packet_info"}
+        "stack.packet_info", "stack.ratelimit"}
 IO_MODULES = {"os", "socket", "select", "selectors", "fcntl", "time", "random", "threading",
               "asyncio", "subprocess"}
 
@@ -35,7 +36,12 @@ def imports(path: Path) -> set[str]:
 
 
 MODULES = {module_name(p): imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
-CORE = [m for m in MODULES if m.startswith(("stack.l2", "stack.l3"))
+#: What the core never imports: the tools built on the public API, the test helpers, the CLI.
+TOOLS = {"stack.cli", "stack.demo", "stack.diff", "stack.explain", "stack.fuzz", "stack.lab",
+         "stack.strategies", "stack.hypothesis_hook", "hypothesis", "pytest", "dpkt"}
+#: The one l3 module the transport layer may import (style.md (b): "the l3 seam it is given").
+L3_SEAM = "stack.l3.seam"
+CORE = [m for m in MODULES if m.startswith(("stack.l2", "stack.l3", "stack.l4"))
         or m in {"stack.node", "stack.trace", "stack.ping", "stack.types", "stack.explain",
                  "stack.reasons"} | BASE]
 
@@ -53,6 +59,23 @@ def test_l2_never_imports_l3(module):
 @pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("stack.l3")])
 def test_l3_never_imports_l2(module):
     assert not {i for i in MODULES[module] if i.startswith("stack.l2")}
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("stack.l4")])
+def test_l4_imports_only_the_base_and_the_l3_seam(module):
+    stack_imports = {i for i in MODULES[module] if i.startswith("stack.")}
+    allowed = BASE | {L3_SEAM} | {m for m in MODULES if m.startswith("stack.l4")}
+    assert stack_imports <= allowed, f"{module} imports {stack_imports - allowed}"
+
+
+def test_the_l4_scan_sees_the_udp_codec():
+    assert "stack.l4.udp" in MODULES and L3_SEAM in MODULES["stack.l4.udp"]
+
+
+@pytest.mark.parametrize("module", [m for m in CORE if m not in TOOLS])
+def test_core_imports_no_tool(module):
+    used = MODULES[module] | {i.split(".")[0] for i in MODULES[module]}
+    assert not used & TOOLS, f"{module} imports {used & TOOLS}"
 
 
 @pytest.mark.parametrize("module", CORE)

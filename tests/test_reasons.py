@@ -26,7 +26,7 @@ PREFIXES = ("ethernet_", "arp_", "ipv4_", "udp_", "tun_", "icmp_")
 
 def reasons_in_source() -> set[str]:
     """Reasons as the code names them: drop("x"), _discard(key, "x"), ParseError("L", "r"), reason="x", return "x"
-    from a function that returns reasons, and the values (and lookup default) of a ``*ETHERTYPES``
+    from a function that returns reasons (``Addresses.martian_source*``), and the values (and lookup default) of a ``*ETHERTYPES``
     reason table."""
     found: set[str] = set()
     for path in PACKAGE.rglob("*.py"):
@@ -49,7 +49,7 @@ def reasons_in_source() -> set[str]:
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
                 if any(getattr(t, "id", "") == "reason" for t in node.targets):
                     found.add(node.value.value)
-            elif isinstance(node, ast.FunctionDef) and node.name.startswith("_martian_source"):
+            elif isinstance(node, ast.FunctionDef) and node.name.startswith("martian_source"):
                 found |= {n.value.value for n in ast.walk(node)
                           if isinstance(n, ast.Return) and isinstance(n.value, ast.Constant) and n.value.value}
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and any(

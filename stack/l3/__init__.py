@@ -1,1 +1,1 @@
-"""Network layer: IPv4 and ICMP codecs, and the host logic that answers them."""
+"""Network layer: IPv4 and ICMP codecs, and the host logic composed of small parts (host.py)."""

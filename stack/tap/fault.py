@@ -6,7 +6,7 @@ size and rate limits) and Linux ``tc-netem`` (delay and jitter). Wrap any device
 
 Faults apply to frames in (from the wire to the stack) and out (from the stack to the wire), or
 to one direction only (``directions``). Per frame, in this order: ``drop`` (a chance), frames
-larger than ``max_size`` bytes dropped, the rate limit (a token bucket of ``rate`` frames a
+larger than ``max_size`` bytes dropped, the rate limit (a ``TokenBucket`` of ``rate`` frames a
 second, burst ``burst``; a frame finding it empty is dropped, as smoltcp does), ``corrupt`` (a
 chance; exactly one bit flips), then ``delay_ms`` plus a uniform ``jitter_ms`` either side.
 Delayed frames are held with their due time and never reordered (a frame is never due before
@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from stack.buffers import Buffer
+from stack.ratelimit import TokenBucket
 from stack.stats import Stats
 from stack.tap.base import Device, Medium
 
@@ -41,27 +41,6 @@ class Random(Protocol):
     def random(self) -> float: ...
     def randrange(self, stop: int) -> int: ...
     def uniform(self, a: float, b: float) -> float: ...
-
-
-@dataclass(slots=True)
-class _Bucket:
-    """A token bucket: ``rate`` tokens a second, at most ``burst`` saved; starts full."""
-
-    rate: float
-    burst: float
-    tokens: float = field(default=-1.0)
-    at: float | None = None
-
-    def take(self, now: float) -> bool:
-        if self.tokens < 0:
-            self.tokens = self.burst
-        elif self.at is not None:
-            self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
 
 
 class FaultInjector(Device):
@@ -92,7 +71,7 @@ class FaultInjector(Device):
         self.directions = DIRECTIONS[directions]
         # Each direction has its own bucket (burst: one second's worth, at least 1, by default).
         self._buckets = {
-            direction: _Bucket(rate, float(burst if burst is not None else max(1.0, rate)))
+            direction: TokenBucket(rate, float(burst if burst is not None else max(1.0, rate)))
             for direction in (IN, OUT)
         } if rate is not None else {}
         self._held: dict[str, deque[tuple[float, bytes]]] = {IN: deque(), OUT: deque()}

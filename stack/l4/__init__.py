@@ -1,0 +1,1 @@
+"""The transport layer: UDP (codec), later TCP. Imports the base and ``stack.l3.seam`` only."""
