@@ -747,6 +747,11 @@ def _broken(draw: st.DrawFn, frames: SearchStrategy[bytes], kinds: tuple[str, ..
             reasons = {"icmp_bad_checksum"}
         else:
             reasons = set(_IPV4_PARSE_ERRORS)
+            if 4 <= bit < 8:
+                # A longer IHL can keep the header checksum right by chance (the words it takes
+                # in may sum to zero): the next checks then read payload bytes as options, or
+                # the ICMP message starts later than it did.
+                reasons |= {"ipv4_bad_options", "icmp_bad_checksum", "icmp_truncated"}
             if medium == "ip" and bit < 4:
                 reasons = {"tun_ipv6_not_supported" if frame[0] >> 4 == 6 else "tun_not_ipv4"}
     elif kind in ("ipv4_checksum", "icmp_checksum"):

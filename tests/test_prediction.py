@@ -17,7 +17,7 @@ import pytest
 
 from stack import TapHost, TunHost
 from stack.buffers import join
-from stack.l2 import packet_info
+from stack import packet_info
 from stack.l3.ipv4 import Ipv4Packet
 from tests import frames
 
