@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from stack import TapHost  # noqa: E402
-from stack.strategies import broken, echo_requests  # noqa: E402
+from stack.testing.strategies import broken, echo_requests  # noqa: E402
 
 HOST_IP, HOST_MAC, PEER_IP, PEER_MAC = "192.0.2.2", "02:00:00:00:00:02", "192.0.2.1", "02:00:00:00:00:01"
 REQUESTS = echo_requests(source=PEER_IP, destination=HOST_IP, source_mac=PEER_MAC, destination_mac=HOST_MAC)

@@ -1,7 +1,7 @@
 """tapstack: a userspace IPv4 stack in pure Python, on the other end of a TAP or TUN device.
 
 The core is sans-I/O: ``TapHost.receive(frame, now)`` returns the frames to send. Devices and
-the event loop live in ``stack.tap`` and ``stack.loop``.
+the event loop live in ``stack.tap`` and ``stack.runtime.loop``.
 """
 
 from stack.errors import ParseError

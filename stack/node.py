@@ -27,7 +27,7 @@ from stack.l3.host import ICMP_ERROR_BURST, ICMP_ERRORS_PER_SECOND, EchoReply, I
 from stack.l3.ipv4 import DEFAULT_TTL
 from stack.l3.reassembly import REASSEMBLY_TIMEOUT_S
 from stack.stats import Stats
-from stack.types import Outbound
+from stack.seam import Outbound
 
 log = logging.getLogger(__name__)
 

@@ -91,11 +91,11 @@ def test_kernel_demo_without_trace_shows_each_tool_s_output_alone():
 def test_a_kernel_demo_that_cannot_start_falls_back_to_the_in_memory_wire():
     """Where namespaces are not allowed (a container without CAP_SYS_ADMIN), no traceback."""
     code = (
-        "import stack.tap.kernel as kernel\n"
+        "import stack.runtime.kernel as kernel\n"
         "from stack.tap.base import DeviceError\n"
         "def refuse(): raise DeviceError('cannot create a private network namespace (Operation not permitted)')\n"
         "kernel.enter_private_namespace = refuse\n"
-        "import stack.demo as demo\n"
+        "import stack.tools.demo as demo\n"
         "demo.kernel_demo_unavailable = lambda: None\n"
         "raise SystemExit(demo.run_demo(count=2, trace=False))\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,

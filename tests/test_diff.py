@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dpkt
 
-from stack import diff
+from stack.tools import diff
 from stack.buffers import join
 from tests import frames
 

@@ -45,13 +45,13 @@ def test_tapstack_answers_every_generated_frame_as_linux_does(device: list[str])
 
 
 #: What Linux does with an ARP packet whose sender MAC is not the peer's, or whose sender address
-#: is its own, checked in a namespace of its own (``stack.diff`` relies on the first; the others
+#: is its own, checked in a namespace of its own (``stack.tools.diff`` relies on the first; the others
 #: are deliberate differences).
 ARP_PROBE = """
 import json
 from ipaddress import IPv4Address
 from pyroute2 import IPRoute
-from stack import diff
+from stack.tools import diff
 from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import BROADCAST, EthernetFrame, EtherType, MacAddress
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stack.explain import explain
+from stack.tools.explain import explain
 from tests import frames
 from tests.tap.test_pcap_reader import file_header, record
 from tests.strategies import frames as valid_frames

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import strategies as st
 
 from stack import TapHost
-from stack.fuzz import Fuzzer, fuzz_frames
+from stack.tools.fuzz import Fuzzer, fuzz_frames
 from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import EthernetFrame, EtherType, MacAddress
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import Ipv4Packet
-from stack.loop import Loop
+from stack.runtime.loop import Loop
 from stack.tap.pair import device_pair
 
 OURS = IPv4Interface("192.0.2.2/24")

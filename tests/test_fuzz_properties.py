@@ -1,4 +1,4 @@
-"""Fuzz properties of whole hosts, with the public strategies (``stack.strategies``).
+"""Fuzz properties of whole hosts, with the public strategies (``stack.testing.strategies``).
 
 1. Nothing escapes ``TapHost.receive``, ``TunHost.receive`` (with and without packet
    information) or ``poll``, for arbitrary bytes and for every mutator.
@@ -31,7 +31,7 @@ from stack.packet_info import header_bytes as packet_info_header
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import IpProto, Ipv4Packet
 from stack.node import EXTRA_BYTES_OUT_PER_FRAME_IN, MAX_FRAMES_OUT_PER_FRAME_IN, STARTUP_BYTES_PER_ADDRESS
-from stack.strategies import (
+from stack.testing.strategies import (
     Broken,
     arp_frames,
     broken,

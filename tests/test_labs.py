@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stack import lab
+from stack.tools import lab
 
 REPO = Path(__file__).resolve().parent.parent
 LABS = ["01", "02", "03", "04", "05", "06"]

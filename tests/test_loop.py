@@ -17,11 +17,11 @@ from stack import TapHost
 from stack.buffers import join
 from stack.l2.arp import ArpPacket
 from stack.l2.ethernet import EthernetFrame, EtherType
-from stack.loop import BURST, Loop
-from stack.ping import PingSession
+from stack.runtime.loop import BURST, Loop
+from stack.runtime.ping import PingSession
 from stack.tap.base import Device, DeviceGone
 from stack.tap.pair import device_pair
-from stack.trace import Tracer
+from stack.runtime.trace import Tracer
 
 
 class FakeClock:

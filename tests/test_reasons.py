@@ -16,7 +16,7 @@ import pytest
 
 from stack import TapHost, TunHost
 from stack.reasons import DROP_REASONS, explain_drop
-from stack.trace import Tracer
+from stack.runtime.trace import Tracer
 from tests import frames
 
 REPO = Path(__file__).resolve().parent.parent

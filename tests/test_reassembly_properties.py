@@ -12,7 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from stack.l3.ipv4 import Ipv4Packet
 from stack.l3.reassembly import Reassembler
-from stack.strategies import reassembly_model
+from stack.testing.strategies import reassembly_model
 
 SOURCE, DESTINATION = IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2")
 

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from stack import TapHost
-from stack.status import ERASE, StatusLine, describe, wanted
+from stack.runtime.status import ERASE, StatusLine, describe, wanted
 from tests import frames
 from tests.test_cli_device import REPO, stack_env
 

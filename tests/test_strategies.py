@@ -1,4 +1,4 @@
-"""The public strategies (``stack.strategies``) make what they promise: valid frames with the
+"""The public strategies (``stack.testing.strategies``) make what they promise: valid frames with the
 asked-for fields, fragment trains that put the datagram back together, mutators that break
 exactly one thing, and ``st.from_type`` registered through the hypothesis entry point."""
 
@@ -21,7 +21,7 @@ from stack.l2.arp import ArpPacket
 from stack.l2.ethernet import EthernetFrame, MacAddress
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import IpProto, Ipv4Packet
-from stack.strategies import (
+from stack.testing.strategies import (
     BREAKAGES,
     DOCUMENTATION_NETWORKS,
     broken,
@@ -40,7 +40,7 @@ def documentation(address: IPv4Address) -> bool:
 
 def test_the_entry_point_is_declared():
     hooks = [e.value for e in importlib.metadata.entry_points(group="hypothesis")]
-    assert "stack.hypothesis_hook:register" in hooks
+    assert "stack.testing.hypothesis_hook:register" in hooks
 
 
 @given(packet=st.from_type(Ipv4Packet), arp=st.from_type(ArpPacket), mac=st.from_type(MacAddress),
@@ -162,13 +162,13 @@ def test_broken_frames_raise_only_parse_error_layer_by_layer(case):
 
 def test_hypothesis_stays_a_test_extra():
     # A fresh interpreter: importing the package and its CLI pulls in no hypothesis.
-    code = "import sys, stack, stack.cli, stack.loop; sys.exit('hypothesis' in sys.modules)"
+    code = "import sys, stack, stack.cli, stack.runtime.loop; sys.exit('hypothesis' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0
 
 
 def test_from_type_works_when_the_strategies_are_imported_before_hypothesis():
-    # Hypothesis runs the entry point while it is imported, here from inside stack.strategies.
-    code = ("import stack.strategies\nfrom hypothesis import strategies as st\n"
+    # Hypothesis runs the entry point while it is imported, here from inside stack.testing.strategies.
+    code = ("import stack.testing.strategies\nfrom hypothesis import strategies as st\n"
             "from stack.l3.ipv4 import Ipv4Packet\n"
             "assert str(st.from_type(Ipv4Packet).example().source).startswith(('192.0.2.', '198.51.100.', '203.0.113.'))")
     run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, capture_output=True, text=True)

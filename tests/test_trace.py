@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stack.trace import summarize
+from stack.runtime.trace import summarize
 from tests import frames
 from tests.strategies import frames as valid_frames
 

@@ -18,7 +18,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    from stack.ping import PingSession
+    from stack.runtime.ping import PingSession
 
     if not 0 <= args.size <= 65507:
         raise UsageError(f"-s {args.size}: the ICMP data size must be between 0 and 65507")
@@ -77,7 +77,7 @@ def read_pcap_frame(path: str, number: int):
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from stack.explain import explain
+    from stack.tools.explain import explain
 
     if (args.hex is None) == (args.pcap is None):
         raise UsageError("give the frame either as HEX or with --pcap FILE")
@@ -107,15 +107,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from stack.demo import run_demo
+    from stack.tools.demo import run_demo
 
     return run_demo(count=args.count, in_memory=args.in_memory, trace=not args.quiet, tun=args.tun)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from stack import diff
+    from stack.tools import diff
     from stack.tap.base import DeviceError
-    from stack.tap.kernel import enter_private_namespace
+    from stack.runtime.kernel import enter_private_namespace
 
     if os.geteuid() != 0:
         raise UsageError("tapstack diff needs root: the kernel under test runs in a private "
@@ -145,8 +145,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    from stack import fuzz
-    from stack.loop import Loop
+    from stack.tools import fuzz
+    from stack.runtime.loop import Loop
     from stack.node import TapHost
     from stack.tap.base import DeviceError
     from stack.tap.linux import TapDevice
@@ -167,7 +167,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     loop = Loop()
     try:
         if args.host_ip is not None:
-            from stack.tap.kernel import configure_address
+            from stack.runtime.kernel import configure_address
 
             configure_address(device.name, args.host_ip)
         host.mtu = device.mtu
@@ -193,7 +193,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 def cmd_lab(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from stack import lab
+    from stack.tools import lab
 
     if args.lab_command == "list":
         directories = lab.lab_directories()
@@ -214,9 +214,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
         raise UsageError(f"--answers {answers}: no such file")
     mode = "wire"
     if args.kernel:
-        from stack.demo import kernel_demo_unavailable
+        from stack.tools.demo import kernel_demo_unavailable
         from stack.tap.base import DeviceError
-        from stack.tap.kernel import enter_private_namespace
+        from stack.runtime.kernel import enter_private_namespace
 
         reason = kernel_demo_unavailable()  # the lab's kernel mode needs what the demo's does
         if reason is not None:

@@ -39,7 +39,7 @@ def make_host(args: argparse.Namespace):
     if args.answer_timestamp is not None:
         from pathlib import Path
 
-        from stack.lab import LabError, load_function
+        from stack.tools.lab import LabError, load_function
 
         try:
             timestamp_reply = load_function(Path(args.answer_timestamp), "timestamp_reply")
@@ -119,7 +119,7 @@ def open_device(args: argparse.Namespace, host, capture: CaptureOutput | None = 
     except DeviceError as error:
         raise UsageError(str(error))
     if args.host_ip is not None:
-        from stack.tap.kernel import configure_address
+        from stack.runtime.kernel import configure_address
 
         # On a TUN link the kernel side is point to point: its address, and ours as the peer.
         peer = host.addresses[0] if args.tun else None
@@ -221,9 +221,9 @@ def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = F
           check=None) -> tuple[int, object]:
     """Run the host the flags describe until ``until(agents)``. Everything the user gave is
     checked (``check(host)`` too) and the capture file opened before any device is touched."""
-    from stack.loop import Loop
+    from stack.runtime.loop import Loop
     from stack.tap.base import DeviceError
-    from stack.trace import Tracer
+    from stack.runtime.trace import Tracer
 
     check_fault_options(args)
     host = make_host(args)
@@ -250,7 +250,7 @@ def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = F
               if args.trace and args.pcap != "-" else None)
     status_line = None
     if live_status:
-        from stack import status as live
+        from stack.runtime import status as live
 
         if live.wanted(sys.stderr, sys.stdout, args.trace and args.pcap != "-", args.verbose):
             status_line = live.StatusLine(sys.stderr, lambda: host.stats)

@@ -25,7 +25,7 @@ from stack.l2.conflict import Action, ConflictDetector, Verdict
 from stack.l2.ethernet import BROADCAST, ZERO, EthernetFrame, EtherType, MacAddress, frame_buffers
 from stack.l2.neighbor import NeighborCache, Resolved
 from stack.stats import Stats
-from stack.types import NetworkLayer, Outbound
+from stack.seam import NetworkLayer, Outbound
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class EthernetLink:
             return []
         # RFC 1812 3.3.2: a router MUST NOT believe an ARP reply claiming a broadcast or multicast
         # link address; as a host we believe no such packet (nor the all-zero address) at all.
-        # Linux 6.18 answers and learns such a sender (stack.diff: arp-group-sender-mac).
+        # Linux 6.18 answers and learns such a sender (stack.tools.diff: arp-group-sender-mac).
         if arp.sender_mac.is_multicast or arp.sender_mac == ZERO:
             self.stats.drop("arp_bad_sender_mac", log, arp.sender_mac)
             return []

@@ -20,7 +20,7 @@ from stack.errors import ParseError
 from stack.l2.link import Deliver
 from stack.packet_info import ETH_P_IP, ETH_P_IPV6, IPV4_HEADER, PROTOCOL_OF_VERSION, PacketInfo
 from stack.stats import Stats
-from stack.types import Outbound
+from stack.seam import Outbound
 
 log = logging.getLogger(__name__)
 

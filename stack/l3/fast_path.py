@@ -25,7 +25,7 @@ from stack.l3.icmp import IcmpType
 from stack.l3.ipv4 import MINIMUM_HEADER_LENGTH, IpProto
 from stack.l3.output import Output
 from stack.stats import Stats
-from stack.types import Outbound
+from stack.seam import Outbound
 
 #: A 20-byte IPv4 header followed by an 8-byte ICMP header.
 PREDICTED_ECHO = struct.Struct("!BBHHHBBH4s4sBBH4s")

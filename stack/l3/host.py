@@ -45,7 +45,7 @@ from stack.l3.seam import Delivery, Received
 from stack.l4.udp import UdpDatagram
 from stack.ratelimit import TokenBucket
 from stack.stats import Stats
-from stack.types import Outbound
+from stack.seam import Outbound
 
 # The host settings' defaults and the types users meet, where node.py and the CLI find them.
 __all__ = ["ICMP_ERROR_BURST", "ICMP_ERRORS_PER_SECOND", "EchoReply", "Ipv4Host", "PROTOCOL_HANDLERS",

@@ -27,7 +27,7 @@ from stack.l3.output import Output
 from stack.l3.seam import Delivery, Received
 from stack.ratelimit import TokenBucket
 from stack.stats import Stats
-from stack.types import Outbound
+from stack.seam import Outbound
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from stack.buffers import Buffer, length, slice_buffers
 from stack.l3 import ipv4
 from stack.l3.ipv4 import DEFAULT_TTL, MINIMUM_HEADER_LENGTH
 from stack.stats import Stats
-from stack.types import Outbound
+from stack.seam import Outbound
 
 
 class Output:

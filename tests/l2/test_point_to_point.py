@@ -18,7 +18,7 @@ from stack.buffers import join
 from stack.l2.link import EthernetLink, Link
 from stack.l2.point_to_point import PointToPointLink
 from stack.stats import Stats
-from stack.types import Outbound
+from stack.seam import Outbound
 from tests import frames
 
 DATAGRAM = frames.ECHO_REQUEST[14:]

@@ -28,7 +28,7 @@ from ipaddress import IPv4Address, IPv4Interface
 import dpkt
 
 from stack.tap.base import DeviceError, DeviceGone
-from stack.tap.kernel import configure_address, enter_private_namespace
+from stack.runtime.kernel import configure_address, enter_private_namespace
 from stack.tap.linux import TapDevice, TunDevice
 
 KERNEL = IPv4Interface("192.0.2.1/24")

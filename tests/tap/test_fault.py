@@ -11,8 +11,8 @@ import pytest
 
 from stack import TapHost
 from stack.buffers import join
-from stack.loop import Loop
-from stack.ping import PingSession
+from stack.runtime.loop import Loop
+from stack.runtime.ping import PingSession
 from stack.stats import Stats
 from stack.tap.base import Device
 from stack.tap.fault import FaultInjector

@@ -17,7 +17,8 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from stack.tap import kernel, linux
+from stack.tap import linux
+from stack.runtime import kernel
 from stack.tap.base import DeviceError
 from stack.tap.linux import TapDevice
 

@@ -2,7 +2,7 @@
 
 import dpkt
 
-from stack.lab import Checker, icmp_message, ipv4, on_link
+from stack.tools.lab import Checker, icmp_message, ipv4, on_link
 
 check = Checker()
 ARP = 0x0806

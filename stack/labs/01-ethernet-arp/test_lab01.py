@@ -1,5 +1,5 @@
 """Lab 01's checker as pytest tests: ``pytest stack/labs/01-ethernet-arp`` (the rootless way)."""
 
-from stack.lab import pytest_items
+from stack.tools.lab import pytest_items
 
 test_item = pytest_items(__file__)

@@ -1,8 +1,8 @@
 """Lab 02 checker: the IPv4 header and its checksum. ``tapstack lab check 02``."""
 
 from stack.checksum import internet_checksum
-from stack.explain import explain
-from stack.lab import Checker, icmp_message, ipv4, on_link, with_bit_flipped
+from stack.tools.explain import explain
+from stack.tools.lab import Checker, icmp_message, ipv4, on_link, with_bit_flipped
 
 check = Checker()
 

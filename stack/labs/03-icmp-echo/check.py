@@ -3,7 +3,7 @@
 import dpkt
 
 from stack.checksum import internet_checksum
-from stack.lab import Checker, icmp_message, ipv4, on_link, with_bit_flipped
+from stack.tools.lab import Checker, icmp_message, ipv4, on_link, with_bit_flipped
 
 check = Checker()
 

@@ -1,5 +1,5 @@
 """Lab 03's checker as pytest tests: ``pytest stack/labs/03-icmp-echo`` (the rootless way)."""
 
-from stack.lab import pytest_items
+from stack.tools.lab import pytest_items
 
 test_item = pytest_items(__file__)

@@ -1,6 +1,6 @@
 """Lab 04 checker: fragmentation and reassembly. ``tapstack lab check 04``."""
 
-from stack.lab import Checker, icmp_message, ipv4, on_link
+from stack.tools.lab import Checker, icmp_message, ipv4, on_link
 
 check = Checker()
 MORE_FRAGMENTS = 0x2000

@@ -2,7 +2,7 @@
 
 import dpkt
 
-from stack.lab import Checker, icmp_message, ipv4
+from stack.tools.lab import Checker, icmp_message, ipv4
 
 check = Checker()
 LINKTYPE_ETHERNET, LINKTYPE_RAW = 1, 101

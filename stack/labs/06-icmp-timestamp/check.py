@@ -8,7 +8,7 @@ import dpkt
 
 from stack.checksum import internet_checksum
 from stack.l3.icmp import IcmpMessage
-from stack.lab import Checker, LabError, NotAnswered, icmp_message, ipv4, load_function, on_link
+from stack.tools.lab import Checker, LabError, NotAnswered, icmp_message, ipv4, load_function, on_link
 
 check = Checker()
 ORIGINATE = (0x01020304).to_bytes(4, "big")

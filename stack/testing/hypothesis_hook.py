@@ -1,7 +1,7 @@
-"""Registers ``stack.strategies`` with hypothesis' ``st.from_type`` (the ``hypothesis`` entry point).
+"""Registers ``stack.testing.strategies`` with hypothesis' ``st.from_type`` (the ``hypothesis`` entry point).
 
 Hypothesis calls ``register`` while it is itself being imported, which may be from inside
-``import stack.strategies``; so the strategies are looked up only when ``from_type`` first asks.
+``import stack.testing.strategies``; so the strategies are looked up only when ``from_type`` first asks.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 
 def _lazily(name: str) -> Any:
-    """A resolver hypothesis calls with the type: ``stack.strategies.<name>()``."""
-    return lambda _type: getattr(importlib.import_module("stack.strategies"), name)()
+    """A resolver hypothesis calls with the type: ``stack.testing.strategies.<name>()``."""
+    return lambda _type: getattr(importlib.import_module("stack.testing.strategies"), name)()
 
 
 def register() -> None:

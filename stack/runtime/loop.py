@@ -26,7 +26,7 @@ from stack.buffers import Buffer
 from stack.node import Verdict
 from stack.stats import Stats
 from stack.tap.base import Device, DeviceError
-from stack.trace import Tracer
+from stack.runtime.trace import Tracer
 
 log = logging.getLogger(__name__)
 

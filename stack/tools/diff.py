@@ -38,7 +38,7 @@ from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import IpOption, IpProto, Ipv4Packet, parse_options
 from stack.l4.udp import UdpDatagram
 from stack.node import TapHost, TunHost, mac_for
-from stack.trace import summarize
+from stack.runtime.trace import summarize
 
 HOST = IPv4Interface("192.0.2.2/24")
 HOST_MAC = mac_for(HOST.ip)
@@ -334,7 +334,7 @@ class KernelHost:
     TUN device). Call in a private network namespace only."""
 
     def __init__(self, medium: str = "ethernet") -> None:
-        from stack.loop import Loop
+        from stack.runtime.loop import Loop
         from stack.tap.linux import TapDevice, TunDevice
 
         self.medium = medium
@@ -370,7 +370,7 @@ def _configure_kernel(ifname: str) -> None:
     """The kernel side: our MAC and address on the device, IPv6 off, the peers permanent."""
     from pyroute2 import IPRoute
 
-    from stack.tap.kernel import disable_ipv6
+    from stack.runtime.kernel import disable_ipv6
 
     NUD_PERMANENT = 0x80  # include/uapi/linux/neighbour.h
     disable_ipv6(ifname)
@@ -387,7 +387,7 @@ def _configure_kernel(ifname: str) -> None:
 
 def _configure_kernel_tun(ifname: str) -> None:
     """The kernel side of a TUN link: our address with TUN_PEER as its peer, IPv6 off, up."""
-    from stack.tap.kernel import configure_address
+    from stack.runtime.kernel import configure_address
 
     configure_address(ifname, IPv4Interface(f"{HOST.ip}/32"), peer=TUN_PEER)
     _write_sysctls(KERNEL_SYSCTLS)

@@ -16,11 +16,11 @@ import sys
 import tempfile
 from ipaddress import IPv4Interface
 
-from stack.loop import Loop
+from stack.runtime.loop import Loop
 from stack.node import TapHost, TunHost
-from stack.ping import PingSession
+from stack.runtime.ping import PingSession
 from stack.stats import Stats, combined
-from stack.trace import Tracer
+from stack.runtime.trace import Tracer
 
 HOST = IPv4Interface("192.0.2.2/24")
 PEER = IPv4Interface("192.0.2.1/24")
@@ -66,7 +66,7 @@ def show_counters(stats: Stats) -> None:
 
 
 def kernel_demo(count: int, trace: bool) -> int:
-    from stack.tap.kernel import configure_address, enter_private_namespace
+    from stack.runtime.kernel import configure_address, enter_private_namespace
     from stack.tap.linux import TapDevice
 
     enter_private_namespace()  # from here on this process sees only its own, empty network
@@ -80,7 +80,7 @@ def kernel_demo(count: int, trace: bool) -> int:
 
 
 def kernel_tun_demo(count: int, trace: bool) -> int:
-    from stack.tap.kernel import configure_address, enter_private_namespace
+    from stack.runtime.kernel import configure_address, enter_private_namespace
     from stack.tap.linux import TunDevice
 
     enter_private_namespace()

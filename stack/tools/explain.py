@@ -25,7 +25,7 @@ from stack.l2.ethernet import BROADCAST, MacAddress
 from stack.l4.udp import HEADER as UDP_HEADER
 from stack.l4.udp import checksum as udp_checksum
 from stack.reasons import explain_drop
-from stack.trace import summarize
+from stack.runtime.trace import summarize
 
 #: The address the explained host takes when the frame names none it could have.
 FALLBACK_ADDRESS = IPv4Interface("192.0.2.2/24")

@@ -35,14 +35,14 @@ from types import ModuleType
 
 import dpkt
 
-from stack.loop import Loop
+from stack.runtime.loop import Loop
 from stack.node import TapHost, TunHost
-from stack.ping import PingSession
-from stack.trace import Tracer
+from stack.runtime.ping import PingSession
+from stack.runtime.trace import Tracer
 
 #: Where the labs are: ``TAPSTACK_LABS`` (a directory of your own, e.g. a copy to work in), else
 #: the labs shipped inside the package (``stack/labs``, package data, so every install has them).
-LABS_DIRECTORY = Path(os.environ.get("TAPSTACK_LABS") or Path(__file__).resolve().parent / "labs")
+LABS_DIRECTORY = Path(os.environ.get("TAPSTACK_LABS") or Path(__file__).resolve().parent.parent / "labs")
 MODES = ("wire", "kernel")
 #: What an answer holds until the student writes one.
 PLACEHOLDER = "?"
@@ -281,7 +281,7 @@ def _open_kernel_rig(directory: Path, medium: str, packet_info: bool, host_optio
     """Needs ``enter_private_namespace()`` done (``tapstack lab check --kernel`` does it)."""
     import socket
 
-    from stack.tap.kernel import configure_address
+    from stack.runtime.kernel import configure_address
     from stack.tap.linux import TapDevice, TunDevice
 
     host, _ = _hosts(medium, packet_info, host_options)

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
-from stack.loop import Loop
+from stack.runtime.loop import Loop
 from stack.node import TapHost
-from stack.ping import PingSession
-from stack.trace import summarize
+from stack.runtime.ping import PingSession
+from stack.runtime.trace import summarize
 
 BATCH = 50
 #: A liveness check: this many echo requests, ``LIVENESS_INTERVAL_S`` apart; one answer is enough.
@@ -237,11 +237,11 @@ class Fuzzer:
 def fuzz_frames(ours: IPv4Interface, our_mac, target: IPv4Address, target_mac):
     """Frames from us to the target (and its network's broadcast), nothing else: the frames
     ``tapstack diff`` compares, and the public strategies' echo requests and UDP datagrams with
-    exactly one thing broken (``stack.strategies.broken``)."""
+    exactly one thing broken (``stack.testing.strategies.broken``)."""
     from hypothesis import strategies as st
 
-    from stack import strategies
-    from stack.diff import probe_frames
+    from stack.testing import strategies
+    from stack.tools.diff import probe_frames
 
     aim = {"source": ours.ip, "destination": target, "source_mac": our_mac, "destination_mac": target_mac}
     return st.one_of(
