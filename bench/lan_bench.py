@@ -49,7 +49,7 @@ from ping_bench import BenchError, in_ns, namespace, run, stop_stack  # noqa: E4
 
 from stack import TapHost  # noqa: E402
 from stack.buffers import join  # noqa: E402
-from tests.test_lan_device import parse_nmap_hosts  # noqa: E402
+from tests.root.test_lan_device import parse_nmap_hosts  # noqa: E402
 
 NETWORKS = ("192.0.2", "198.51.100", "203.0.113")
 KERNEL_MAC = bytes.fromhex("020000000001")

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 #: Amplification bound, at the default MTU of 1500 (README "Fuzzing your own stack";
-#: tests/test_fuzz_properties.py checks it on every generated sequence). One frame in causes at
+#: tests/core/test_fuzz_properties.py checks it on every generated sequence). One frame in causes at
 #: most this many frames out: the 45 fragments of a 65,535-byte reply and one ARP request.
 #: Datagrams held while ARP resolves count against the frame that caused them, not the ARP
 #: reply that lets them go.

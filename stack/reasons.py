@@ -2,7 +2,7 @@
 
 Read first: docs/behaviour.md "Counters". Traces (``--trace``) and ``tapstack explain`` print a drop as
 ``drop ipv4_bad_checksum: the IPv4 header checksum is wrong: header checksum 0x1c46 does not
-verify (should be 0x1c47) (RFC 1122 3.2.1.2)``. ``tests/test_reasons.py`` scans the source for
+verify (should be 0x1c47) (RFC 1122 3.2.1.2)``. ``tests/core/test_reasons.py`` scans the source for
 every reason the code can count and checks that each has an entry here and in docs/behaviour.md.
 """
 

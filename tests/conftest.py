@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, settings
 #   2-core machine would turn into flaky failures); failures saved in .hypothesis/ (ignored by git).
 # - "ci" (CI set): hypothesis' own, unchanged: derandomized, no deadline, no database.
 # - "fuzz": hundreds of thousands of examples per test, for a long unattended run, e.g.
-#   HYPOTHESIS_PROFILE=fuzz .venv/bin/python -m pytest tests/test_fuzz_properties.py -x
+#   HYPOTHESIS_PROFILE=fuzz .venv/bin/python -m pytest tests/core/test_fuzz_properties.py -x
 #   (tests that set their own max_examples keep it).
 settings.register_profile("dev", deadline=None)
 settings.register_profile("fuzz", deadline=None, max_examples=300_000, stateful_step_count=100,

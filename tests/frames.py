@@ -3,7 +3,7 @@
 Two forms of the same four frames: ``ARP_REQUEST``, ``ARP_REPLY``, ``ECHO_REQUEST`` and
 ``ECHO_REPLY`` are built by dpkt through the helpers below; ``*_HEX`` are the same bytes written by
 hand, one field per line (checksums worked out by hand and checked against ``dpkt.in_cksum``).
-``tests/l2/test_ethernet.py`` asserts that the two forms agree.
+``tests/core/l2/test_ethernet.py`` asserts that the two forms agree.
 
 The scene: the kernel side of a TAP device is 192.0.2.1 at 02:00:00:00:00:01 (``KERNEL_*``) and
 pings tapstack, 192.0.2.2 at 02:00:00:00:00:02 (``HOST_*``). Only documentation addresses

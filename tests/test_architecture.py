@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "stack"
+PACKAGE = Path(__file__).resolve().parents[1] / "stack"
 BASE = {"stack.errors", "stack.buffers", "stack.checksum", "stack.stats", "stack.reasons", "stack.seam",
         "stack.packet_info", "stack.ratelimit"}
 IO_MODULES = {"os", "socket", "select", "selectors", "fcntl", "time", "random", "threading",

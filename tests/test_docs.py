@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 KINDS = {"user", "root", "python", "pytest", "quick-start", "install"}
 TOOLS = ("ping", "arping", "nmap", "tshark")

@@ -108,7 +108,7 @@ class NeighborCache:
         """Record ``address`` at ``mac``. Returns the datagrams that were waiting for it, if any.
 
         A permanent entry stays as it is (RFC 826's merge updates what was learnt, not what an
-        administrator set; Linux 6.18 keeps a NUD_PERMANENT entry too, see tests/test_diff.py).
+        administrator set; Linux 6.18 keeps a NUD_PERMANENT entry too, see tests/tools/test_diff.py).
         """
         old = self.entries.get(address)
         if old is not None and old.permanent:

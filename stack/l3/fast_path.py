@@ -10,7 +10,7 @@ checksums right. This is an optimisation, not a second set of rules: it asks the
 ``Addresses`` (delivery, martian source, next hop) and ``Output`` (identification, TTL, MTU),
 and anything it does not recognise returns None and takes the general path, which also counts
 every drop. The answer is the general path's, byte for byte and counter for counter
-(tests/test_prediction.py checks that on generated datagrams, for TAP, TUN and TUN with the
+(tests/core/test_prediction.py checks that on generated datagrams, for TAP, TUN and TUN with the
 packet-information header).
 """
 

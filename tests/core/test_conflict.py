@@ -13,7 +13,7 @@ import pytest
 
 from stack import TapHost
 from stack.l2 import conflict
-from tests.test_node_flows import (
+from tests.core.test_node_flows import (
     BROADCAST_MAC, KERNEL_IP, KERNEL_MAC, OTHER_MAC, ZERO_MAC, arp, echo_request, expected_echo_reply,
     frames, pad,
 )

@@ -25,7 +25,7 @@ import pytest
 
 pytestmark = pytest.mark.device
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STACK_IP = "192.0.2.2"
 KERNEL_IP = "192.0.2.1"
 NOT_OURS = "192.0.2.3"

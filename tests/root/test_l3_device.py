@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_cli_device import KERNEL_IP, STACK_IP, host_stack, in_ns, kernel_ping, replies, start_stack  # noqa: F401
+from tests.root.test_cli_device import KERNEL_IP, STACK_IP, host_stack, in_ns, kernel_ping, replies, start_stack  # noqa: F401
 
 pytestmark = pytest.mark.device
 
@@ -49,7 +49,7 @@ def test_a_kernel_udp_socket_hears_port_unreachable_as_connection_refused(netns:
 
 
 def test_the_stacks_own_ping_larger_than_the_mtu_goes_out_in_fragments(netns: str) -> None:
-    from tests.test_cli_device import HOST_ARGS, tapstack
+    from tests.root.test_cli_device import HOST_ARGS, tapstack
 
     result = tapstack(netns, "ping", *HOST_ARGS, "--host-ip", f"{KERNEL_IP}/24",
                       "-s", "4000", "-c", "2", "-i", "0.2", KERNEL_IP)

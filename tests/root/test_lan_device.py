@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.test_cli_device import KERNEL_IP, in_ns, kernel_ping, replies, start_stack  # noqa: F401
+from tests.root.test_cli_device import KERNEL_IP, in_ns, kernel_ping, replies, start_stack  # noqa: F401
 
 pytestmark = pytest.mark.device
 

@@ -19,7 +19,7 @@ from stack.reasons import DROP_REASONS, explain_drop
 from stack.runtime.trace import Tracer
 from tests import frames
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "stack"
 PREFIXES = ("ethernet_", "arp_", "ipv4_", "udp_", "tun_", "icmp_")
 

@@ -1,7 +1,7 @@
 """Real TAP and TUN devices against the real kernel, each scenario in a namespace of its own.
 
 The test process never leaves the machine's namespace: every scenario runs as
-``ip netns exec NS python tests/tap/device_scenarios.py NAME`` and reports what it saw as JSON,
+``ip netns exec NS python tests/root/device_scenarios.py NAME`` and reports what it saw as JSON,
 and the assertions are here. The checks at the bottom (names, ioctl numbers) need no device.
 """
 

@@ -1,6 +1,6 @@
-"""Device scenarios for tests/tap/test_linux.py, each run in a private network namespace.
+"""Device scenarios for tests/root/test_linux.py, each run in a private network namespace.
 
-Run one as ``ip netns exec NS python tests/tap/device_scenarios.py NAME [ARG]`` (with the repo on
+Run one as ``ip netns exec NS python tests/root/device_scenarios.py NAME [ARG]`` (with the repo on
 PYTHONPATH): it opens real TAP/TUN devices, makes the kernel talk to them, and prints what it
 observed as one JSON object (frames in hex, counters, error messages) for the test to check.
 Never run it outside a namespace of its own: it creates interfaces and sends frames.

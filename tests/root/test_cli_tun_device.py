@@ -23,7 +23,7 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from tests.test_cli_device import (
+from tests.root.test_cli_device import (
     KERNEL_IP,
     STACK_IP,
     Stack,

@@ -1,6 +1,6 @@
 """The TUN packet-information header (struct tun_pi): one real header, four ways, plus its flags.
 
-The bytes are written by hand from <linux/if_tun.h>; ``tests/tap/test_linux.py`` checks them
+The bytes are written by hand from <linux/if_tun.h>; ``tests/root/test_linux.py`` checks them
 against the running kernel (a reply through a TUN device opened without IFF_NO_PI).
 """
 

@@ -18,7 +18,7 @@ import pytest
 from stack import TapHost
 from stack.runtime.status import ERASE, StatusLine, describe, wanted
 from tests import frames
-from tests.test_cli_device import REPO, stack_env
+from tests.root.test_cli_device import REPO, stack_env
 
 
 class Terminal(io.StringIO):

@@ -110,7 +110,7 @@ def test_fuzzing_stops_at_the_time_limit():
     (["--target", "192.0.2.2"], "must be another host"),
 ])
 def test_fuzz_only_targets_another_host_on_the_link(args, message):
-    from tests.test_cli import assert_usage_error, tapstack
+    from tests.cli.test_cli import assert_usage_error, tapstack
 
     assert_usage_error(tapstack("fuzz", "--tap", "tap0", "--ip", "192.0.2.2/24", *args), message)
 

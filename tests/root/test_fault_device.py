@@ -1,6 +1,6 @@
 """Fault injection seen from the real kernel: its own ping reports the loss and the delay.
 
-A stack runs in a private network namespace (see tests/test_cli_device.py) with
+A stack runs in a private network namespace (see tests/root/test_cli_device.py) with
 ``--drop 0.2 --delay-ms 30``: every frame in and out has a one-in-five chance of being lost and
 waits 30 ms, so a round trip loses about 36 % and takes at least 60 ms.
 """
@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tests.test_cli_device import host_stack, kernel_ping, start_stack  # noqa: F401 (a fixture)
+from tests.root.test_cli_device import host_stack, kernel_ping, start_stack  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.device
 

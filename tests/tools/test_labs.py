@@ -16,7 +16,7 @@ import pytest
 
 from stack.tools import lab
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LABS = ["01", "02", "03", "04", "05", "06"]
 
 #: The teacher's key: what a student should find (each checker derives it from the stack's behaviour).

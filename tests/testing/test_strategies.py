@@ -163,7 +163,7 @@ def test_broken_frames_raise_only_parse_error_layer_by_layer(case):
 def test_hypothesis_stays_a_test_extra():
     # A fresh interpreter: importing the package and its CLI pulls in no hypothesis.
     code = "import sys, stack, stack.cli, stack.runtime.loop; sys.exit('hypothesis' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0
 
 
 def test_from_type_works_when_the_strategies_are_imported_before_hypothesis():
@@ -171,5 +171,5 @@ def test_from_type_works_when_the_strategies_are_imported_before_hypothesis():
     code = ("import stack.testing.strategies\nfrom hypothesis import strategies as st\n"
             "from stack.l3.ipv4 import Ipv4Packet\n"
             "assert str(st.from_type(Ipv4Packet).example().source).startswith(('192.0.2.', '198.51.100.', '203.0.113.'))")
-    run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

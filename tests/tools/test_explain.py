@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from stack.tools.explain import explain
 from tests import frames
-from tests.tap.test_pcap_reader import file_header, record
+from tests.devices.test_pcap_reader import file_header, record
 from tests.strategies import frames as valid_frames
-from tests.test_cli import assert_usage_error, tapstack
+from tests.cli.test_cli import assert_usage_error, tapstack
 
 ECHO = frames.ECHO_REQUEST
 

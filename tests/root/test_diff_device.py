@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.test_cli_device import REPO, stack_env, tapstack
+from tests.root.test_cli_device import REPO, stack_env, tapstack
 
 pytestmark = pytest.mark.device
 
