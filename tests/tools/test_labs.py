@@ -162,16 +162,3 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     result = tapstack(*args)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
-
-
-@pytest.mark.device
-@pytest.mark.parametrize("number", LABS)
-@pytest.mark.tools("ping")
-def test_the_kernel_way_passes_with_the_right_answers(number, tmp_path):
-    answers = tmp_path / "answers.toml"
-    answers.write_text(toml(KEY[number]))
-    extra = ["--solution"] if number == "06" else []
-    result = tapstack("lab", "check", number, "--kernel", "--answers", str(answers), *extra)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Linux kernel in a private network namespace" in result.stdout
-    assert result.stdout.rstrip().endswith("lab complete"), result.stdout
