@@ -1,7 +1,7 @@
 """Hypothesis strategies for fuzzing tapstack, or any IPv4 stack: valid frames, and mutators that
 break exactly one thing in them.
 
-Read first: the README's "Fuzzing your own stack"; RFC 791, RFC 792, RFC 826, RFC 768 for the
+Read first: docs/fuzzing.md "Fuzzing your own stack with the strategies"; RFC 791, RFC 792, RFC 826, RFC 768 for the
 fields that are broken.
 
 Hypothesis is a test extra: ``import stack`` never imports this module; import it explicitly
