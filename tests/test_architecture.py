@@ -1,7 +1,8 @@
 """The layout's rules (style.md (b), README "How it works"), enforced by reading the source.
 
 The package has wings, each a folder (or, for the base, a few top-level modules):
-- base (errors, buffers, checksum, stats, reasons, seam, packet_info, ratelimit): no layer;
+- base (errors, buffers, checksum, stats, reasons, seam, packet_info, ratelimit, the
+  documentation addresses): no layer;
 - core (l2, l3, l4, node and the host's choices beside it): sans-I/O; l2 and l3 never import
   each other; l4 imports the base and l3's seam only (l3 hands datagrams up to l4);
 - devices (tap): bytes only, no protocol, never wait or read the clock;
@@ -24,7 +25,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "stack"
 BASE = {"stack.errors", "stack.buffers", "stack.checksum", "stack.stats", "stack.reasons", "stack.seam",
-        "stack.packet_info", "stack.ratelimit"}
+        "stack.packet_info", "stack.ratelimit", "stack.documentation_addresses"}
 IO_MODULES = {"os", "socket", "select", "selectors", "fcntl", "time", "random", "threading",
               "asyncio", "subprocess"}
 
