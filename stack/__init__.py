@@ -4,9 +4,10 @@ The core is sans-I/O: ``TapHost.receive(frame, now)`` returns the frames to send
 the event loop live in ``stack.tap`` and ``stack.runtime.loop``.
 """
 
+from stack.choices import HostChoices
 from stack.errors import ParseError
 from stack.l3.host import EchoReply
 from stack.node import TapHost, TunHost, mac_for
 from stack.stats import Stats
 
-__all__ = ["EchoReply", "ParseError", "Stats", "TapHost", "TunHost", "mac_for"]
+__all__ = ["EchoReply", "HostChoices", "ParseError", "Stats", "TapHost", "TunHost", "mac_for"]

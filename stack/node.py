@@ -15,17 +15,16 @@ import logging
 from collections import deque
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from stack.buffers import Buffer, Frame, Payload
+from stack.choices import HostChoices
 from stack.l2.conflict import ConflictDetector, Uniform
 from stack.l2.ethernet import MacAddress
 from stack.l2.link import EthernetLink, Link
 from stack.l2.point_to_point import PointToPointLink
-from stack.l2.neighbor import ARP_ENTRY_LIFETIME_S, NeighborCache
-from stack.l3.host import ICMP_ERROR_BURST, ICMP_ERRORS_PER_SECOND, EchoReply, Ipv4Host, TimestampReply
-from stack.l3.ipv4 import DEFAULT_TTL
-from stack.l3.reassembly import REASSEMBLY_TIMEOUT_S
+from stack.l2.neighbor import NeighborCache
+from stack.l3.host import EchoReply, Ipv4Host
 from stack.stats import Stats
 from stack.seam import Outbound
 
@@ -76,6 +75,7 @@ class _Host:
     """
 
     medium: str
+    choices: HostChoices
     ip: Ipv4Host
     link: Link
     stats: Stats
@@ -180,16 +180,15 @@ class TapHost(_Host):
     ``answer_broadcast_echo`` answers echo requests sent to a broadcast or the all-hosts
     multicast address (ignored by default, like Linux).
 
-    Behaviours RFCs leave open (README "Choices RFCs leave open"): ``arp_lifetime`` seconds an
-    ARP entry is used (RFC 1122 2.3.2.1), ``ttl`` of our datagrams (RFC 1122 3.2.1.7),
-    ``icmp_errors_per_second`` and ``icmp_error_burst`` (RFC 1122 3.2.2), and
-    ``reassembly_timeout`` seconds (RFC 1122 3.3.2); ``timestamp_reply(request, now)``, a
-    function that answers ICMP Timestamp requests (RFC 1122 3.2.2.8; without it, not answered).
+    The behaviours RFCs leave open are a ``HostChoices`` (stack/choices.py, each with its
+    default and its RFC): pass one as ``choices``, or its fields as keyword arguments
+    (``ttl=32``, ``arp_lifetime=5.0``, ``timestamp_reply=...``), or both where they agree.
 
     RFC 5227: every address is announced twice at start-up, two seconds apart, and defended
     when another host claims it. With ``probe`` each address is first probed for (three ARP
     probes) and used only when nobody answered; ``uniform(a, b)`` draws RFC 5227's random
     delays (pass ``random.Random(seed).uniform``; without it each delay is its lower bound).
+    ``probe`` and ``answer_broadcast_echo`` are two of the choices.
     """
 
     medium = "ethernet"
@@ -199,37 +198,21 @@ class TapHost(_Host):
         ips: Iterable[IPv4Interface | str],
         mac: MacAddress | str | None = None,
         gateway: IPv4Address | str | None = None,
-        answer_broadcast_echo: bool = False,
         neighbor_cache: NeighborCache | None = None,
-        probe: bool = False,
         uniform: Uniform | None = None,
-        arp_lifetime: float = ARP_ENTRY_LIFETIME_S,
-        ttl: int = DEFAULT_TTL,
-        icmp_errors_per_second: float = ICMP_ERRORS_PER_SECOND,
-        icmp_error_burst: int = ICMP_ERROR_BURST,
-        reassembly_timeout: float = REASSEMBLY_TIMEOUT_S,
-        timestamp_reply: TimestampReply | None = None,
+        choices: HostChoices | None = None,
+        **keywords: Any,
     ) -> None:
+        self.choices = choices = HostChoices.of(choices, keywords)
         interfaces = [IPv4Interface(ip) for ip in ips]
         if not interfaces:
             raise ValueError("a host needs at least one IPv4 address")
         if neighbor_cache is None:
-            if arp_lifetime <= 0:
-                raise ValueError(f"ARP entry lifetime {arp_lifetime} must be above 0 seconds")
             # RFC 1122 2.3.2.1: a cache entry MUST time out; how long is the host's choice.
-            neighbor_cache = NeighborCache(lifetime=arp_lifetime)
+            neighbor_cache = NeighborCache(lifetime=choices.arp_lifetime)
         self._start(Stats())
-        self.ip = Ipv4Host(
-            interfaces,
-            self.stats,
-            gateway=IPv4Address(gateway) if gateway is not None else None,
-            answer_broadcast_echo=answer_broadcast_echo,
-            ttl=ttl,
-            icmp_errors_per_second=icmp_errors_per_second,
-            icmp_error_burst=icmp_error_burst,
-            reassembly_timeout=reassembly_timeout,
-            timestamp_reply=timestamp_reply,
-        )
+        self.ip = Ipv4Host(interfaces, self.stats, choices,
+                           gateway=IPv4Address(gateway) if gateway is not None else None)
         addresses = self.ip.addresses
         if len(set(addresses)) != len(addresses):
             raise ValueError("an address is given twice")
@@ -241,7 +224,7 @@ class TapHost(_Host):
         else:
             macs = {address: mac_for(address) for address in addresses}
         self.mac = macs[addresses[0]]
-        detector = ConflictDetector(addresses, set(macs.values()), probe=probe, uniform=uniform)
+        detector = ConflictDetector(addresses, set(macs.values()), probe=choices.probe, uniform=uniform)
         self.link: EthernetLink = EthernetLink(self.mac, self.ip, addresses, self.stats, neighbor_cache,
                                                macs=macs, detector=detector, deliver=self._deliver)
 
@@ -268,6 +251,8 @@ class TunHost(_Host):
     ``ips`` may be bare addresses (``"192.0.2.2"``, a /32, as on most point-to-point links);
     ``peer`` is the address at the other end (the kernel's). With ``packet_info`` every packet
     in and out starts with the 4-byte header of a TUN device opened without IFF_NO_PI.
+    ``choices`` and the keyword arguments are ``TapHost``'s, but for the link layer's (``probe``,
+    ``arp_lifetime``), which a TUN host does not have: setting one is a ValueError.
     """
 
     medium = "ip"
@@ -277,13 +262,10 @@ class TunHost(_Host):
         ips: Iterable[IPv4Interface | str],
         peer: IPv4Address | str | None = None,
         packet_info: bool = False,
-        answer_broadcast_echo: bool = False,
-        ttl: int = DEFAULT_TTL,
-        icmp_errors_per_second: float = ICMP_ERRORS_PER_SECOND,
-        icmp_error_burst: int = ICMP_ERROR_BURST,
-        reassembly_timeout: float = REASSEMBLY_TIMEOUT_S,
-        timestamp_reply: TimestampReply | None = None,
+        choices: HostChoices | None = None,
+        **keywords: Any,
     ) -> None:
+        self.choices = choices = HostChoices.of(choices, keywords).without_link_layer()
         interfaces = [IPv4Interface(ip) for ip in ips]
         if not interfaces:
             raise ValueError("a host needs at least one IPv4 address")
@@ -291,11 +273,7 @@ class TunHost(_Host):
         if self.peer is not None and self.peer in [i.ip for i in interfaces]:
             raise ValueError(f"the peer {self.peer} is one of the host's own addresses")
         self._start(Stats())
-        self.ip = Ipv4Host(interfaces, self.stats, answer_broadcast_echo=answer_broadcast_echo,
-                           point_to_point=True, ttl=ttl,
-                           icmp_errors_per_second=icmp_errors_per_second,
-                           icmp_error_burst=icmp_error_burst, reassembly_timeout=reassembly_timeout,
-                           timestamp_reply=timestamp_reply)
+        self.ip = Ipv4Host(interfaces, self.stats, choices, point_to_point=True)
         self.link: PointToPointLink = PointToPointLink(self._deliver, self.stats, packet_info)
 
     @property

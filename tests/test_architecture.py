@@ -1,9 +1,10 @@
 """The layout's rules (style.md (b), README "How it works"), enforced by reading the source.
 
 The package has wings, each a folder (or, for the base, a few top-level modules):
-- base (errors, buffers, checksum, stats, reasons, seam, packet_info, ratelimit): no layer;
-- core (l2, l3, l4, node): sans-I/O; l2 and l3 never import each other; l4 imports the base
-  and l3's seam only (l3 hands datagrams up to l4);
+- base (errors, buffers, checksum, stats, reasons, seam, packet_info, ratelimit, the
+  documentation addresses): no layer;
+- core (l2, l3, l4, node and the host's choices beside it): sans-I/O; l2 and l3 never import
+  each other; l4 imports the base and l3's seam only (l3 hands datagrams up to l4);
 - devices (tap): bytes only, no protocol, never wait or read the clock;
 - runtime (loop, trace, status, ping session, kernel-side set-up): the core and the devices;
 - testing (the public hypothesis strategies): the core;
@@ -24,7 +25,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "stack"
 BASE = {"stack.errors", "stack.buffers", "stack.checksum", "stack.stats", "stack.reasons", "stack.seam",
-        "stack.packet_info", "stack.ratelimit"}
+        "stack.packet_info", "stack.ratelimit", "stack.documentation_addresses"}
 IO_MODULES = {"os", "socket", "select", "selectors", "fcntl", "time", "random", "threading",
               "asyncio", "subprocess"}
 
@@ -55,7 +56,7 @@ MODULES = {module_name(p): imports(p) for p in PATHS}
 def wing(module: str) -> str:
     if module in BASE:
         return "base"
-    if module.startswith(("stack.l2", "stack.l3", "stack.l4")) or module == "stack.node":
+    if module.startswith(("stack.l2", "stack.l3", "stack.l4")) or module in {"stack.node", "stack.choices"}:
         return "core"
     for folder, name in (("tap", "devices"), ("runtime", "runtime"), ("tools", "tools"),
                          ("testing", "testing"), ("cli", "cli")):

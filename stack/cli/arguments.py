@@ -10,11 +10,12 @@ import argparse
 import sys
 from ipaddress import IPv4Address, IPv4Interface
 
+from stack.choices import HostChoices
 from stack.l2.ethernet import MacAddress
-from stack.l2.neighbor import ARP_ENTRY_LIFETIME_S
-from stack.l3.host import ICMP_ERROR_BURST, ICMP_ERRORS_PER_SECOND
-from stack.l3.ipv4 import DEFAULT_TTL
-from stack.l3.reassembly import REASSEMBLY_TIMEOUT_S
+
+#: The choices' defaults, for the help texts: a choice flag not given is left out of the parsed
+#: arguments (``argparse.SUPPRESS``) and keeps this default (``wiring.host_choices``).
+DEFAULT_CHOICES = HostChoices()
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # ran, but the job failed (device went away, pings unanswered)
@@ -173,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--mac", type=mac_address,
                        help="one MAC for all the addresses (default: each address its own, "
                             "02:00 + the address, e.g. 02:00:c0:00:02:02 for 192.0.2.2)")
-        p.add_argument("--probe", action="store_true",
+        p.add_argument("--probe", action="store_true", default=argparse.SUPPRESS,
                        help="TAP: probe for each address before using it (RFC 5227: three ARP "
                             "probes; an address another host answers for is not used)")
         p.add_argument("--gateway", type=ipv4_address, metavar="ADDR",
@@ -182,35 +183,36 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also configure the kernel side: add this address to the device (on a "
                             "TUN, as point to point with the host's address as peer) and bring it "
                             "up; without it the kernel side is left as it is")
-        p.add_argument("--answer-broadcast", action="store_true",
+        p.add_argument("--answer-broadcast", action="store_true", dest="answer_broadcast_echo",
+                       default=argparse.SUPPRESS,
                        help="answer echo requests sent to broadcast or multicast (RFC 1122 "
                             "3.2.2.6 allows ignoring them; Linux does by default)")
         choices = p.add_argument_group(
-            "choices RFCs leave open (each default as Linux, or as the RFC suggests)")
-        choices.add_argument("--answer-timestamp", metavar="FILE.py",
+            "choices RFCs leave open (each default as Linux, or as the RFC suggests)",
+            argument_default=argparse.SUPPRESS)
+        choices.add_argument("--answer-timestamp", metavar="FILE.py", default=None,
                              help="answer ICMP Timestamp requests with the function "
                              "timestamp_reply(request, now) in FILE.py (RFC 1122 3.2.2.8: a MAY; "
                              "off by default; lab 06 writes it)")
         choices.add_argument("--arp-lifetime", type=positive_number,
-                             metavar="SECONDS", help="TAP: how long a learnt ARP entry is used "
-                             f"(RFC 1122 2.3.2.1: entries MUST time out; default {ARP_ENTRY_LIFETIME_S:g})")
-        choices.add_argument("--ttl", type=bounded_int(1, 255), default=DEFAULT_TTL,
+                             metavar="SECONDS", help="TAP: how long a learnt ARP entry is used (RFC 1122 "
+                             f"2.3.2.1: entries MUST time out; default {DEFAULT_CHOICES.arp_lifetime:g})")
+        choices.add_argument("--ttl", type=bounded_int(1, 255),
                              help="TTL of the datagrams we send (RFC 1122 3.2.1.7: fixed and "
-                             f"configurable; RFC 1700 and Linux: {DEFAULT_TTL})")
+                             f"configurable; RFC 1700 and Linux: {DEFAULT_CHOICES.ttl})")
         choices.add_argument("--icmp-error-rate", type=non_negative_number,
-                             default=ICMP_ERRORS_PER_SECOND, metavar="PER_SECOND",
+                             dest="icmp_errors_per_second", metavar="PER_SECOND",
                              help="ICMP errors sent per second at most (RFC 1122 "
                              "3.2.2: errors SHOULD be rate-limited; Linux icmp_msgs_per_sec: "
-                             f"{ICMP_ERRORS_PER_SECOND:g})")
-        choices.add_argument("--icmp-error-burst", type=bounded_int(0, 1_000_000),
-                             default=ICMP_ERROR_BURST, metavar="N",
+                             f"{DEFAULT_CHOICES.icmp_errors_per_second:g})")
+        choices.add_argument("--icmp-error-burst", type=bounded_int(0, 1_000_000), metavar="N",
                              help="ICMP errors sent at once after a quiet spell; with --icmp-error-rate 0, "
-                             f"all that are ever sent (Linux icmp_msgs_burst: {ICMP_ERROR_BURST})")
-        choices.add_argument("--reassembly-timeout", type=positive_number,
-                             default=REASSEMBLY_TIMEOUT_S, metavar="SECONDS",
+                             "all that are ever sent (Linux icmp_msgs_burst: "
+                             f"{DEFAULT_CHOICES.icmp_error_burst})")
+        choices.add_argument("--reassembly-timeout", type=positive_number, metavar="SECONDS",
                              help="give up an incomplete fragmented datagram after this long "
                              "(RFC 1122 3.3.2 suggests 60-120; Linux ipfrag_time: "
-                             f"{REASSEMBLY_TIMEOUT_S:g})")
+                             f"{DEFAULT_CHOICES.reassembly_timeout:g})")
         faults = p.add_argument_group(
             "fault injection (seeded; on frames in and out unless --fault-direction says)")
         faults.add_argument("--drop", type=chance, default=0.0, metavar="P",

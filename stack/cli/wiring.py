@@ -10,9 +10,10 @@ import random
 import stat
 import sys
 import time
+from dataclasses import fields
 from ipaddress import IPv4Interface
 
-from stack.l2.neighbor import ARP_ENTRY_LIFETIME_S
+from stack.choices import HostChoices
 from stack.stats import combined
 from stack.cli.arguments import EXIT_FAILURE, EXIT_OK, UsageError
 
@@ -27,24 +28,32 @@ def configure_logging(args: argparse.Namespace) -> None:
     logging.getLogger("stack").setLevel(level)
 
 
-def make_host(args: argparse.Namespace):
-    """The sans-I/O host the flags describe: a TapHost, or with --tun a TunHost."""
-    from stack.node import TapHost, TunHost
-
-    if args.host_ip is not None and args.host_ip.ip in [i.ip for i in args.ip]:
-        raise UsageError(f"--host-ip {args.host_ip.ip} is the stack's own address; pick another")
-    choices = dict(ttl=args.ttl, icmp_errors_per_second=args.icmp_error_rate,
-                   icmp_error_burst=args.icmp_error_burst, reassembly_timeout=args.reassembly_timeout)
-    timestamp_reply = None
+def host_choices(args: argparse.Namespace) -> HostChoices:
+    """The one ``HostChoices`` the flags describe: each choice flag's destination is the field
+    it sets, and a flag not given is absent (``argparse.SUPPRESS``), so its field keeps its default."""
+    given = {f.name: getattr(args, f.name) for f in fields(HostChoices) if hasattr(args, f.name)}
     if args.answer_timestamp is not None:
         from pathlib import Path
 
         from stack.tools.lab import LabError, load_function
 
         try:
-            timestamp_reply = load_function(Path(args.answer_timestamp), "timestamp_reply")
+            given["timestamp_reply"] = load_function(Path(args.answer_timestamp), "timestamp_reply")
         except LabError as error:
             raise UsageError(f"--answer-timestamp: {error}")
+    try:
+        return HostChoices(**given)
+    except ValueError as error:
+        raise UsageError(str(error))
+
+
+def make_host(args: argparse.Namespace):
+    """The sans-I/O host the flags describe: a TapHost, or with --tun a TunHost."""
+    from stack.node import TapHost, TunHost
+
+    if args.host_ip is not None and args.host_ip.ip in [i.ip for i in args.ip]:
+        raise UsageError(f"--host-ip {args.host_ip.ip} is the stack's own address; pick another")
+    choices = host_choices(args)
     try:
         if args.tun is None:
             for option, value in (("--peer", args.peer), ("--pi", args.pi or None)):
@@ -54,13 +63,12 @@ def make_host(args: argparse.Namespace):
                 if not interface.explicit_prefix:
                     raise UsageError(f"{interface.ip} needs a prefix length on a TAP device, "
                                      f"e.g. {interface.ip}/24")
-            return TapHost(args.ip, mac=args.mac, gateway=args.gateway, timestamp_reply=timestamp_reply,
-                           answer_broadcast_echo=args.answer_broadcast, probe=args.probe,
-                           uniform=random.Random().uniform,
-                           arp_lifetime=args.arp_lifetime or ARP_ENTRY_LIFETIME_S, **choices)
-        for option, value in (("--mac", args.mac), ("--gateway", args.gateway),
-                              ("--probe", args.probe or None), ("--arp-lifetime", args.arp_lifetime)):
-            if value is not None:
+            return TapHost(args.ip, mac=args.mac, gateway=args.gateway, uniform=random.Random().uniform,
+                           choices=choices)
+        for option, given in (("--mac", args.mac is not None), ("--gateway", args.gateway is not None),
+                              ("--probe", hasattr(args, "probe")),
+                              ("--arp-lifetime", hasattr(args, "arp_lifetime"))):
+            if given:
                 raise UsageError(f"{option} is for TAP devices: a TUN device has no link layer")
         peer = args.peer
         if args.host_ip is not None:
@@ -68,8 +76,7 @@ def make_host(args: argparse.Namespace):
                 raise UsageError(f"--peer {peer} differs from --host-ip {args.host_ip.ip}: on a "
                                  "point-to-point link the peer is the kernel side's address")
             peer = args.host_ip.ip
-        return TunHost(args.ip, peer=peer, packet_info=args.pi, timestamp_reply=timestamp_reply,
-                       answer_broadcast_echo=args.answer_broadcast, **choices)
+        return TunHost(args.ip, peer=peer, packet_info=args.pi, choices=choices)
     except ValueError as error:
         raise UsageError(str(error))
 

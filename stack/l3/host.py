@@ -22,6 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address, IPv4Interface
+from typing import Protocol
 
 from stack.buffers import Buffer, Payload
 from stack.errors import ParseError
@@ -29,8 +30,6 @@ from stack.l3.addresses import Addresses
 from stack.l3.fast_path import EchoFastPath
 from stack.l3.icmp import IcmpType
 from stack.l3.icmp_responder import (
-    ICMP_ERROR_BURST,
-    ICMP_ERRORS_PER_SECOND,
     TIME_EXCEEDED_REASSEMBLY,
     UNREACHABLE_PORT,
     UNREACHABLE_PROTOCOL,
@@ -38,20 +37,31 @@ from stack.l3.icmp_responder import (
     IcmpResponder,
     TimestampReply,
 )
-from stack.l3.ipv4 import DEFAULT_TTL, IpProto, Ipv4Packet
+from stack.l3.ipv4 import IpProto, Ipv4Packet
 from stack.l3.output import Output
-from stack.l3.reassembly import REASSEMBLY_TIMEOUT_S, Reassembler
+from stack.l3.reassembly import Reassembler
 from stack.l3.seam import Delivery, Received
 from stack.l4.udp import UdpDatagram
 from stack.ratelimit import TokenBucket
 from stack.stats import Stats
 from stack.seam import Outbound
 
-# The host settings' defaults and the types users meet, where node.py and the CLI find them.
-__all__ = ["ICMP_ERROR_BURST", "ICMP_ERRORS_PER_SECOND", "EchoReply", "Ipv4Host", "PROTOCOL_HANDLERS",
-           "TimestampReply"]
+# The types users meet, where node.py finds them (the choices' defaults are in stack.choices).
+__all__ = ["EchoReply", "Ipv4Host", "NetworkChoices", "PROTOCOL_HANDLERS", "TimestampReply"]
 
 log = logging.getLogger(__name__)
+
+
+class NetworkChoices(Protocol):
+    """The host's choices the network layer reads (``stack.choices.HostChoices``, where each
+    has its default and its RFC; l3 cannot import it, as its defaults reach into l2)."""
+
+    answer_broadcast_echo: bool
+    ttl: int
+    icmp_errors_per_second: float
+    icmp_error_burst: int
+    reassembly_timeout: float
+    timestamp_reply: TimestampReply | None
 
 
 class Ipv4Host:
@@ -61,37 +71,25 @@ class Ipv4Host:
         self,
         interfaces: Iterable[IPv4Interface],
         stats: Stats,
+        choices: NetworkChoices,
         gateway: IPv4Address | None = None,
-        answer_broadcast_echo: bool = False,
-        ttl: int = DEFAULT_TTL,
         point_to_point: bool = False,
         mtu: int = 1500,
-        icmp_errors_per_second: float = ICMP_ERRORS_PER_SECOND,
-        icmp_error_burst: int = ICMP_ERROR_BURST,
-        reassembly_timeout: float = REASSEMBLY_TIMEOUT_S,
-        timestamp_reply: TimestampReply | None = None,
     ) -> None:
         """``point_to_point``: the interface is a point-to-point link (a TUN device), so every
         destination is reached by sending into it; there is no next hop to choose.
-        ``ttl`` (RFC 1122 3.2.1.7), the ICMP error rate (RFC 1122 3.2.2) and the reassembly
-        timeout (RFC 1122 3.3.2) are the behaviours RFCs leave to the host (README).
-        ``timestamp_reply(request, now)`` answers ICMP Timestamp requests (RFC 1122 3.2.2.8: a
-        MAY); without it they are discarded like any type we do not handle (lab 06 writes one)."""
-        if icmp_errors_per_second < 0 or icmp_error_burst < 0:
-            raise ValueError("the ICMP error rate and burst cannot be negative")
-        if reassembly_timeout <= 0:
-            raise ValueError(f"reassembly timeout {reassembly_timeout} must be above 0 seconds")
+        ``choices`` are the behaviours RFCs leave to the host (checked where they are made)."""
         self.stats = stats
-        self.output = Output(stats, ttl, mtu)
+        self.output = Output(stats, choices.ttl, mtu)
         self.addressing = Addresses(interfaces, gateway, point_to_point)
-        self.icmp = IcmpResponder(self.addressing, self.output, stats,
-                                  TokenBucket(float(icmp_errors_per_second), icmp_error_burst),
-                                  answer_broadcast_echo, timestamp_reply)
+        errors = TokenBucket(float(choices.icmp_errors_per_second), choices.icmp_error_burst)
+        self.icmp = IcmpResponder(self.addressing, self.output, stats, errors,
+                                  choices.answer_broadcast_echo, choices.timestamp_reply)
         self.fast_path = EchoFastPath(self.addressing, self.output, stats)
         #: Header prediction for plain echo requests (``fast_path``); tests turn it off to
         #: compare both paths.
         self.predict = True
-        self.reassembler = Reassembler(timeout=reassembly_timeout)
+        self.reassembler = Reassembler(timeout=choices.reassembly_timeout)
 
     # ------------------------------------------------------------------ the parts' settings
 

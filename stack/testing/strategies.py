@@ -41,6 +41,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from stack.checksum import internet_checksum
+from stack.documentation_addresses import DOCUMENTATION_NETWORKS
 from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import EtherType, EthernetFrame, MacAddress
 from stack.l3.icmp import IcmpMessage, IcmpType
@@ -55,7 +56,6 @@ __all__ = [
     "reassembly_model", "sixteen_bits", "udp_datagrams",
 ]
 
-DOCUMENTATION_NETWORKS = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")  # RFC 5737
 TYPICAL_PAYLOAD = 64  # most generated payloads are at most this long
 ETHERNET_MTU = 1500  # the largest Ethernet II data field
 MAXIMUM_OPTIONS = 40  # IHL 15: 60-byte header, 40 bytes of options

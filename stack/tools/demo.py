@@ -16,18 +16,13 @@ import sys
 import tempfile
 from ipaddress import IPv4Interface
 
+from stack.documentation_addresses import HOST, HOST_MAC, PEER, PEER_MAC, TAP_DEVICE, TUN_DEVICE
 from stack.runtime.loop import Loop
 from stack.node import TapHost, TunHost
 from stack.runtime.ping import PingSession
 from stack.stats import Stats, combined
 from stack.runtime.trace import Tracer
 
-HOST = IPv4Interface("192.0.2.2/24")
-PEER = IPv4Interface("192.0.2.1/24")
-HOST_MAC = "02:00:00:00:00:02"
-PEER_MAC = "02:00:00:00:00:01"
-DEVICE = "tap0"
-TUN_DEVICE = "tun0"
 INTERVAL_S = 0.2
 COMMAND_TIMEOUT_S = 60  # each kernel tool has its own count and deadline; this is the backstop
 
@@ -70,11 +65,11 @@ def kernel_demo(count: int, trace: bool) -> int:
     from stack.tap.linux import TapDevice
 
     enter_private_namespace()  # from here on this process sees only its own, empty network
-    device = TapDevice(DEVICE)
-    configure_address(DEVICE, PEER)
+    device = TapDevice(TAP_DEVICE)
+    configure_address(TAP_DEVICE, PEER)
     host = TapHost([HOST], mac=HOST_MAC)
-    say(f"tapstack demo: in a private network namespace, the kernel is {PEER} on {DEVICE};")
-    say(f"tapstack answers as {HOST.ip} ({host.mac}) on the other end of {DEVICE}.")
+    say(f"tapstack demo: in a private network namespace, the kernel is {PEER} on {TAP_DEVICE};")
+    say(f"tapstack answers as {HOST.ip} ({host.mac}) on the other end of {TAP_DEVICE}.")
     commands = [_ping_command(count), _arping_command(count)]
     return _against_the_kernel(device, host, commands, trace, "every ping and arping was answered")
 
@@ -149,7 +144,7 @@ def _arping_command(count: int) -> list[str] | None:
     usage = subprocess.run(["arping", "--help"], capture_output=True, text=True)
     usage = usage.stdout + usage.stderr
     interface_flag = "-i" if "Habets" in usage else "-I"  # Habets' arping vs iputils-arping
-    return ["arping", "-c", str(count), "-w", "5", interface_flag, DEVICE, str(HOST.ip)]
+    return ["arping", "-c", str(count), "-w", "5", interface_flag, TAP_DEVICE, str(HOST.ip)]
 
 
 def in_memory_demo(count: int, trace: bool, tun: bool = False) -> int:

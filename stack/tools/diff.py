@@ -30,6 +30,8 @@ from ipaddress import IPv4Address, IPv4Interface
 
 from stack.buffers import Buffer, join
 from stack.checksum import internet_checksum
+from stack.documentation_addresses import HOST, PEER, PEER_MAC, SECOND_PEER, SECOND_PEER_MAC, TUN_DEVICE
+from stack.documentation_addresses import TAP_DEVICE as DEVICE
 from stack.errors import ParseError
 from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import BROADCAST, EthernetFrame, EtherType, MacAddress
@@ -40,18 +42,13 @@ from stack.l4.udp import UdpDatagram
 from stack.node import TapHost, TunHost, mac_for
 from stack.runtime.trace import summarize
 
-HOST = IPv4Interface("192.0.2.2/24")
+#: Both hosts answer as HOST from the same MAC, derived from the address.
 HOST_MAC = mac_for(HOST.ip)
 #: The peers the frames come from, known to both hosts in advance (permanent entries).
-PEERS = {
-    IPv4Address("192.0.2.1"): MacAddress("02:00:00:00:00:01"),
-    IPv4Address("192.0.2.3"): MacAddress("02:00:00:00:00:03"),
-}
-DEVICE = "tap0"
+PEERS = {PEER.ip: MacAddress(PEER_MAC), SECOND_PEER: MacAddress(SECOND_PEER_MAC)}
 #: Over TUN (``medium="ip"``): a point-to-point link, the kernel HOST's address with the first
 #: peer at the other end; bare IPv4 packets, no ARP.
-TUN_DEVICE = "tun0"
-TUN_PEER = IPv4Address("192.0.2.1")
+TUN_PEER = PEER.ip
 #: The kernel has answered a frame once the device has been quiet this long after it.
 QUIET_S = 0.02
 #: The longest we wait for the kernel's answers to one frame.

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
 from stack.checksum import internet_checksum
+from stack.documentation_addresses import DOCUMENTATION_NETWORKS, HOST
 from stack.errors import ParseError
 from stack.l2.ethernet import BROADCAST, MacAddress
 from stack.l4.udp import HEADER as UDP_HEADER
@@ -28,7 +29,7 @@ from stack.reasons import explain_drop
 from stack.runtime.trace import summarize
 
 #: The address the explained host takes when the frame names none it could have.
-FALLBACK_ADDRESS = IPv4Interface("192.0.2.2/24")
+FALLBACK_ADDRESS = HOST
 
 ETHERTYPE_NAMES = {0x0800: "IPv4 (RFC 894)", 0x0806: "ARP (RFC 826)", 0x86DD: "IPv6 (not supported)",
               0x8100: "802.1Q VLAN tag (not supported)", 0x88A8: "802.1ad QinQ tag (not supported)"}
@@ -243,7 +244,7 @@ def _address_meaning(address: IPv4Address) -> str:
         return "multicast" + (": all hosts (RFC 1112)" if str(address) == "224.0.0.1" else "")
     if int(address) >> 24 in (0, 127):
         return "never a valid source on a wire (RFC 1122 3.2.1.3)"
-    for network in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"):
+    for network in DOCUMENTATION_NETWORKS:
         if address in IPv4Interface(network).network:
             return "documentation address (RFC 5737)"
     return "private (RFC 1918)" if address.is_private else ""

@@ -35,6 +35,9 @@ from types import ModuleType
 
 import dpkt
 
+from stack.documentation_addresses import HOST, HOST_MAC, PEER, PEER_MAC
+from stack.documentation_addresses import TAP_DEVICE as TAP_NAME
+from stack.documentation_addresses import TUN_DEVICE as TUN_NAME
 from stack.runtime.loop import Loop
 from stack.node import TapHost, TunHost
 from stack.runtime.ping import PingSession
@@ -47,12 +50,6 @@ MODES = ("wire", "kernel")
 #: What an answer holds until the student writes one.
 PLACEHOLDER = "?"
 
-HOST = IPv4Interface("192.0.2.2/24")
-PEER = IPv4Interface("192.0.2.1/24")
-HOST_MAC = "02:00:00:00:00:02"
-PEER_MAC = "02:00:00:00:00:01"
-TAP_NAME = "tap0"
-TUN_NAME = "tun0"
 PING_INTERVAL_S = {"wire": 0.05, "kernel": 0.2}
 #: No wait in a rig is longer than this (each tool also has its own count and deadline).
 COMMAND_TIMEOUT_S = 30.0

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from stack import TunHost
 from stack.buffers import join
-from stack.l3.host import ICMP_ERROR_BURST
+from stack.l3.icmp_responder import ICMP_ERROR_BURST
 from stack.l3.reassembly import REASSEMBLY_TIMEOUT_S
 from tests import frames
 
