@@ -31,7 +31,7 @@ from stack.seam import Outbound
 log = logging.getLogger(__name__)
 
 
-#: Amplification bound, at the default MTU of 1500 (README "Fuzzing your own stack";
+#: Amplification bound, at the default MTU of 1500 (docs/fuzzing.md "Amplification bound";
 #: tests/core/test_fuzz_properties.py checks it on every generated sequence). One frame in causes at
 #: most this many frames out: the 45 fragments of a 65,535-byte reply and one ARP request.
 #: Datagrams held while ARP resolves count against the frame that caused them, not the ARP
