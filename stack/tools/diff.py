@@ -334,16 +334,23 @@ class KernelHost:
     TUN device). Call in a private network namespace only."""
 
     def __init__(self, medium: str = "ethernet") -> None:
+        from stack.runtime import kernel
         from stack.runtime.loop import Loop
         from stack.tap.linux import TapDevice, TunDevice
 
         self.medium = medium
         self.device = TunDevice(TUN_DEVICE) if medium == "ip" else TapDevice(DEVICE)
+        name = self.device.name
         try:
+            # The kernel side: our address (and MAC) on the device, IPv6 off, up; over TAP the
+            # peers permanent, as they are on tapstack's side; the sysctls above.
             if medium == "ip":
-                _configure_kernel_tun(self.device.name)
+                kernel.configure_point_to_point(name, HOST.ip, TUN_PEER)
+                kernel.write_sysctls(KERNEL_SYSCTLS)
             else:
-                _configure_kernel(self.device.name)
+                kernel.configure_address(name, HOST, mac=HOST_MAC)
+                kernel.add_permanent_neighbours(name, PEERS)
+                kernel.write_sysctls({**KERNEL_SYSCTLS, **TAP_SYSCTLS})
             self.collector = _Collector()
             self.loop = Loop(max_wait=QUIET_S)
             self.loop.attach(self.device, self.collector)
@@ -364,39 +371,6 @@ class KernelHost:
     def close(self) -> None:
         self.loop.close()
         self.device.close()
-
-
-def _configure_kernel(ifname: str) -> None:
-    """The kernel side: our MAC and address on the device, IPv6 off, the peers permanent."""
-    from pyroute2 import IPRoute
-
-    from stack.runtime.kernel import disable_ipv6
-
-    NUD_PERMANENT = 0x80  # include/uapi/linux/neighbour.h
-    disable_ipv6(ifname)
-    with IPRoute() as ipr:
-        index = ipr.link_lookup(ifname=ifname)[0]
-        ipr.link("set", index=index, address=str(HOST_MAC))
-        ipr.addr("add", index=index, address=str(HOST.ip), prefixlen=HOST.network.prefixlen,
-                 broadcast=str(HOST.network.broadcast_address))
-        ipr.link("set", index=index, state="up")
-        for address, mac in PEERS.items():
-            ipr.neigh("replace", dst=str(address), lladdr=str(mac), ifindex=index, state=NUD_PERMANENT)
-    _write_sysctls({**KERNEL_SYSCTLS, **TAP_SYSCTLS})
-
-
-def _configure_kernel_tun(ifname: str) -> None:
-    """The kernel side of a TUN link: our address with TUN_PEER as its peer, IPv6 off, up."""
-    from stack.runtime.kernel import configure_address
-
-    configure_address(ifname, IPv4Interface(f"{HOST.ip}/32"), peer=TUN_PEER)
-    _write_sysctls(KERNEL_SYSCTLS)
-
-
-def _write_sysctls(settings: dict[str, str]) -> None:
-    for name, value in settings.items():
-        with open(f"/proc/sys/{name}", "w") as file:
-            file.write(value)
 
 
 # ---------------------------------------------------------------------- comparing
