@@ -38,6 +38,7 @@ from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import IpOption, IpProto, Ipv4Packet, parse_options
 from stack.l4.udp import UdpDatagram
 from stack.node import TapHost, TunHost, mac_for
+from stack.runtime.settle import run_until_quiet
 from stack.runtime.trace import summarize
 
 HOST = IPv4Interface("192.0.2.2/24")
@@ -288,14 +289,14 @@ class StackHost:
                 # Permanent, as on the kernel side (NUD_PERMANENT): an ARP packet with another
                 # sender MAC for a peer (a flipped bit) changes neither host's entry.
                 self.host.link.cache.add_permanent(address, mac)
-        self.now = 0.0
-        while (deadline := self.host.next_deadline(self.now)) is not None:  # start-up announcements
-            self.now = max(self.now, deadline)
-            self.host.poll(self.now)
+        self.now = run_until_quiet(self.host, 0.0).now  # its start-up announcements, sent
 
     def answer(self, frame: bytes) -> list[bytes]:
         self.now += STACK_SECONDS_PER_FRAME
-        return [join(out) for out in self.host.receive(frame, self.now)]
+        # No timer of ours runs: our clock jumps a second a frame, the kernel's does not, and
+        # a timer's late answer (a reassembly timeout) would land on another frame's.
+        settled = run_until_quiet(self.host, self.now, [frame], max_timer_runs=0)
+        return [join(out) for out in settled.sent]
 
 
 class _Collector:
