@@ -49,6 +49,7 @@ from ping_bench import BenchError, in_ns, namespace, run, stop_stack  # noqa: E4
 
 from stack import TapHost  # noqa: E402
 from stack.buffers import join  # noqa: E402
+from stack.runtime.settle import run_until_quiet  # noqa: E402
 from tests.root.test_lan_device import parse_nmap_hosts  # noqa: E402
 
 NETWORKS = ("192.0.2", "198.51.100", "203.0.113")
@@ -66,10 +67,8 @@ def documentation_lan() -> list[IPv4Interface]:
 def settled_host(interfaces: list[IPv4Interface]) -> TapHost:
     """A host whose start-up announcements are all sent."""
     host = TapHost(interfaces)
-    now = 0.0
-    while (deadline := host.next_deadline(now)) is not None:
-        now = deadline
-        host.poll(now)
+    if not run_until_quiet(host, 0.0).quiet:
+        raise BenchError(f"a host of {len(interfaces)} addresses did not go quiet after start-up")
     return host
 
 

@@ -130,9 +130,10 @@ def test_the_l4_scan_sees_the_udp_codec():
 
 
 #: Sans-I/O: the core and the base, and the runtime's and tools' pure parts (traces, ping
-#: sessions and explain take the time and the bytes they are given).
+#: sessions, running a host until it is quiet, and explain take the time and the bytes they
+#: are given).
 SANS_IO = [m for m in MODULES if wing(m) in {"core", "base"}] + [
-    "stack.runtime.trace", "stack.runtime.ping", "stack.tools.explain"]
+    "stack.runtime.trace", "stack.runtime.ping", "stack.runtime.settle", "stack.tools.explain"]
 
 
 @pytest.mark.parametrize("module", SANS_IO)

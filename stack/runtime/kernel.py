@@ -1,8 +1,11 @@
-"""The kernel's side of a device: its address, its link state, and a namespace of our own.
+"""The kernel's side of a device: its address, MAC, link state, neighbours and sysctls, and a
+namespace of our own. The one place the project sets the kernel up (``--host-ip``, the demo, the
+lab's kernel mode, ``tapstack diff``).
 
-Read first: rtnetlink(7) (RTM_NEWADDR, RTM_NEWLINK), unshare(2), network_namespaces(7). This is
-what ``ip addr add``, ``ip link set up`` and ``unshare --net`` do, through pyroute2 (imported
-lazily: it takes about 0.2 s and only the set-up needs it).
+Read first: rtnetlink(7) (RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH), unshare(2),
+network_namespaces(7), Documentation/networking/ip-sysctl.rst. This is what ``ip addr add``,
+``ip link set``, ``ip neigh replace``, ``sysctl -w`` and ``unshare --net`` do, through pyroute2
+(imported lazily: it takes about 0.2 s and only the set-up needs it) and /proc/sys.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import errno
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from ipaddress import IPv4Address, IPv4Interface
 
 from stack.tap.base import DeviceError
@@ -19,15 +23,18 @@ from stack.tap.base import DeviceError
 log = logging.getLogger(__name__)
 
 CLONE_NEWNET = 0x40000000  # include/uapi/linux/sched.h
+NUD_PERMANENT = 0x80  # include/uapi/linux/neighbour.h
 
 
-def configure_address(ifname: str, interface: IPv4Interface, peer: IPv4Address | None = None) -> None:
+def configure_address(ifname: str, interface: IPv4Interface, peer: IPv4Address | None = None,
+                      mac: object | None = None) -> None:
     """Give the kernel side of ``ifname`` an address and bring the link up.
 
     ``ip addr add 192.0.2.1/24 brd + dev tap0 && ip link set tap0 up``; with ``peer`` (a TUN
-    device) ``ip addr add 198.51.100.1 peer 198.51.100.2 dev tun0``. IPv6 is disabled on the
-    interface first, so the kernel's router solicitations and MLD reports stay out of the trace.
-    An address that is already there is fine.
+    device) ``ip addr add 198.51.100.1 peer 198.51.100.2 dev tun0``; with ``mac`` (a TAP device)
+    ``ip link set tap0 address 02:...`` first. IPv6 is disabled on the interface first, so the
+    kernel's router solicitations and MLD reports stay out of the trace. An address that is
+    already there is fine.
     """
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
@@ -46,6 +53,8 @@ def configure_address(ifname: str, interface: IPv4Interface, peer: IPv4Address |
             if not found:
                 raise DeviceError(f"{ifname}: no such network interface")
             disable_ipv6(ifname)
+            if mac is not None:
+                ipr.link("set", index=found[0], address=str(mac))
             try:
                 ipr.addr("add", index=found[0], **address)
             except NetlinkError as error:
@@ -57,24 +66,69 @@ def configure_address(ifname: str, interface: IPv4Interface, peer: IPv4Address |
     log.info("kernel side of %s: %s%s, up", ifname, interface, f" peer {peer}" if peer else "")
 
 
-def _netlink_failure(ifname: str, interface: IPv4Interface, code: int) -> str:
+def configure_point_to_point(ifname: str, local: IPv4Address, peer: IPv4Address) -> None:
+    """The kernel side of a TUN link: ``local`` (a /32) with ``peer`` at the other end, IPv6
+    off, up (``ip addr add LOCAL peer PEER dev tun0 && ip link set tun0 up``)."""
+    configure_address(ifname, IPv4Interface(f"{local}/32"), peer=peer)
+
+
+def add_permanent_neighbours(ifname: str, neighbours: Mapping[IPv4Address, object]) -> None:
+    """``ip neigh replace ADDRESS lladdr MAC dev IFNAME nud permanent`` for each (address, MAC).
+
+    A permanent entry (NUD_PERMANENT) is never probed, aged out, or changed by an ARP packet
+    with another sender MAC: the kernel sends to these neighbours without asking for them.
+    """
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    try:
+        with IPRoute() as ipr:
+            found = ipr.link_lookup(ifname=ifname)
+            if not found:
+                raise DeviceError(f"{ifname}: no such network interface")
+            for address, mac in neighbours.items():
+                ipr.neigh("replace", dst=str(address), lladdr=str(mac), ifindex=found[0],
+                          state=NUD_PERMANENT)
+    except NetlinkError as error:
+        raise DeviceError(_netlink_failure(ifname, "permanent neighbours", error.code)) from None
+
+
+def _netlink_failure(ifname: str, what: object, code: int) -> str:
     if code in (errno.EPERM, errno.EACCES):
         return f"permission denied configuring {ifname}: run as root (needs CAP_NET_ADMIN)"
     if code == errno.ENODEV:
         return f"{ifname}: no such network interface"
-    return f"cannot configure {interface} on {ifname}: {os.strerror(code)}"
+    return f"cannot configure {what} on {ifname}: {os.strerror(code)}"
+
+
+def write_sysctls(settings: Mapping[str, str]) -> None:
+    """Set kernel parameters, ``{"net/ipv4/icmp_ratelimit": "0"}`` (``sysctl -w
+    net.ipv4.icmp_ratelimit=0``): each name is a path under /proc/sys, so in a private
+    namespace ``net/...`` settings are the namespace's own."""
+    for name, value in settings.items():
+        try:
+            _write_sysctl(name, value)
+        except OSError as error:
+            dotted = name.replace("/", ".")
+            if error.errno == errno.ENOENT:
+                raise DeviceError(f"this kernel has no setting {dotted}") from None
+            raise DeviceError(f"cannot set {dotted} = {value} ({error.strerror}): run as root") from None
 
 
 def disable_ipv6(ifname: str) -> None:
     """net.ipv6.conf.<ifname>.disable_ipv6 = 1, when the kernel has IPv6 at all."""
-    path = f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"
-    if not os.path.exists(path):
+    name = f"net/ipv6/conf/{ifname}/disable_ipv6"
+    if not os.path.exists(f"/proc/sys/{name}"):
         return
     try:
-        with open(path, "w") as file:
-            file.write("1")
+        _write_sysctl(name, "1")
     except OSError as error:
         raise DeviceError(f"cannot disable IPv6 on {ifname} ({error.strerror}): run as root") from None
+
+
+def _write_sysctl(name: str, value: str) -> None:
+    with open(f"/proc/sys/{name}", "w") as file:
+        file.write(value)
 
 
 def enter_private_namespace() -> None:

@@ -75,12 +75,12 @@ def kernel_demo(count: int, trace: bool) -> int:
 
 
 def kernel_tun_demo(count: int, trace: bool) -> int:
-    from stack.runtime.kernel import configure_address, enter_private_namespace
+    from stack.runtime.kernel import configure_point_to_point, enter_private_namespace
     from stack.tap.linux import TunDevice
 
     enter_private_namespace()
     device = TunDevice(TUN_DEVICE)
-    configure_address(TUN_DEVICE, IPv4Interface(f"{PEER.ip}/32"), peer=HOST.ip)
+    configure_point_to_point(TUN_DEVICE, PEER.ip, HOST.ip)
     host = TunHost([HOST.ip], peer=PEER.ip)
     say(f"tapstack demo: in a private network namespace, the kernel is {PEER.ip} on {TUN_DEVICE}, "
         f"a point-to-point link;")

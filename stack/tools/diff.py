@@ -40,6 +40,7 @@ from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import IpOption, IpProto, Ipv4Packet, parse_options
 from stack.l4.udp import UdpDatagram
 from stack.node import TapHost, TunHost, mac_for
+from stack.runtime.settle import run_until_quiet
 from stack.runtime.trace import summarize
 
 #: Both hosts answer as HOST from the same MAC, derived from the address.
@@ -285,14 +286,14 @@ class StackHost:
                 # Permanent, as on the kernel side (NUD_PERMANENT): an ARP packet with another
                 # sender MAC for a peer (a flipped bit) changes neither host's entry.
                 self.host.link.cache.add_permanent(address, mac)
-        self.now = 0.0
-        while (deadline := self.host.next_deadline(self.now)) is not None:  # start-up announcements
-            self.now = max(self.now, deadline)
-            self.host.poll(self.now)
+        self.now = run_until_quiet(self.host, 0.0).now  # its start-up announcements, sent
 
     def answer(self, frame: bytes) -> list[bytes]:
         self.now += STACK_SECONDS_PER_FRAME
-        return [join(out) for out in self.host.receive(frame, self.now)]
+        # No timer of ours runs: our clock jumps a second a frame, the kernel's does not, and
+        # a timer's late answer (a reassembly timeout) would land on another frame's.
+        settled = run_until_quiet(self.host, self.now, [frame], max_timer_runs=0)
+        return [join(out) for out in settled.sent]
 
 
 class _Collector:
@@ -331,16 +332,23 @@ class KernelHost:
     TUN device). Call in a private network namespace only."""
 
     def __init__(self, medium: str = "ethernet") -> None:
+        from stack.runtime import kernel
         from stack.runtime.loop import Loop
         from stack.tap.linux import TapDevice, TunDevice
 
         self.medium = medium
         self.device = TunDevice(TUN_DEVICE) if medium == "ip" else TapDevice(DEVICE)
+        name = self.device.name
         try:
+            # The kernel side: our address (and MAC) on the device, IPv6 off, up; over TAP the
+            # peers permanent, as they are on tapstack's side; the sysctls above.
             if medium == "ip":
-                _configure_kernel_tun(self.device.name)
+                kernel.configure_point_to_point(name, HOST.ip, TUN_PEER)
+                kernel.write_sysctls(KERNEL_SYSCTLS)
             else:
-                _configure_kernel(self.device.name)
+                kernel.configure_address(name, HOST, mac=HOST_MAC)
+                kernel.add_permanent_neighbours(name, PEERS)
+                kernel.write_sysctls({**KERNEL_SYSCTLS, **TAP_SYSCTLS})
             self.collector = _Collector()
             self.loop = Loop(max_wait=QUIET_S)
             self.loop.attach(self.device, self.collector)
@@ -361,39 +369,6 @@ class KernelHost:
     def close(self) -> None:
         self.loop.close()
         self.device.close()
-
-
-def _configure_kernel(ifname: str) -> None:
-    """The kernel side: our MAC and address on the device, IPv6 off, the peers permanent."""
-    from pyroute2 import IPRoute
-
-    from stack.runtime.kernel import disable_ipv6
-
-    NUD_PERMANENT = 0x80  # include/uapi/linux/neighbour.h
-    disable_ipv6(ifname)
-    with IPRoute() as ipr:
-        index = ipr.link_lookup(ifname=ifname)[0]
-        ipr.link("set", index=index, address=str(HOST_MAC))
-        ipr.addr("add", index=index, address=str(HOST.ip), prefixlen=HOST.network.prefixlen,
-                 broadcast=str(HOST.network.broadcast_address))
-        ipr.link("set", index=index, state="up")
-        for address, mac in PEERS.items():
-            ipr.neigh("replace", dst=str(address), lladdr=str(mac), ifindex=index, state=NUD_PERMANENT)
-    _write_sysctls({**KERNEL_SYSCTLS, **TAP_SYSCTLS})
-
-
-def _configure_kernel_tun(ifname: str) -> None:
-    """The kernel side of a TUN link: our address with TUN_PEER as its peer, IPv6 off, up."""
-    from stack.runtime.kernel import configure_address
-
-    configure_address(ifname, IPv4Interface(f"{HOST.ip}/32"), peer=TUN_PEER)
-    _write_sysctls(KERNEL_SYSCTLS)
-
-
-def _write_sysctls(settings: dict[str, str]) -> None:
-    for name, value in settings.items():
-        with open(f"/proc/sys/{name}", "w") as file:
-            file.write(value)
 
 
 # ---------------------------------------------------------------------- comparing

@@ -5,8 +5,8 @@ Read first: RFC 894 (Ethernet), RFC 826 (ARP), RFC 791 3.1 (IPv4 header and opti
 
 Every field is a row: byte offsets in the frame, the field's name, its value as on the wire,
 and what it means; checksums show the value carried and the value computed. Then a fresh host
-(``TapHost`` / ``TunHost``) receives the frame and its answer, or its drop reason with the rule
-behind it, is shown.
+(``TapHost`` / ``TunHost``, its start-up announcements sent) receives the frame, and what it
+sends at once, or its drop reason with the rule behind it, is shown.
 
 A frame from a capture may hold fewer bytes than were sent (``original_length``: the capture's
 snapshot length cut it). What was captured is explained; fields past it are "not captured",
@@ -26,6 +26,7 @@ from stack.l2.ethernet import BROADCAST, MacAddress
 from stack.l4.udp import HEADER as UDP_HEADER
 from stack.l4.udp import checksum as udp_checksum
 from stack.reasons import explain_drop
+from stack.runtime.settle import run_until_quiet
 from stack.runtime.trace import summarize
 
 #: The address the explained host takes when the frame names none it could have.
@@ -393,15 +394,18 @@ def answer(frame: bytes, out: Explanation, medium: str = "ethernet", packet_info
             if mac is None or mac.is_multicast or mac == MacAddress(bytes(6)):
                 mac = None
             host = TapHost([interface], mac=mac)
+            now = run_until_quiet(host, 0.0).now  # its start-up announcements, sent
             if source is not None and out.source_mac is not None and not out.source_mac.is_multicast \
                     and interface.network.prefixlen and host.ip.on_link(source):
-                host.link.cache.learn(source, out.source_mac, 0.0)  # the sender is known
+                host.link.cache.learn(source, out.source_mac, now)  # the sender is known
             lines.append(f"What tapstack would do, as {interface} at {host.mac} ({why})"
                          + (f", knowing {source} at {out.source_mac}:" if source in host.link.cache else ":"))
         else:
             host = TunHost([interface], peer=source, packet_info=packet_info)
+            now = run_until_quiet(host, 0.0).now
             lines.append(f"What tapstack would do, as {interface} on a TUN link ({why}):")
-        replies = host.receive(frame, 0.0)
+        # What it sends at once; a timer due later (an ARP retry, a reassembly timeout) is not told.
+        replies = run_until_quiet(host, now, [frame], within=0.0).sent
     except (ValueError, ParseError) as error:
         return [f"What tapstack would do: cannot set up a host as {interface}: {error}"]
     except Exception as error:  # a bug in the stack: report it, never crash the command

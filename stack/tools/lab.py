@@ -278,7 +278,7 @@ def _open_kernel_rig(directory: Path, medium: str, packet_info: bool, host_optio
     """Needs ``enter_private_namespace()`` done (``tapstack lab check --kernel`` does it)."""
     import socket
 
-    from stack.runtime.kernel import configure_address
+    from stack.runtime.kernel import configure_address, configure_point_to_point
     from stack.tap.linux import TapDevice, TunDevice
 
     host, _ = _hosts(medium, packet_info, host_options)
@@ -290,7 +290,7 @@ def _open_kernel_rig(directory: Path, medium: str, packet_info: bool, host_optio
     else:
         device = TunDevice(TUN_NAME, packet_info=packet_info)
         closers.append(device.close)
-        configure_address(TUN_NAME, IPv4Interface(f"{PEER.ip}/32"), peer=HOST.ip)
+        configure_point_to_point(TUN_NAME, PEER.ip, HOST.ip)
     host.mtu = device.mtu
     loop, pcap_path, trace = _attach_host(directory, device, host, packet_info, closers)
     # The kernel's side sends our frames through a packet socket on its end of the device.

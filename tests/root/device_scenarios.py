@@ -28,7 +28,8 @@ from ipaddress import IPv4Address, IPv4Interface
 import dpkt
 
 from stack.tap.base import DeviceError, DeviceGone
-from stack.runtime.kernel import configure_address, enter_private_namespace
+from stack.runtime.kernel import (add_permanent_neighbours, configure_address, configure_point_to_point,
+                                  enter_private_namespace, write_sysctls)
 from stack.tap.linux import TapDevice, TunDevice
 
 KERNEL = IPv4Interface("192.0.2.1/24")
@@ -123,6 +124,29 @@ def kernel_side(ifname: str) -> dict:
     return {"flags": link["flags"], "ipv6_disabled": ipv6_disabled,
             "addresses": [{key: a.get(key) for key in ("family", "local", "address", "prefixlen", "broadcast")}
                           for a in link["addr_info"]]}
+
+
+def kernel_side_set_up() -> dict:
+    """The whole kernel-side set-up ``tapstack diff`` makes: a MAC and an address on tap0,
+    permanent neighbours, sysctls; a point-to-point address on tun0; and the errors for an
+    interface or a setting that does not exist."""
+    with TapDevice("tap0"), TunDevice("tun0"):
+        configure_address("tap0", KERNEL, mac="02:00:c0:00:02:01")
+        add_permanent_neighbours("tap0", {OURS: "02:00:00:00:00:02", IPv4Address("192.0.2.3"): "02:00:00:00:00:03"})
+        add_permanent_neighbours("tap0", {OURS: "02:00:00:00:00:02"})  # a second time changes nothing
+        write_sysctls({"net/ipv4/icmp_ratelimit": "0", "net/ipv4/conf/tap0/arp_accept": "1"})
+        configure_point_to_point("tun0", TUN_KERNEL.ip, TUN_PEER)
+        shown = subprocess.run(["ip", "-j", "neigh", "show", "dev", "tap0"], capture_output=True,
+                               text=True, check=True)
+        sysctls = {}
+        for name in ("net/ipv4/icmp_ratelimit", "net/ipv4/conf/tap0/arp_accept"):
+            with open(f"/proc/sys/{name}") as file:
+                sysctls[name] = file.read().strip()
+        return {"kernel_mac": kernel_mac("tap0").hex(":"), "tap": kernel_side("tap0"),
+                "tun": kernel_side("tun0"), "sysctls": sysctls,
+                "neighbours": sorted((n["dst"], n["lladdr"], n["state"]) for n in json.loads(shown.stdout)),
+                "no_interface": _error_of(lambda: add_permanent_neighbours("nope0", {OURS: "02:00:00:00:00:02"})),
+                "no_setting": _error_of(lambda: write_sysctls({"net/ipv4/conf/nope0/arp_accept": "1"}))}
 
 
 def tap_send_round_trip() -> dict:
@@ -355,7 +379,7 @@ def as_nobody() -> Iterator[None]:
         os.setgroups(groups)
 
 
-SCENARIOS = {f.__name__: f for f in (tap_kernel_arp_request, tap_send_round_trip, tap_jumbo_frames,
+SCENARIOS = {f.__name__: f for f in (tap_kernel_arp_request, kernel_side_set_up, tap_send_round_trip, tap_jumbo_frames,
                                      tun_round_trip, tun_bursts, down_and_deleted, opening_errors, private_namespace,
                                      unprivileged)}
 

@@ -62,6 +62,23 @@ def test_the_kernels_arp_request_arrives_through_recv(netns):
 
 
 @pytest.mark.device
+def test_the_kernel_side_set_up_leaves_mac_neighbours_sysctls_and_a_peer(netns):
+    seen = run_scenario(netns, "kernel_side_set_up")
+    assert seen["kernel_mac"] == "02:00:c0:00:02:01"
+    assert seen["tap"]["addresses"] == [{"family": "inet", "local": "192.0.2.1", "address": None,
+                                         "prefixlen": 24, "broadcast": "192.0.2.255"}]
+    assert seen["neighbours"] == [["192.0.2.2", "02:00:00:00:00:02", ["PERMANENT"]],
+                                  ["192.0.2.3", "02:00:00:00:00:03", ["PERMANENT"]]]
+    assert seen["sysctls"] == {"net/ipv4/icmp_ratelimit": "0", "net/ipv4/conf/tap0/arp_accept": "1"}
+    # A point-to-point address: ours as IFA_LOCAL, the peer's as IFA_ADDRESS, a /32.
+    assert seen["tun"]["addresses"] == [{"family": "inet", "local": "198.51.100.1", "address": "198.51.100.2",
+                                         "prefixlen": 32, "broadcast": None}]
+    assert "UP" in seen["tun"]["flags"] and seen["tun"]["ipv6_disabled"] is True
+    assert seen["no_interface"] == "nope0: no such network interface"
+    assert seen["no_setting"] == "this kernel has no setting net.ipv4.conf.nope0.arp_accept"
+
+
+@pytest.mark.device
 def test_frames_sent_as_buffer_lists_reach_the_kernel(netns):
     seen = run_scenario(netns, "tap_send_round_trip")
     kernel_mac = bytes.fromhex(seen["kernel_mac"])
