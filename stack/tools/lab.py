@@ -21,7 +21,6 @@ import importlib.util
 import os
 import re
 import shutil
-import struct
 import subprocess
 import tempfile
 import tomllib
@@ -29,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import StringIO
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address
 from pathlib import Path
 from types import ModuleType
 
@@ -42,6 +41,7 @@ from stack.runtime.loop import Loop
 from stack.node import TapHost, TunHost
 from stack.runtime.ping import PingSession
 from stack.runtime.trace import Tracer
+from stack.testing import frames
 
 #: Where the labs are: ``TAPSTACK_LABS`` (a directory of your own, e.g. a copy to work in), else
 #: the labs shipped inside the package (``stack/labs``, package data, so every install has them).
@@ -333,20 +333,23 @@ def _open_kernel_rig(directory: Path, medium: str, packet_info: bool, host_optio
 
 
 def icmp_message(type: int, code: int = 0, rest_of_header: bytes = bytes(4), data: bytes = b"") -> bytes:
-    """An ICMP message with its checksum (RFC 792: over the whole message)."""
-    unsummed = bytes([type, code, 0, 0]) + rest_of_header + data
-    return unsummed[:2] + dpkt.in_cksum(unsummed).to_bytes(2, "big") + unsummed[4:]
+    """An ICMP message with its checksum (RFC 792: over the whole message), built by dpkt (an
+    implementation independent of tapstack's: ``stack.testing.frames``)."""
+    return frames.icmp_message(type, code, rest_of_header, data)
 
 
 def ipv4(payload: bytes, source: IPv4Address = PEER.ip, destination: IPv4Address = HOST.ip,
          protocol: int = 1, identification: int = 0x4C42, offset: int = 0, more_fragments: bool = False,
          ttl: int = 64, total_length: int | None = None) -> bytes:
-    """An IPv4 datagram (20-byte header, checksum right) around ``payload``; ``offset`` in bytes."""
-    flags_offset = (offset // 8) | (0x2000 if more_fragments else 0)
-    length = total_length if total_length is not None else 20 + len(payload)
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, length, identification, flags_offset, ttl,
-                         protocol, 0, IPv4Address(source).packed, IPv4Address(destination).packed)
-    return header[:10] + dpkt.in_cksum(header).to_bytes(2, "big") + header[12:] + payload
+    """An IPv4 datagram (20-byte header, checksum right) around ``payload``; ``offset`` in bytes;
+    ``total_length`` makes the header claim another length (its checksum still right)."""
+    datagram = frames.ipv4_datagram(source, destination, protocol, payload, ttl=ttl,
+                                    identification=identification, more_fragments=more_fragments,
+                                    fragment_offset=offset // 8)
+    if total_length is None:
+        return datagram
+    header = datagram[:2] + total_length.to_bytes(2, "big") + datagram[4:10] + bytes(2) + datagram[12:20]
+    return header[:10] + dpkt.in_cksum(header).to_bytes(2, "big") + header[12:] + datagram[20:]
 
 
 def on_link(rig: Rig, datagram: bytes, destination_mac: str | None = None, ethertype: int = 0x0800) -> bytes:

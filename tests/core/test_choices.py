@@ -16,7 +16,7 @@ from stack.cli import build_parser, make_host
 from stack.cli.arguments import UsageError
 from stack.cli.wiring import host_choices
 from stack.l3.ipv4 import Ipv4Packet
-from tests import frames
+from stack.testing import frames
 
 K, H = frames.KERNEL_IP, frames.HOST_IP
 

@@ -28,7 +28,7 @@ from stack.l2.arp import ArpPacket
 from stack.l2.ethernet import EtherType, EthernetFrame
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import IpProto, Ipv4Packet
-from tests import frames as golden
+from stack.testing import frames as golden
 from tests.strategies import (
     arp_packets,
     eight_bits,

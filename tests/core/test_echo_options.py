@@ -8,7 +8,7 @@ import pytest
 
 from stack import TunHost
 from stack.buffers import join
-from tests import frames
+from stack.testing import frames
 
 HOST_IP, KERNEL_IP = frames.HOST_IP, frames.KERNEL_IP
 US = frames.ip(HOST_IP)

@@ -1,7 +1,7 @@
 """Fragments in and out, and the ICMP errors a host sends: exact datagrams and counters.
 
 Driven through TunHost (bare IPv4 packets, no ARP in the way); the IPv4 host under it is the
-one TapHost uses too. Expected datagrams are built with dpkt (tests/frames.py).
+one TapHost uses too. Expected datagrams are built with dpkt (stack/testing/frames.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from stack import TunHost
 from stack.buffers import join
 from stack.l3.icmp_responder import ICMP_ERROR_BURST
 from stack.l3.reassembly import REASSEMBLY_TIMEOUT_S
-from tests import frames
+from stack.testing import frames
 
 HOST_IP, KERNEL_IP = frames.HOST_IP, frames.KERNEL_IP
 

@@ -15,7 +15,7 @@ from stack.l2.link import EthernetLink
 from stack.l2.point_to_point import PointToPointLink
 from stack.node import Verdict, _Host
 from stack.packet_info import IPV4_HEADER
-from tests import frames
+from stack.testing import frames
 
 BAD_CHECKSUM = frames.ECHO_REQUEST[:24] + b"\x00\x00" + frames.ECHO_REQUEST[26:]
 

@@ -19,7 +19,7 @@ from stack import TapHost, TunHost
 from stack.buffers import join
 from stack import packet_info
 from stack.l3.ipv4 import Ipv4Packet
-from tests import frames
+from stack.testing import frames
 
 HOST = "192.0.2.2/24"
 ADDRESSES = ["192.0.2.1", "192.0.2.2", "192.0.2.9", "192.0.2.255", "255.255.255.255",

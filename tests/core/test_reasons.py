@@ -17,7 +17,7 @@ import pytest
 from stack import TapHost, TunHost
 from stack.reasons import DROP_REASONS, explain_drop
 from stack.runtime.trace import Tracer
-from tests import frames
+from stack.testing import frames
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "stack"

@@ -2,7 +2,7 @@
 
 TUN mode is the same IPv4 host without a link layer: bare IPv4 packets, no ARP, point to point,
 optionally behind the 4-byte packet-information header. Expected packets are built with dpkt
-(tests/frames.py), never with the codecs under test.
+(stack/testing/frames.py), never with the codecs under test.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from stack import EchoReply, TunHost
 from stack.buffers import join
-from tests import frames
+from stack.testing import frames
 
 HOST_IP, KERNEL_IP = frames.HOST_IP, frames.KERNEL_IP
 DATA = frames.ECHO_DATA

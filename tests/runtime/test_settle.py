@@ -13,7 +13,7 @@ from stack.buffers import join
 from stack.l2.neighbor import ARP_MAX_REQUESTS
 from stack.l3.reassembly import REASSEMBLY_TIMEOUT_S
 from stack.runtime.settle import run_until_quiet
-from tests import frames
+from stack.testing import frames
 
 
 def tap_host() -> TapHost:

@@ -9,7 +9,7 @@ import pytest
 
 from stack import TapHost
 from stack.runtime.status import ERASE, StatusLine, describe, wanted
-from tests import frames
+from stack.testing import frames
 
 
 class Terminal(io.StringIO):

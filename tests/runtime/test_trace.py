@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stack.runtime.trace import summarize
-from tests import frames
+from stack.testing import frames
 from tests.strategies import frames as valid_frames
 
 

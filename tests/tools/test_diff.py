@@ -7,7 +7,7 @@ import dpkt
 
 from stack.tools import diff
 from stack.buffers import join
-from tests import frames
+from stack.testing import frames
 
 
 def echo_reply(ident: int = 0x4242, tos: int = 0, pad: bool = False, opts: bytes = b"") -> bytes:

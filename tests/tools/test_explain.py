@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stack.tools.explain import explain
-from tests import frames
+from stack.testing import frames
 from tests.devices.test_pcap_reader import file_header, record
 from tests.strategies import frames as valid_frames
 from tests.cli.test_cli import assert_usage_error, tapstack

@@ -13,7 +13,7 @@ import pytest
 from stack.errors import ParseError
 from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import EtherType, MacAddress
-from tests import frames
+from stack.testing import frames
 
 # 192.0.2.2 is at 02:00:00:00:00:02, answering 192.0.2.1 at 02:00:00:00:00:01.
 PACKET = bytes.fromhex(

@@ -11,7 +11,7 @@ from stack.buffers import join
 from stack.errors import ParseError
 from stack.l2.ethernet import BROADCAST, EtherType, EthernetFrame, MacAddress
 from stack.l3.ipv4 import Ipv4Packet
-from tests import frames
+from stack.testing import frames
 
 # ARP who-has 192.0.2.2 tell 192.0.2.1, as tapstack sends it: padded to 60 bytes (RFC 894).
 FRAME = bytes.fromhex(

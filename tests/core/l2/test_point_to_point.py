@@ -19,7 +19,7 @@ from stack.l2.link import EthernetLink, Link
 from stack.l2.point_to_point import PointToPointLink
 from stack.stats import Stats
 from stack.seam import Outbound
-from tests import frames
+from stack.testing import frames
 
 DATAGRAM = frames.ECHO_REQUEST[14:]
 IPV6_PACKET = bytes.fromhex("6000000000083a40") + bytes(32) + bytes.fromhex("8000f7ff00000000")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from stack.errors import ParseError
 from stack.l3.icmp import IcmpMessage, IcmpType, echo_reply_checksum, header_bytes
-from tests import frames
+from stack.testing import frames
 
 DATA = bytes(range(56))
 # ping's echo request: identifier 0x1234, sequence 1, 56 data bytes.

@@ -13,7 +13,7 @@ import pytest
 
 from stack.errors import ParseError
 from stack.l3.ipv4 import IpProto, Ipv4Packet, header_bytes, packed_header_bytes
-from tests import frames
+from stack.testing import frames
 
 # An empty echo request from 192.0.2.1 to 198.51.100.7 with Don't Fragment set.
 PAYLOAD = bytes.fromhex("08 00 f7 ff 00 00 00 00")  # ICMP echo request, id 0, seq 0, no data

@@ -1,4 +1,5 @@
-"""Golden frames for tests, built with dpkt (an independent implementation), never with ``stack``.
+"""Golden frames for tests and labs, built with dpkt (an independent implementation), never with
+tapstack's own codecs, so they can check them.
 
 Two forms of the same four frames: ``ARP_REQUEST``, ``ARP_REPLY``, ``ECHO_REQUEST`` and
 ``ECHO_REPLY`` are built by dpkt through the helpers below; ``*_HEX`` are the same bytes written by
