@@ -12,8 +12,8 @@ it runs (``<!-- runs: KIND -->``):
 Each block runs in a temporary directory that holds links to the clone's top-level entries (so
 ``stack/labs/...`` and ``bench/...`` resolve and nothing is written into the clone), with
 ``tapstack`` and ``python`` on ``PATH`` meaning this interpreter and this tree. A block that
-names ``ping``, ``arping``, ``nmap`` or ``tshark`` needs that tool (skipped without it, failed in
-CI); every background job a block starts is ended with its process group.
+names ``ping``, ``arping``, ``nmap`` or ``tshark``, or says so (``<!-- runs: root, needs ping -->``:
+a command that runs the tool itself), needs that tool (skipped without it, failed in CI); every background job a block starts is ended with its process group.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ TOOLS = ("ping", "arping", "nmap", "tshark")
 #: No block runs longer than this (``tapstack diff`` with its default count is the longest).
 BLOCK_TIMEOUT_S = 240
 
-_BLOCK = re.compile(r"(?:<!-- runs: (?P<kind>[a-z-]+) -->\n)?```(?P<language>sh|python)\n(?P<body>.*?)```",
-                    re.S)
+_BLOCK = re.compile(r"(?:<!-- runs: (?P<kind>[a-z-]+)(?:, needs (?P<needs>[a-z ]+))? -->\n)?"
+                    r"```(?P<language>sh|python)\n(?P<body>.*?)```", re.S)
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,14 @@ class Block:
     kind: str | None
     language: str
     body: str
+    needs: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
         return f"{self.document.relative_to(REPO)}:{self.line}"
 
     def tools(self) -> list[str]:
-        words = set(re.findall(r"(?m)(?:^|[|;&(]\s*|\$\()\s*([a-z-]+)", self.body))
+        words = set(re.findall(r"(?m)(?:^|[|;&(]\s*|\$\()\s*([a-z-]+)", self.body)) | set(self.needs)
         return [tool for tool in TOOLS if tool in words]
 
 
@@ -64,7 +65,7 @@ def blocks() -> list[Block]:
         for match in _BLOCK.finditer(text):
             line = text.count("\n", 0, match.start("language")) + 1
             found.append(Block(document, line, match.group("kind"), match.group("language"),
-                               match.group("body")))
+                               match.group("body"), tuple((match.group("needs") or "").split())))
     return found
 
 
