@@ -14,6 +14,11 @@ this script creates and always deletes (also on Ctrl-C); nothing touches the roo
              192.0.2.2 --host-ip 192.0.2.1`` (bare IP packets, no ARP), opened with IFF_NO_PI,
              and with ``--pi`` without it (every packet carries the 4-byte packet information).
 
+  yardstick-tap, yardstick-tun
+             ``bench/minimal_responder.py`` on the same TAP and TUN set-ups: about 60 lines that
+             readv, verify both checksums and answer ARP and echo in place with one writev. The
+             floor of what Python can do per frame: what tapstack's cost is compared with.
+
 Two measurements per responder:
 
   latency    ``ping -i 0 -c 1000 -W 1``: iputils waits for each reply before sending the next
@@ -38,8 +43,13 @@ one CPU (``--cpu``, default the last; the kernel answers in softirq on the sende
 anyway), and each measurement runs ``--rounds`` times (default 3): the table shows the best
 round (lowest median RTT, highest answers/s), as timeit does, and the JSON keeps every round.
 
-Targets, for every responder other than the kernel: median RTT at most 5x the kernel's, and
-capacity at least 0.3x the kernel's. Exit status 0 when all are met (or with --no-check),
+For responders that are a process of their own (tapstack, the yardstick), the CPU time it spent
+per answer during the flood (``/proc/PID/schedstat``: user, system and the kernel work done in
+its context, such as carrying each reply up to ping's socket) is reported too.
+
+Targets, for tapstack: median RTT at most 5x the kernel's, and capacity at least 0.3x the
+kernel's; and against the yardstick on the same device (issue 12's targets): median RTT at most
+1.2x, capacity at least 0.8x, CPU per answer at most 1.25x. Exit status 0 when all are met (or with --no-check),
 1 when one is not (or the responder misbehaved), 2 when the benchmark cannot run here.
 """
 
@@ -74,6 +84,9 @@ FLOOD_DEADLINE_S = 60
 
 MAX_MEDIAN_RTT_RATIO = 5.0  # tapstack's median RTT / the kernel's
 MIN_CAPACITY_RATIO = 0.3  # tapstack's answers per second / the kernel's
+MAX_YARDSTICK_RTT_RATIO = 1.2  # tapstack's median RTT / the minimal responder's, same device
+MIN_YARDSTICK_CAPACITY_RATIO = 0.8
+MAX_YARDSTICK_CPU_RATIO = 1.25  # CPU time per answer
 
 STACK_READY_ATTEMPTS = 30  # `ping -c 1 -W 1` tries before giving up on a starting stack
 STACK_STOP_TIMEOUT_S = 10
@@ -122,11 +135,18 @@ def namespace(name: str) -> Iterator[str]:
 
 
 @dataclass(frozen=True)
+class Running:
+    namespace: str  # where to ping from
+    pid: int | None = None  # the answering process, when it is one (for its CPU time)
+
+
+@dataclass(frozen=True)
 class Responder:
     name: str
     address: str  # what ping targets
-    start: Callable[[], AbstractContextManager[str]]
+    start: Callable[[], AbstractContextManager[Running]]
     baseline: bool = False  # the kernel: what the others are compared with
+    yardstick: str | None = None  # the minimal responder on the same device, for tapstack
 
 
 @contextmanager
@@ -139,7 +159,7 @@ def kernel_responder() -> Iterator[str]:
         run(["ip", "-n", a, "link", "set", "veth0", "up"])
         run(["ip", "-n", b, "link", "set", "veth1", "up"])
         wait_until_answering(a, "198.51.100.2", alive=lambda: None)
-        yield a
+        yield Running(a)
 
 
 @contextmanager
@@ -151,11 +171,38 @@ def tapstack_responder(device_args: tuple[str, ...] = ("--tap", "tap0"),
     device both addresses carry a prefix length; on a TUN device (``device_args`` ``("--tun",
     "tun0", ...)``) they are bare, and the kernel side becomes ``host_ip`` peer ``ip``.
     """
-    with namespace(f"{PREFIX}-ts") as ns, tempfile.TemporaryFile("w+") as stderr:
+    with namespace(f"{PREFIX}-ts") as ns:
         argv = in_ns(ns, sys.executable, "-m", "stack", "run", *device_args, "--ip", ip,
                      "--host-ip", host_ip, "-q")
+        with serving(ns, argv, ip.split("/")[0], "the stack") as running:
+            yield running
+
+
+@contextmanager
+def yardstick_responder(medium: str) -> Iterator[Running]:
+    """``bench/minimal_responder.py`` on a TAP (``medium="tap"``) or TUN device whose kernel side
+    is configured here as tapstack's ``--host-ip`` does it: 192.0.2.1, the responder 192.0.2.2."""
+    device = f"{medium}0"
+    with namespace(f"{PREFIX}-ys") as ns:
+        run(in_ns(ns, "ip", "tuntap", "add", "dev", device, "mode", medium))
+        if medium == "tun":
+            run(in_ns(ns, "ip", "address", "add", "192.0.2.1", "peer", "192.0.2.2", "dev", device))
+        else:
+            run(in_ns(ns, "ip", "address", "add", "192.0.2.1/24", "dev", device))
+        run(in_ns(ns, "ip", "link", "set", device, "up"))
+        argv = in_ns(ns, sys.executable, str(REPO / "bench" / "minimal_responder.py"), f"--{medium}", device,
+                     "--ip", "192.0.2.2")
+        with serving(ns, argv, "192.0.2.2", "the minimal responder") as running:
+            yield running
+
+
+@contextmanager
+def serving(ns: str, argv: list[str], address: str, what: str) -> Iterator[Running]:
+    """Start ``argv`` (a responder process, pinned like ping), wait until ``address`` answers,
+    and stop it with SIGTERM at the end, insisting on a clean exit."""
+    with tempfile.TemporaryFile("w+") as stderr:
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        # `ip netns exec` execs the command, so this PID is the stack's own.
+        # `ip netns exec` execs the command, so this PID is the responder's own.
         process = subprocess.Popen(PIN + argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=stderr)
 
@@ -163,11 +210,11 @@ def tapstack_responder(device_args: tuple[str, ...] = ("--tap", "tap0"),
             if process.poll() is None:
                 return None
             stderr.seek(0)
-            return f"the stack exited with {process.returncode}: {stderr.read().strip()}"
+            return f"{what} exited with {process.returncode}: {stderr.read().strip()}"
 
         try:
-            wait_until_answering(ns, ip.split("/")[0], alive=died)
-            yield ns
+            wait_until_answering(ns, address, alive=died)
+            yield Running(ns, process.pid)
         except BaseException:
             stop_stack(process, died, check=False)  # keep the original error
             raise
@@ -209,11 +256,15 @@ def wait_until_answering(ns: str, address: str, alive: Callable[[], str | None])
 
 RESPONDERS = [
     Responder("kernel", "198.51.100.2", kernel_responder, baseline=True),
-    Responder("tapstack", "192.0.2.2", tapstack_responder),
+    Responder("yardstick-tap", "192.0.2.2", partial(yardstick_responder, "tap")),
+    Responder("yardstick-tun", "192.0.2.2", partial(yardstick_responder, "tun")),
+    Responder("tapstack", "192.0.2.2", tapstack_responder, yardstick="yardstick-tap"),
     Responder("tapstack-tun", "192.0.2.2",
-              partial(tapstack_responder, ("--tun", "tun0"), ip="192.0.2.2", host_ip="192.0.2.1")),
+              partial(tapstack_responder, ("--tun", "tun0"), ip="192.0.2.2", host_ip="192.0.2.1"),
+              yardstick="yardstick-tun"),
     Responder("tapstack-tun-pi", "192.0.2.2",
-              partial(tapstack_responder, ("--tun", "tun0", "--pi"), ip="192.0.2.2", host_ip="192.0.2.1")),
+              partial(tapstack_responder, ("--tun", "tun0", "--pi"), ip="192.0.2.2", host_ip="192.0.2.1"),
+              yardstick="yardstick-tun"),
 ]
 
 
@@ -231,6 +282,8 @@ class Figures:
     flood_received: int = 0
     flood_wall_s: float = math.nan
     flood_ping_time_s: float = math.nan  # ping's own "time Nms", for comparison
+    cpu_us_per_answer: float = math.nan  # the responder's CPU time per flood answer (median round)
+    cpu_us_per_answer_rounds: list[float] = field(default_factory=list)
     median_rtt_rounds_ms: list[float] = field(default_factory=list)  # every round's median
     answers_per_s_rounds: list[float] = field(default_factory=list)  # every round's capacity
     notes: list[str] = field(default_factory=list)
@@ -277,12 +330,27 @@ def measure_latency(ns: str, figures: Figures) -> None:
         figures.latency_loss = 1 - received / transmitted
 
 
-def measure_capacity(ns: str, figures: Figures) -> None:
+def cpu_seconds(pid: int | None) -> float:
+    """Time the process has run on a CPU (first field of /proc/PID/schedstat, nanoseconds)."""
+    if pid is None:
+        return math.nan
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return math.nan
+
+
+def measure_capacity(ns: str, figures: Figures, pid: int | None = None) -> None:
+    cpu_before = cpu_seconds(pid)
     started = time.monotonic()
     result = run_ping(ns, "-f", "-l", str(FLOOD_PRELOAD), "-c", str(FLOOD_COUNT), "-w", str(FLOOD_DEADLINE_S),
                       figures.address, timeout=FLOOD_DEADLINE_S + 30)
     wall = time.monotonic() - started
+    cpu = cpu_seconds(pid) - cpu_before
     transmitted, received = ping_summary(result.stdout)
+    if received and not math.isnan(cpu):
+        figures.cpu_us_per_answer_rounds.append(cpu / received * 1e6)
+        figures.cpu_us_per_answer = statistics.median(figures.cpu_us_per_answer_rounds)
     answers_per_s = received / wall
     figures.answers_per_s_rounds.append(answers_per_s)
     if received < FLOOD_COUNT:
@@ -299,10 +367,10 @@ def measure_capacity(ns: str, figures: Figures) -> None:
 def measure(responder: Responder, rounds: int) -> Figures:
     figures = Figures(responder.address)
     print(f"measuring {responder.name} ({responder.address}) ...", file=sys.stderr, flush=True)
-    with responder.start() as ns:
+    with responder.start() as running:
         for _ in range(rounds):
-            measure_latency(ns, figures)
-            measure_capacity(ns, figures)
+            measure_latency(running.namespace, figures)
+            measure_capacity(running.namespace, figures, running.pid)
     return figures
 
 
@@ -316,6 +384,7 @@ class Check:
     ratio: float
     target: str
     passed: bool
+    versus: str = "kernel"
 
 
 def checks(results: dict[str, Figures]) -> list[Check]:
@@ -323,7 +392,7 @@ def checks(results: dict[str, Figures]) -> list[Check]:
     base = results[baseline.name]
     found = []
     for responder in RESPONDERS:
-        if responder.baseline:
+        if responder.baseline or responder.name.startswith("yardstick"):
             continue
         figures = results[responder.name]
         rtt_ratio = figures.median_rtt_ms / base.median_rtt_ms
@@ -332,17 +401,28 @@ def checks(results: dict[str, Figures]) -> list[Check]:
                            rtt_ratio <= MAX_MEDIAN_RTT_RATIO))  # NaN (no replies) fails
         found.append(Check(responder.name, "capacity ratio", capacity_ratio, f">= {MIN_CAPACITY_RATIO:g}x",
                            capacity_ratio >= MIN_CAPACITY_RATIO))
+        if responder.yardstick in results:
+            floor = results[responder.yardstick]
+            for what, ratio, target, passed in (
+                    ("median RTT ratio", figures.median_rtt_ms / floor.median_rtt_ms, MAX_YARDSTICK_RTT_RATIO, None),
+                    ("capacity ratio", figures.answers_per_s / floor.answers_per_s, MIN_YARDSTICK_CAPACITY_RATIO, True),
+                    ("CPU per answer ratio", figures.cpu_us_per_answer / floor.cpu_us_per_answer,
+                     MAX_YARDSTICK_CPU_RATIO, None)):
+                ok = ratio >= target if passed else ratio <= target  # NaN fails either way
+                found.append(Check(responder.name, what, ratio, f"{'>=' if passed else '<='} {target:g}x", ok,
+                                   versus=responder.yardstick))
     return found
 
 
 def report(results: dict[str, Figures], found: list[Check], check: bool) -> None:
     width = max(len("responder"), *(len(name) for name in results))
     print(f"{'responder':<{width}} {'address':<14} {'median RTT':>11} {'p99 RTT':>10} {'loss':>7} "
-          f"{'unanswered':>10} {'answers/s':>10}")
+          f"{'unanswered':>10} {'answers/s':>10} {'CPU/answer':>11}")
     for name, f in results.items():
+        cpu = "" if math.isnan(f.cpu_us_per_answer) else f"{f.cpu_us_per_answer:>8.1f} us"
         print(f"{name:<{width}} {f.address:<14} {f.median_rtt_ms:>8.3f} ms {f.p99_rtt_ms:>7.3f} ms "
               f"{f.latency_loss:>7.1%} {f.flood_transmitted - f.flood_received:>10} "
-              f"{f.answers_per_s:>10,.0f}")
+              f"{f.answers_per_s:>10,.0f} {cpu:>11}")
         for note in f.notes:
             print(f"  note: {note}")
     print(f"(loss: of the {LATENCY_COUNT} one-at-a-time pings; unanswered: flood requests without a reply, "
@@ -350,7 +430,7 @@ def report(results: dict[str, Figures], found: list[Check], check: bool) -> None
     print()
     for c in found:
         verdict = ("PASS" if c.passed else "FAIL") if check else "(not checked)"
-        print(f"{c.responder}/kernel {c.what}: {c.ratio:.2f}x (target {c.target}) {verdict}")
+        print(f"{c.responder}/{c.versus} {c.what}: {c.ratio:.2f}x (target {c.target}) {verdict}")
 
 
 def without_nan(value):
@@ -414,7 +494,10 @@ def main(argv: list[str] | None = None) -> int:
             "responders": {name: asdict(figures) for name, figures in results.items()},
             "checks": [asdict(c) for c in found],
             "targets": {"max_median_rtt_ratio": MAX_MEDIAN_RTT_RATIO,
-                        "min_capacity_ratio": MIN_CAPACITY_RATIO},
+                        "min_capacity_ratio": MIN_CAPACITY_RATIO,
+                        "yardstick": {"max_median_rtt_ratio": MAX_YARDSTICK_RTT_RATIO,
+                                      "min_capacity_ratio": MIN_YARDSTICK_CAPACITY_RATIO,
+                                      "max_cpu_per_answer_ratio": MAX_YARDSTICK_CPU_RATIO}},
         }
         Path(args.json).write_text(json.dumps(without_nan(document), indent=2) + "\n")
     if args.no_check or all(c.passed for c in found):
