@@ -61,5 +61,9 @@ class Device(Protocol):
         """When held frames are next due; None (the default) when none are held."""
         return None
 
+    def flush(self) -> None:
+        """The end of a wake-up: write out anything kept in a buffer (a capture file). The loop
+        calls it once per wake-up, after every frame of it was received and answered."""
+
     def poll(self, now: float) -> None:
         """Send the held frames out that are due (the default holds none)."""

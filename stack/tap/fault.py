@@ -133,6 +133,9 @@ class FaultInjector(Device):
         while held and held[0][0] <= now:
             self.inner.send([held.popleft()[1]], now)
 
+    def flush(self) -> None:
+        self.inner.flush()
+
     def close(self) -> None:
         self.inner.close()
 

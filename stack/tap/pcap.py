@@ -31,11 +31,12 @@ SNAPLEN = 65535
 
 
 class PcapDevice(Device):
-    """``inner`` with a recorder: frames in and out go to ``file``, flushed one by one.
+    """``inner`` with a recorder: frames in and out go to ``file``, flushed once per wake-up.
 
     Timestamps are the loop's ``now`` plus ``timestamp_offset`` (the caller passes wall-clock
     minus monotonic time); this module never reads the clock. The file stays the caller's: it
-    is flushed after every frame (so a pipe into Wireshark sees it at once) but not closed. If
+    is flushed at the end of every wake-up of the loop (``flush``: a pipe into Wireshark sees each
+burst at once, without a write per frame) but not closed. If
     writing the capture fails (the reader of the pipe went away), capturing stops with a
     warning and the device keeps working.
     """
@@ -53,6 +54,7 @@ class PcapDevice(Device):
         #: A TUN device with packet information: the capture is raw IP, so the 4-byte header
         #: in front of every packet is left out of it.
         self._skip = PACKET_INFO_LENGTH if packet_info else 0
+        self._unflushed = False  # frames written since the last flush
         file.flush()
 
     @property
@@ -85,10 +87,22 @@ class PcapDevice(Device):
             return
         try:
             self._writer.writepkt(frame[self._skip:], ts=now + self.timestamp_offset)
-            self._file.flush()
+            self._unflushed = True
         except (OSError, ValueError) as error:  # ValueError: the file was closed
-            log.warning("capture stopped: %s", error)
-            self._file = None
+            self._stop(error)
+
+    def flush(self) -> None:
+        if self._file is not None and self._unflushed:
+            self._unflushed = False
+            try:
+                self._file.flush()
+            except (OSError, ValueError) as error:
+                self._stop(error)
+        self.inner.flush()
+
+    def _stop(self, error: Exception) -> None:
+        log.warning("capture stopped: %s", error)
+        self._file = None
 
     def next_deadline(self, now: float) -> float | None:
         """The wrapped device's timer (a ``FaultInjector`` holding delayed frames, say)."""
@@ -98,6 +112,7 @@ class PcapDevice(Device):
         self.inner.poll(now)
 
     def close(self) -> None:
+        self.flush()
         self.inner.close()
 
     def __repr__(self) -> str:

@@ -67,14 +67,16 @@ class Pipe(io.BytesIO):
         self.flushes += 1
 
 
-def test_every_frame_is_flushed_and_a_broken_pipe_stops_only_the_capture(caplog):
+def test_frames_are_flushed_once_per_wake_up_and_a_broken_pipe_stops_only_the_capture(caplog):
     ours, theirs = device_pair()
     pipe = Pipe()
     device = PcapDevice(ours, pipe)
     flushes_after_header = pipe.flushes
     device.send([b"one"], 1.0)
     device.send([b"two"], 2.0)
-    assert pipe.flushes == flushes_after_header + 2
+    assert pipe.flushes == flushes_after_header  # written, not yet flushed: the loop says when
+    device.flush()
+    assert pipe.flushes == flushes_after_header + 1
     pipe.broken = True
     device.send([b"three"], 3.0)
     device.send([b"four"], 4.0)
@@ -82,3 +84,37 @@ def test_every_frame_is_flushed_and_a_broken_pipe_stops_only_the_capture(caplog)
     assert [bytes(theirs.recv(0.0)) for _ in range(4)] == [b"one", b"two", b"three", b"four"]
     device.close()
     theirs.close()
+
+
+def test_the_loop_flushes_a_capture_once_per_wake_up_and_leaves_nothing_unflushed():
+    from stack import TapHost
+    from stack.runtime.loop import Loop
+    from stack.runtime.ping import PingSession
+
+    class CountingPipe(Pipe):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unflushed = 0
+
+        def write(self, data) -> int:
+            self.unflushed += 1
+            return super().write(data)
+
+        def flush(self) -> None:
+            super().flush()
+            self.unflushed = 0
+
+    a, b = device_pair()
+    pipe = CountingPipe()
+    server, client = TapHost(["192.0.2.2/24"]), TapHost(["192.0.2.1/24"])
+    session = PingSession(client, "192.0.2.2", count=3, interval=0.05, report=lambda line: None)
+    loop = Loop()
+    loop.attach(PcapDevice(a, pipe), server)
+    loop.attach(b, client, agents=[session])
+    loop.run(until=session.done, timeout=5)
+    loop.close()
+    assert session.done() and server.stats["icmp_echo_replies_sent"] == 3
+    frames = len(list(dpkt.pcap.Reader(io.BytesIO(pipe.getvalue()))))
+    assert frames >= 8  # ARP both ways, announcements, three requests and three replies
+    assert pipe.flushes < frames  # not one flush per frame
+    assert pipe.unflushed == 0  # but nothing left behind when the loop returns
