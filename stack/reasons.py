@@ -51,6 +51,9 @@ DROP_REASONS: dict[str, DropReason] = {
     "arp_bad_sender_mac": DropReason(
         "sender MAC is a group (multicast/broadcast) or zero address: no station has it",
         "RFC 1812 3.3.2 (MUST NOT believe a broadcast or multicast link address; Linux 6.18 learns it)"),
+    "arp_bad_sender_ip": DropReason(
+        "sender address is multicast, limited broadcast or loopback: no host has it",
+        "RFC 1122 3.2.1.3 (never a host's own address; Linux 6.18 drops it too)"),
     "arp_address_conflict": DropReason(
         "another host claims one of our addresses (never learnt; defended or given up)", "RFC 5227 2.1.1, 2.4"),
     "arp_not_for_us": DropReason(

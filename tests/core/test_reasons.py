@@ -154,6 +154,7 @@ CASES = [
     ("arp_bad_protocol_type", tap_host, [], arp(protocol_type=0x86DD)),
     ("arp_unknown_operation", tap_host, [], arp(op=9)),
     ("arp_bad_sender_mac", tap_host, [], arp(sender_mac=frames.BROADCAST_MAC)),
+    ("arp_bad_sender_ip", tap_host, [], arp(sender_ip="224.0.2.1")),
     ("arp_address_conflict", tap_host, [], arp(sender_ip=H, target_ip=H)),
     ("arp_not_for_us", tap_host, [], arp(target_ip="192.0.2.3")),
     ("ipv4_truncated", tap_host, [], eth(PLAIN[:19])),

@@ -66,12 +66,14 @@ def ask(sender_mac, sender_ip, source_mac, operation=ArpOp.REQUEST):
             "entry": entry and [entry.get_attr("NDA_LLADDR"), entry["state"]]}
 print(json.dumps({"permanent": ask("02:00:01:00:00:03", "192.0.2.3", "02:00:00:00:00:03"),
                   "group": ask("03:00:00:00:00:05", "192.0.2.5", "02:00:00:00:00:05"),
-                  "claim": ask("02:00:00:00:00:03", str(diff.HOST.ip), "02:00:00:00:00:03", ArpOp.REPLY)}))
+                  "claim": ask("02:00:00:00:00:03", str(diff.HOST.ip), "02:00:00:00:00:03", ArpOp.REPLY),
+                  **{f"sender {ip}": ask("02:00:00:00:00:06", ip, "02:00:00:00:00:06")
+                     for ip in ("224.0.2.1", "255.255.255.255", "127.0.0.1", "192.0.2.255")}}))
 kernel.close()
 """
 
 
-def test_linux_keeps_a_permanent_entry_learns_a_group_sender_mac_and_ignores_a_claim() -> None:
+def test_linux_keeps_a_permanent_entry_learns_a_group_sender_mac_and_ignores_a_claim_and_bad_senders() -> None:
     import json
 
     result = subprocess.run(["unshare", "--net", "--mount", sys.executable, "-c", ARP_PROBE], cwd=REPO,
@@ -87,6 +89,11 @@ def test_linux_keeps_a_permanent_entry_learns_a_group_sender_mac_and_ignores_a_c
     assert seen["group"] == {"answers": ["03:00:00:00:00:05"], "entry": ["03:00:00:00:00:05", NUD_STALE]}
     # RFC 5227 2.4 (defend against a conflicting ARP packet) is left to user space by the kernel.
     assert seen["claim"]["answers"] == []
+    # A request from a multicast, limited-broadcast or loopback sender address is neither answered
+    # nor learnt (tapstack drops it as arp_bad_sender_ip); the subnet's broadcast address is.
+    for ip in ("224.0.2.1", "255.255.255.255", "127.0.0.1"):
+        assert seen[f"sender {ip}"] == {"answers": [], "entry": None}, (ip, seen[f"sender {ip}"])
+    assert seen["sender 192.0.2.255"]["answers"] == ["02:00:00:00:00:06"]
 
 
 def test_fuzzing_the_kernel_finds_it_answering_throughout(netns: str) -> None:
