@@ -9,6 +9,9 @@ this script creates and always deletes (also on Ctrl-C); nothing touches the roo
              at 198.51.100.2. The baseline.
   tapstack   one namespace; ``python -m stack run --tap tap0`` answers as 192.0.2.2 and the
              kernel on the other end of tap0 (192.0.2.1) pings it.
+  tapstack-busy-poll
+             the same with ``--busy-poll 50``: after each burst the loop keeps looking for the next
+             frame for 50 us instead of sleeping (a CPU spins meanwhile).
   tapstack-tun, tapstack-tun-pi
              the same over a TUN device, point to point: ``python -m stack run --tun tun0 --ip
              192.0.2.2 --host-ip 192.0.2.1`` (bare IP packets, no ARP), opened with IFF_NO_PI,
@@ -259,6 +262,8 @@ RESPONDERS = [
     Responder("yardstick-tap", "192.0.2.2", partial(yardstick_responder, "tap")),
     Responder("yardstick-tun", "192.0.2.2", partial(yardstick_responder, "tun")),
     Responder("tapstack", "192.0.2.2", tapstack_responder, yardstick="yardstick-tap"),
+    Responder("tapstack-busy-poll", "192.0.2.2",
+              partial(tapstack_responder, ("--tap", "tap0", "--busy-poll", "50")), yardstick="yardstick-tap"),
     Responder("tapstack-tun", "192.0.2.2",
               partial(tapstack_responder, ("--tun", "tun0"), ip="192.0.2.2", host_ip="192.0.2.1"),
               yardstick="yardstick-tun"),

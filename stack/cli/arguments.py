@@ -119,6 +119,8 @@ positive_int = _number(int, "a whole number", lambda v: v >= 1, "must be at leas
 whole_number = _number(int, "a whole number", lambda v: True, "")
 seconds = _number(float, "a number of seconds", lambda v: 0 <= v <= 3600,
                   "must be between 0 and 3600 seconds")
+microseconds = _number(int, "a whole number of microseconds", lambda v: 0 <= v <= 1_000_000,
+                       "must be between 0 and 1000000 microseconds")
 milliseconds = _number(float, "a number of milliseconds", lambda v: 0 <= v <= 60_000,
                        "must be between 0 and 60000 milliseconds")
 chance = _number(float, "a number", lambda v: 0.0 <= v <= 1.0,
@@ -237,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print one tcpdump-like line per frame in and out, with the verdict")
         p.add_argument("--pcap", metavar="FILE",
                        help="write every frame in and out to a pcap file ('-' for stdout)")
+        p.add_argument("--busy-poll", type=microseconds, default=0, metavar="MICROSECONDS",
+                       help="after frames arrive, keep looking for the next one without sleeping "
+                            "for this long (as net.core.busy_poll): shorter round trips, one CPU "
+                            "spinning that long after every burst (0: off, the default)")
         p.add_argument("-v", "--verbose", action="store_true",
                        help="debug logging: every drop with its reason")
         p.add_argument("-q", "--quiet", action="store_true",

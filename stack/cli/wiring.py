@@ -252,7 +252,7 @@ def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = F
     except UsageError:
         device.close()
         raise
-    loop = Loop()
+    loop = Loop(busy_poll=args.busy_poll / 1e6)
     tracer = (Tracer(sys.stdout, host.medium, packet_info=getattr(host, "packet_info", False))
               if args.trace and args.pcap != "-" else None)
     status_line = None

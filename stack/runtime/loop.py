@@ -14,6 +14,7 @@ while it keeps failing, so a bug that fails every time cannot spin the loop.
 from __future__ import annotations
 
 import logging
+import math
 import select
 import signal
 import socket
@@ -88,10 +89,18 @@ class _Backoff:
 
 class Loop:
     def __init__(self, clock: Callable[[], float] = time.monotonic,
-                 max_wait: float = MAX_WAIT_S) -> None:
-        """``clock`` gives seconds (tests pass a fake one); ``max_wait`` caps one sleep."""
+                 max_wait: float = MAX_WAIT_S, busy_poll: float = 0.0) -> None:
+        """``clock`` gives seconds (tests pass a fake one); ``max_wait`` caps one sleep.
+
+        ``busy_poll`` (seconds, 0: off), as the kernel's ``net.core.busy_poll``: after a
+        wake-up that brought frames, keep looking for the next one without sleeping for this
+        long, so a request that follows a reply at once does not pay for a wake-up. It costs a
+        CPU spinning for that long after every burst.
+        """
         self.clock = clock
         self.max_wait = max_wait
+        self.busy_poll = busy_poll
+        self._busy_until = -math.inf
         self._previous_handlers: dict[int, Any] = {}
         self.attachments: list[Attachment] = []
         # epoll itself rather than ``selectors``: the wrapper's bookkeeping costs as much per
@@ -165,6 +174,8 @@ class Loop:
                     break
                 deadline = end if deadline is None else min(deadline, end)
             wait = self.max_wait if deadline is None else min(max(deadline - now, 0.0), self.max_wait)
+            if now < self._busy_until:
+                wait = 0.0  # busy polling: look again at once
             self._flush()  # once per wake-up, before sleeping: a capture written in one go
             try:
                 ready = self.epoll.poll(wait)  # seconds; epoll rounds up to whole milliseconds
@@ -177,6 +188,8 @@ class Loop:
                     self._drain_wakeup()
                 else:
                     self._drain(attachment, now)
+                    if self.busy_poll:
+                        self._busy_until = now + self.busy_poll
 
     def _flush(self) -> None:
         """Let every device write out what it buffered during this wake-up (a capture)."""

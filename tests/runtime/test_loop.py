@@ -372,3 +372,53 @@ def test_a_lone_frame_is_read_once_and_a_burst_until_the_device_has_none(wire):
     loop.run(until=lambda: len(node.calls) == 4, timeout=2.0)
     loop.close()
     assert device.recvs == 1 + 3 + 1
+
+
+# ---------------------------------------------------------------- busy polling
+
+
+class RecordingEpoll:
+    """The loop's epoll, recording the timeout of every wait."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.timeouts: list[float] = []
+
+    def poll(self, timeout: float = -1):
+        self.timeouts.append(timeout)
+        return self.real.poll(timeout)
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+
+def pinged_with_busy_poll(busy_poll: float) -> tuple[list[float], int]:
+    from stack import TapHost
+    from stack.runtime.loop import Loop
+    from stack.runtime.ping import PingSession
+    from stack.tap.pair import device_pair
+
+    a, b = device_pair()
+    server, client = TapHost(["192.0.2.2/24"]), TapHost(["192.0.2.1/24"])
+    session = PingSession(client, "192.0.2.2", count=3, interval=0.15, report=lambda line: None)
+    loop = Loop(busy_poll=busy_poll)
+    loop.epoll = recording = RecordingEpoll(loop.epoll)
+    loop.attach(a, server)
+    loop.attach(b, client, agents=[session])
+    loop.run(until=session.done, timeout=5)
+    loop.close()
+    a.close()
+    b.close()
+    return recording.timeouts, server.stats["icmp_echo_replies_sent"]
+
+
+def test_busy_poll_keeps_looking_without_sleeping_after_frames_then_sleeps_again():
+    idle, answered_idle = pinged_with_busy_poll(0.0)
+    busy, answered_busy = pinged_with_busy_poll(0.05)
+    assert answered_idle == answered_busy == 3
+    # Without it, the loop waits for the next frame or timer (a zero wait only when one is due);
+    # with it, it looks again at once, many times, for 50 ms after each burst ...
+    assert busy.count(0.0) > 10 * max(1, idle.count(0.0))
+    # ... and then sleeps again until the next ping (0.15 s apart): not a spin for ever.
+    first_spin = busy.index(0.0)
+    assert any(timeout > 0.01 for timeout in busy[first_spin:])
