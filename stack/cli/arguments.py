@@ -148,12 +148,25 @@ def version() -> str:
         return "unknown (not installed: pip install .)"
 
 
+class VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (reading the installed metadata costs
+    tens of milliseconds, which every other command would pay at start-up)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print tapstack's version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"{parser.prog} {version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="tapstack", description=(
         "A userspace IPv4 host in pure Python on the other end of a TAP device (Ethernet frames) "
         "or a TUN device (bare IP packets): the kernel can ping it, arp for it, scan it and "
         "capture it."), epilog="Start with: tapstack demo.  Help on a command: tapstack COMMAND -h.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
