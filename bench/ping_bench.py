@@ -153,7 +153,7 @@ class Responder:
 
 
 @contextmanager
-def kernel_responder() -> Iterator[str]:
+def kernel_responder() -> Iterator[Running]:
     """The kernel answering the kernel: namespace a --veth-- namespace b."""
     with namespace(f"{PREFIX}-ka") as a, namespace(f"{PREFIX}-kb") as b:
         run(["ip", "-n", a, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", b])
@@ -167,7 +167,7 @@ def kernel_responder() -> Iterator[str]:
 
 @contextmanager
 def tapstack_responder(device_args: tuple[str, ...] = ("--tap", "tap0"),
-                       ip: str = "192.0.2.2/24", host_ip: str = "192.0.2.1/24") -> Iterator[str]:
+                       ip: str = "192.0.2.2/24", host_ip: str = "192.0.2.1/24") -> Iterator[Running]:
     """``python -m stack run`` in a namespace; the kernel on the device's other end pings it.
 
     ``--host-ip`` has the stack configure the kernel side (address, link up) itself. On a TAP

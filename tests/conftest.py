@@ -6,8 +6,8 @@ file). They need root, /dev/net/tun, ``ip netns`` and ``unshare``; when somethin
 are *skipped* with the reason -- unless ``TAPSTACK_REQUIRE_DEVICE=1`` is set (CI sets it), in
 which case they *fail* with that reason, so a broken runner cannot pass by skipping them all.
 
-Tests that run an external tool (``ping``, ``arping``, ``nmap``, ``tshark``) call
-``require_tools(...)`` (or are marked ``@pytest.mark.tools("ping")``): one rule for every tool,
+Tests that run an external tool (``ping``, ``arping``, ``nmap``, ``tshark``) are marked
+``@pytest.mark.tools("ping")`` (checked by ``require_tools``): one rule for every tool,
 the same as for devices. Without the tool the test is *skipped* with the reason and the Debian
 package to install; with ``TAPSTACK_REQUIRE_DEVICE=1`` it *fails* (``.ci/run`` installs them all).
 
