@@ -18,6 +18,7 @@ a command that runs the tool itself), needs that tool (skipped without it, faile
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -58,7 +59,9 @@ class Block:
         return [tool for tool in TOOLS if tool in words]
 
 
-def blocks() -> list[Block]:
+@functools.cache
+def blocks() -> tuple[Block, ...]:
+    """Every command block of the README and docs/ (read once per session)."""
     found = []
     for document in DOCUMENTS:
         text = document.read_text()
@@ -66,7 +69,7 @@ def blocks() -> list[Block]:
             line = text.count("\n", 0, match.start("language")) + 1
             found.append(Block(document, line, match.group("kind"), match.group("language"),
                                match.group("body"), tuple((match.group("needs") or "").split())))
-    return found
+    return tuple(found)
 
 
 def of_kind(*kinds: str) -> list:
