@@ -12,6 +12,10 @@ from typing import NamedTuple, Protocol
 
 from stack.buffers import Buffer, Frame
 
+#: 255.255.255.255 (RFC 919): a destination for the network layer, never a sender for the link's
+#: ARP; both layers read it from here.
+LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+
 
 class Outbound(NamedTuple):
     """A datagram the network layer wants sent, and the neighbour it goes to next.

@@ -25,11 +25,9 @@ from stack.l2.conflict import Action, ConflictDetector, Verdict
 from stack.l2.ethernet import BROADCAST, ZERO, EthernetFrame, EtherType, MacAddress, frame_buffers
 from stack.l2.neighbor import NeighborCache, Resolved
 from stack.stats import Stats
-from stack.seam import NetworkLayer, Outbound
+from stack.seam import LIMITED_BROADCAST, NetworkLayer, Outbound
 
 log = logging.getLogger(__name__)
-
-LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 
 #: RFC 1112 6.4: every IPv4 multicast host belongs to the all-hosts group 224.0.0.1, whose
 #: Ethernet address is 01:00:5e:00:00:01 (RFC 1112 6.4: 01-00-5E plus the low 23 bits).

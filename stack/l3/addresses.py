@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface
 
 from stack.l3.seam import Delivery
+from stack.seam import LIMITED_BROADCAST
 
-LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 #: RFC 1112 4: the all-hosts group, which every multicast-capable host joins.
 ALL_HOSTS_GROUP = IPv4Address("224.0.0.1")
 #: Peer addresses the fast path remembers as ``IPv4Address`` values (a pinged host hears from a
