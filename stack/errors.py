@@ -15,11 +15,22 @@ class ParseError(Exception):
     human sentence with the offending value.
     """
 
-    def __init__(self, layer: str, reason: str, detail: str) -> None:
-        super().__init__(f"[{layer}] {detail}")
+    def __init__(self, layer: str, reason: str, detail: str, *args: object) -> None:
+        """``detail`` is the sentence, or with ``args`` a %-format string for it: the words are
+        made only when read (``detail``, ``str(error)``), as most errors are only counted."""
+        super().__init__(layer, reason)
         self.layer = layer
         self.reason = reason
-        self.detail = detail
+        self._detail = detail
+        self._args = args
+
+    @property
+    def detail(self) -> str:
+        """The human sentence with the offending value."""
+        return self._detail % self._args if self._args else self._detail
+
+    def __str__(self) -> str:
+        return f"[{self.layer}] {self.detail}"
 
     @property
     def drop_reason(self) -> str:

@@ -56,6 +56,14 @@ DROP_REASONS: dict[str, DropReason] = {
         "RFC 1122 3.2.1.3 (never a host's own address; Linux 6.18 drops it too)"),
     "arp_address_conflict": DropReason(
         "another host claims one of our addresses (never learnt; defended or given up)", "RFC 5227 2.1.1, 2.4"),
+    "arp_mac_change_refused": DropReason(
+        "says a neighbour we know is at another MAC: not believed until its old MAC has been "
+        "asked (a unicast request) and stayed silent for a check interval",
+        "RFC 826 merge, hardened against cache poisoning (RFC 5227 2.4 style check; issue 13)"),
+    "arp_new_sender_rate_limited": DropReason(
+        "asks for us from a sender we do not know, beyond the rate we answer new senders at "
+        "(100 a second): a flood cannot churn the cache",
+        "RFC 1122 2.3.2.1 (prevent ARP flooding), on the receiving side"),
     "arp_not_for_us": DropReason(
         "asks for an address that is not ours, from a sender not in our table",
         "RFC 826 Packet Reception: ?Am I the target protocol address?"),

@@ -45,6 +45,10 @@ class NetworkLayer(Protocol):
         """True when ``address`` is one of this host's unicast addresses (ARP answers for it)."""
         ...
 
+    def own_address(self, packed: bytes) -> IPv4Address | None:
+        """``owns`` for an address as the 4 bytes ARP carries: that address if ours, else None."""
+        ...
+
     def preferred_source(self, destination: IPv4Address) -> IPv4Address:
         """Which of our addresses to speak from towards ``destination`` (also in ARP requests)."""
         ...

@@ -18,27 +18,53 @@ class Stats:
     Drop reasons are counted under ``drop.<reason>`` and also in ``drops`` for easy reading.
     """
 
-    __slots__ = ("counters", "last_drop", "last_drop_detail")
+    __slots__ = ("counters", "last_drop", "_detail", "_detail_args")
 
     def __init__(self) -> None:
         self.counters: Counter[str] = Counter()
         #: The reason of the most recent drop (for traces that show the verdict of one frame).
         self.last_drop: str | None = None
-        #: What the most recent drop was about (a value, or a ParseError's words), for traces.
-        self.last_drop_detail: object = None
+        # What the most recent drop was about, as given: words are made of it only when read
+        # (``last_drop_detail``), so a drop nobody traces costs no formatting.
+        self._detail: object = None
+        self._detail_args: tuple = ()
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] += amount
 
-    def drop(self, reason: str, logger: logging.Logger | None = None, detail: object = "") -> None:
-        """Count a dropped frame under ``reason`` and log it at debug level."""
-        self.counters["drop." + reason] += 1
-        self.counters["dropped"] += 1
+    def drop(self, reason: str, logger: logging.Logger | None = None, detail: object = "",
+             *args: object) -> None:
+        """Count a dropped frame under ``reason`` and log it at debug level.
+
+        ``detail`` says what the drop was about: a value, or, with ``args``, a %-format string or
+        a function that makes the words from ``args`` (``drop(r, log, "EtherType %#06x", 0x88b5)``).
+        Like logging's arguments, the words are made only when someone reads them.
+        """
+        counters = self.counters
+        counters["drop." + reason] += 1
+        counters["dropped"] += 1
         self.last_drop = reason
-        # A ParseError is kept as its words: the exception's traceback would pin receive buffers.
-        self.last_drop_detail = f"{detail.layer} {detail.detail}" if isinstance(detail, ParseError) else detail
+        if isinstance(detail, ParseError):
+            # Its traceback would pin the frames that held the receive buffer: keep the error only.
+            detail.__traceback__ = None
+        self._detail = detail
+        self._detail_args = args
         if logger is not None and logger.isEnabledFor(logging.DEBUG):
-            logger.debug("drop %s: %s", reason, detail)
+            logger.debug("drop %s: %s", reason, self.last_drop_detail)
+
+    @property
+    def last_drop_detail(self) -> object:
+        """What the most recent drop was about (a value, or words), for traces; made on reading."""
+        detail, args = self._detail, self._detail_args
+        if args:
+            return detail(*args) if callable(detail) else detail % args  # type: ignore[operator]
+        if isinstance(detail, ParseError):
+            return f"{detail.layer} {detail.detail}"
+        return detail
+
+    @last_drop_detail.setter
+    def last_drop_detail(self, value: object) -> None:
+        self._detail, self._detail_args = value, ()
 
     def __getitem__(self, name: str) -> int:
         return self.counters[name]

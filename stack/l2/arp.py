@@ -41,6 +41,31 @@ class ArpOp(IntEnum):
     REPLY = 2
 
 
+def read(data: Buffer) -> tuple[int, int, int, bytes, bytes, bytes, bytes]:
+    """The fields of an ARP packet as they are on the wire, without building any object:
+    (hardware type, protocol type, operation, sender MAC, sender IP, target MAC, target IP), the
+    addresses as bytes. Trailing bytes (Ethernet padding) are ignored.
+
+    Only 6-byte hardware and 4-byte protocol addresses can be read here; other values are a
+    ParseError (we cannot even find the fields). Hardware and protocol *types* are policy, checked
+    by the link layer.
+    """
+    size = len(data)
+    if size >= PACKET_LENGTH:  # the usual case: one unpack
+        hardware_type, protocol_type, hardware_length, protocol_length, operation, sha, spa, tha, tpa = (
+            PACKET.unpack_from(data))
+        if hardware_length == 6 and protocol_length == 4:
+            return hardware_type, protocol_type, operation, sha, spa, tha, tpa
+    elif size < FIXED.size:
+        raise ParseError("ARP", "truncated", "packet of %d bytes < fixed part %d", size, FIXED.size)
+    else:
+        _, _, hardware_length, protocol_length, _ = FIXED.unpack_from(data)
+        if hardware_length == 6 and protocol_length == 4:
+            raise ParseError("ARP", "truncated", "packet of %d bytes < %d", size, PACKET_LENGTH)
+    raise ParseError("ARP", "bad_address_length", "address lengths hln=%d pln=%d, expected 6 and 4",
+                     hardware_length, protocol_length)
+
+
 @dataclass(frozen=True, slots=True)
 class ArpPacket:
     """One ARP packet. Field names spell out RFC 826's: ``sender_mac`` is ar$sha, and so on."""
@@ -68,33 +93,10 @@ class ArpPacket:
 
     @classmethod
     def parse(cls, data: Buffer) -> ArpPacket:
-        """Read an ARP packet; trailing bytes (Ethernet padding) are ignored.
-
-        Only 6-byte hardware and 4-byte protocol addresses can be read here; other values
-        are a ParseError (we cannot even find the fields). Hardware and protocol *types* are
-        policy, checked by the link layer.
-        """
-        if len(data) < FIXED.size:
-            raise ParseError("ARP", "truncated", f"packet of {len(data)} bytes < fixed part {FIXED.size}")
-        hardware_type, protocol_type, hardware_length, protocol_length, operation = FIXED.unpack_from(data)
-        if hardware_length != 6 or protocol_length != 4:
-            raise ParseError(
-                "ARP",
-                "bad_address_length",
-                f"address lengths hln={hardware_length} pln={protocol_length}, expected 6 and 4",
-            )
-        if len(data) < PACKET_LENGTH:
-            raise ParseError("ARP", "truncated", f"packet of {len(data)} bytes < {PACKET_LENGTH}")
-        _, _, _, _, _, sha, spa, tha, tpa = PACKET.unpack_from(data)
-        return cls(
-            operation,
-            MacAddress(sha),
-            IPv4Address(spa),
-            MacAddress(tha),
-            IPv4Address(tpa),
-            hardware_type,
-            protocol_type,
-        )
+        """Read an ARP packet; trailing bytes (Ethernet padding) are ignored (``read``'s rules)."""
+        hardware_type, protocol_type, operation, sha, spa, tha, tpa = read(data)
+        return cls(operation, MacAddress(sha), IPv4Address(spa), MacAddress(tha), IPv4Address(tpa),
+                   hardware_type, protocol_type)
 
     def __bytes__(self) -> bytes:
         return PACKET.pack(

@@ -3,7 +3,7 @@
 Read first: RFC 5227 1.1 (constants), 2.1 (probing), 2.3 (announcing), 2.4 (ongoing detection
 and defence).
 
-State only, no I/O: ``poll(now)`` says which probes and announcements are due, and ``observe(arp,
+State only, no I/O: ``poll(now)`` says which probes and announcements are due, and ``observe(...,
 now)`` says what an incoming ARP packet means for our addresses; the link turns both into frames.
 RFC 5227's random delays come from an injected ``uniform(a, b)`` (``random.Random(seed).uniform``);
 without one, each delay is its lower bound.
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address
 
-from stack.l2.arp import ArpOp, ArpPacket
+from stack.l2.arp import ArpOp
 from stack.l2.ethernet import MacAddress
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,9 @@ DEFEND_INTERVAL_S = 10.0  # minimum interval between defensive ARPs
 BATCH = 256
 
 Uniform = Callable[[float, float], float]
+
+
+_UNSPECIFIED = bytes(4)  # 0.0.0.0, the sender address of an ARP probe (RFC 5227 2.1.1)
 
 
 class Phase(Enum):
@@ -97,6 +100,8 @@ class ConflictDetector:
         self.our_macs = frozenset(our_macs)
         first = Phase.PROBING if probe else Phase.ANNOUNCING
         self.claims: dict[IPv4Address, Claim] = {address: Claim(first) for address in addresses}
+        #: The same claims by the address's 4 bytes, as ARP packets carry them.
+        self._by_packed = {address.packed: (address, claim) for address, claim in self.claims.items()}
         #: (due time, address): the next probe or announcement of each address, earliest first.
         self._due: list[tuple[float, IPv4Address]] = []
         self._started = False
@@ -162,19 +167,21 @@ class ConflictDetector:
 
     # ------------------------------------------------------------------ receiving
 
-    def observe(self, arp: ArpPacket, now: float) -> tuple[Verdict, IPv4Address] | None:
-        """What ``arp`` (already checked to be Ethernet/IPv4) means for our addresses, if anything."""
-        if arp.sender_mac in self.our_macs:
+    def observe(self, operation: int, sender_mac: bytes, sender_ip: bytes, target_ip: bytes,
+                now: float) -> tuple[Verdict, IPv4Address] | None:
+        """What an ARP packet (already checked to be Ethernet/IPv4; addresses as its bytes)
+        means for our addresses, if anything."""
+        if sender_mac in self.our_macs:
             return None  # our own packet (a TAP does not loop frames back, but a bridge might)
-        claim = self.claims.get(arp.sender_ip)
-        if claim is not None:
-            return self._claimed(arp.sender_ip, claim, arp.sender_mac, now)
-        if arp.operation == ArpOp.REQUEST and arp.sender_ip.is_unspecified:
-            claim = self.claims.get(arp.target_ip)
-            if claim is not None and claim.phase is Phase.PROBING:
+        claimed = self._by_packed.get(sender_ip)
+        if claimed is not None:
+            return self._claimed(claimed[0], claimed[1], MacAddress(sender_mac), now)
+        if operation == ArpOp.REQUEST and sender_ip == _UNSPECIFIED:
+            claimed = self._by_packed.get(target_ip)
+            if claimed is not None and claimed[1].phase is Phase.PROBING:
                 # RFC 5227 2.1.1: another host's probe for the address we probe for is a
                 # conflict too (both want it; neither may use it).
-                return self._abandon(arp.target_ip, claim, arp.sender_mac)
+                return self._abandon(claimed[0], claimed[1], MacAddress(sender_mac))
         return None
 
     def _claimed(self, address: IPv4Address, claim: Claim, mac: MacAddress,

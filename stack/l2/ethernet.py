@@ -82,6 +82,11 @@ class MacAddress(bytes):
         return f"MacAddress('{self}')"
 
 
+def mac_text(raw: bytes) -> str:
+    """Six bytes as a MAC is written (``02:00:00:00:00:01``), without building a ``MacAddress``."""
+    return raw.hex(":")
+
+
 BROADCAST = MacAddress(b"\xff" * 6)
 ZERO = MacAddress(bytes(6))
 
@@ -110,7 +115,7 @@ class EthernetFrame:
     @classmethod
     def parse(cls, data: Buffer) -> EthernetFrame:
         if len(data) < HEADER_LENGTH:
-            raise ParseError("Ethernet", "runt", f"frame of {len(data)} bytes < header {HEADER_LENGTH}")
+            raise ParseError("Ethernet", "runt", "frame of %d bytes < header %d", len(data), HEADER_LENGTH)
         destination, source, ethertype = HEADER.unpack_from(data)
         return cls(MacAddress(destination), MacAddress(source), ethertype, memoryview(data)[HEADER_LENGTH:])
 

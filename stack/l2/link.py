@@ -21,9 +21,13 @@ from typing import Protocol
 from stack.buffers import Buffer, Frame, join
 from stack.errors import ParseError
 from stack.l2.arp import HARDWARE_ETHERNET, ArpOp, ArpPacket
+from stack.l2.arp import PACKET as ARP_PACKET
+from stack.l2.arp import read as arp_read
 from stack.l2.conflict import Action, ConflictDetector, Verdict
-from stack.l2.ethernet import BROADCAST, ZERO, EthernetFrame, EtherType, MacAddress, frame_buffers
+from stack.l2.ethernet import (BROADCAST, HEADER, HEADER_LENGTH, ZERO, EthernetFrame, EtherType, MacAddress,
+                               frame_buffers, mac_text)
 from stack.l2.neighbor import NeighborCache, Resolved
+from stack.ratelimit import TokenBucket
 from stack.stats import Stats
 from stack.seam import LIMITED_BROADCAST, NetworkLayer, Outbound
 
@@ -33,7 +37,20 @@ log = logging.getLogger(__name__)
 #: Ethernet address is 01:00:5e:00:00:01 (RFC 1112 6.4: 01-00-5E plus the low 23 bits).
 ALL_HOSTS_MAC = MacAddress(b"\x01\x00\x5e\x00\x00\x01")
 
-_IPV4_ETHERTYPE = EtherType.IPV4.to_bytes(2, "big")
+#: EtherTypes and ARP operations compared as plain ints: reading an IntEnum member costs more
+#: than the comparison.
+_IPV4, _ARP = int(EtherType.IPV4), int(EtherType.ARP)
+_REQUEST, _REPLY = int(ArpOp.REQUEST), int(ArpOp.REPLY)
+_UNSPECIFIED = bytes(4)
+_LIMITED_BROADCAST = LIMITED_BROADCAST.packed
+#: Senders we do not know that we answer (and make an entry for) a second, and how many at once.
+NEW_SENDERS_PER_SECOND = 100.0
+NEW_SENDERS_BURST = 100
+
+
+def ip_text(raw: bytes) -> str:
+    """Four bytes as an IPv4 address is written, without building an ``IPv4Address``."""
+    return ".".join(map(str, raw))
 UNSPECIFIED = IPv4Address(0)
 
 #: EtherTypes we recognise but do not handle, each dropped under its own reason.
@@ -112,12 +129,12 @@ class EthernetLink:
         self._our_macs = frozenset(self.macs.values()) | {mac}
         self._one_mac = len(self._our_macs) == 1
         self.detector = detector if detector is not None else ConflictDetector(addresses, self._our_macs)
+        #: The rate limit on senders we do not know yet (``receive_arp``).
+        self.new_senders = TokenBucket(NEW_SENDERS_PER_SECOND, NEW_SENDERS_BURST)
         for address in addresses:
             if not self.detector.in_use(address):
                 # RFC 5227 2.1: an address being probed is not used (nor answered for) yet.
                 self.network.set_usable(address, False)
-        #: Header prediction for IPv4 to our MAC (tests turn it off to compare both paths).
-        self.predict = True
 
     def mac_of(self, address: IPv4Address | None) -> MacAddress:
         """The MAC that speaks for one of our addresses (our first MAC for any other)."""
@@ -129,106 +146,153 @@ class EthernetLink:
     # ------------------------------------------------------------------ receive
 
     def receive(self, frame: Buffer, now: float) -> list[Frame]:
-        # Header prediction: most frames are IPv4 sent to our own MAC; hand those up at once,
-        # without building the frame value (the general path below would do the same).
-        if self.predict and frame[12:14] == _IPV4_ETHERTYPE and (
-                frame[0:6] == self.mac or not self._one_mac and bytes(frame[0:6]) in self._our_macs):
-            return self._deliver_ipv4(memoryview(frame)[14:], False, now)
+        """Early classification from the header's bytes, before any object is built: the
+        destination MAC first, then the EtherType. Most frames are IPv4 to our MAC and go up at
+        once; garbage (another host's frame, an unknown EtherType) costs one unpack and a few
+        comparisons, and its drop's words are made only if someone reads them."""
+        if len(frame) < HEADER_LENGTH:
+            self.stats.drop("ethernet_runt", log, "frame of %d bytes < header %d", len(frame), HEADER_LENGTH)
+            return []
+        destination, source, ethertype = HEADER.unpack_from(frame)
+        if destination[0] & 1:
+            # IEEE 802.3: the I/G bit marks a group address; we listen to broadcast and, as every
+            # IPv4 multicast host (RFC 1112 6.4), to the all-hosts group's address.
+            if destination != BROADCAST and destination != ALL_HOSTS_MAC:
+                self.stats.drop("ethernet_not_for_us", log, mac_text, destination)
+                return []
+            link_broadcast = True
+        elif destination != self.mac and (self._one_mac or destination not in self._our_macs):
+            self.stats.drop("ethernet_not_for_us", log, mac_text, destination)
+            return []
+        else:
+            link_broadcast = False
+        if ethertype == _IPV4:
+            # RFC 1122 3.3.4.2: the weak host model (as Linux): a datagram for any of our
+            # addresses is taken on any of our MACs (the network layer decides).
+            self._counters["rx_ipv4"] += 1
+            if self.cache.checking:  # rarely: a neighbour's MAC is being checked
+                self._confirm(frame, source)
+            return self.deliver(memoryview(frame)[HEADER_LENGTH:], link_broadcast, now)
+        if ethertype == _ARP:
+            return self.receive_arp(memoryview(frame)[HEADER_LENGTH:], now)
+        if ethertype < 0x0600:
+            # IEEE 802.3: values below 0x0600 are a length (LLC/SNAP), not an EtherType.
+            reason = "ethernet_8023_length_frame"
+        else:
+            reason = UNSUPPORTED_ETHERTYPES.get(ethertype, "ethernet_unknown_ethertype")
+        self.stats.drop(reason, log, "%#06x", ethertype)
+        return []
+
+    def receive_arp(self, payload: Buffer, now: float) -> list[Frame]:
+        """RFC 826 "Packet Reception", in its own order, read from the packet's bytes: no
+        address object is built for a packet that is dropped."""
         try:
-            ethernet = EthernetFrame.parse(frame)
+            hardware_type, protocol_type, operation, sender_mac, sender_packed, _, target_packed = (
+                arp_read(payload))
         except ParseError as error:
             self.stats.drop(error.drop_reason, log, error)
             return []
-        destination = ethernet.destination
-        if destination not in self._our_macs and destination != BROADCAST and destination != ALL_HOSTS_MAC:
-            self.stats.drop("ethernet_not_for_us", log, destination)
-            return []
-        handler = ETHERTYPE_HANDLERS.get(ethernet.ethertype)
-        if handler is None:
-            if ethernet.ethertype < 0x0600:
-                # IEEE 802.3: values below 0x0600 are a length (LLC/SNAP), not an EtherType.
-                reason = "ethernet_8023_length_frame"
-            else:
-                reason = UNSUPPORTED_ETHERTYPES.get(ethernet.ethertype, "ethernet_unknown_ethertype")
-            self.stats.drop(reason, log, f"{ethernet.ethertype:#06x}")
-            return []
-        return handler(self, ethernet, now)
-
-    def receive_ipv4(self, ethernet: EthernetFrame, now: float) -> list[Frame]:
-        # RFC 1122 3.3.4.2: the weak host model (as Linux): a datagram for any of our addresses
-        # is taken on any of our MACs. Anything else that got here was a broadcast or multicast.
-        link_broadcast = ethernet.destination.is_multicast
-        return self._deliver_ipv4(ethernet.payload, link_broadcast, now)
-
-    def _deliver_ipv4(self, datagram: Buffer, link_broadcast: bool, now: float) -> list[Frame]:
-        self._counters["rx_ipv4"] += 1
-        return self.deliver(datagram, link_broadcast, now)
-
-    def receive_arp(self, ethernet: EthernetFrame, now: float) -> list[Frame]:
-        """RFC 826 "Packet Reception", in its own order."""
-        try:
-            arp = ArpPacket.parse(ethernet.payload)
-        except ParseError as error:
-            self.stats.drop(error.drop_reason, log, error)
-            return []
-        self.stats.count("rx_arp")
+        self._counters["rx_arp"] += 1
         # RFC 826: "?Do I have the hardware type in ar$hrd?" / "?Do I speak the protocol in ar$pro?"
-        if arp.hardware_type != HARDWARE_ETHERNET:
-            self.stats.drop("arp_bad_hardware_type", log, arp.hardware_type)
+        if hardware_type != HARDWARE_ETHERNET:
+            self.stats.drop("arp_bad_hardware_type", log, "%d", hardware_type)
             return []
-        if arp.protocol_type != EtherType.IPV4:
-            self.stats.drop("arp_bad_protocol_type", log, f"{arp.protocol_type:#06x}")
+        if protocol_type != _IPV4:
+            self.stats.drop("arp_bad_protocol_type", log, "%#06x", protocol_type)
             return []
-        if arp.operation not in (ArpOp.REQUEST, ArpOp.REPLY):
-            self.stats.drop("arp_unknown_operation", log, arp.operation)
+        if operation != _REQUEST and operation != _REPLY:
+            self.stats.drop("arp_unknown_operation", log, "%d", operation)
             return []
         # RFC 1812 3.3.2: a router MUST NOT believe an ARP reply claiming a broadcast or multicast
         # link address; as a host we believe no such packet (nor the all-zero address) at all.
         # Linux 6.18 answers and learns such a sender (stack.tools.diff: arp-group-sender-mac).
-        if arp.sender_mac.is_multicast or arp.sender_mac == ZERO:
-            self.stats.drop("arp_bad_sender_mac", log, arp.sender_mac)
+        if sender_mac[0] & 1 or sender_mac == ZERO:
+            self.stats.drop("arp_bad_sender_mac", log, mac_text, sender_mac)
             return []
         # RFC 1122 3.2.1.3: a multicast, limited-broadcast or loopback address is never a host's
         # own, so no host can be asking from it; Linux 6.18 neither answers nor learns such a
         # sender (found by tapstack diff, seed 22; checked in a namespace). 0.0.0.0 is a probe.
-        if arp.sender_ip.is_multicast or arp.sender_ip.is_loopback or arp.sender_ip == LIMITED_BROADCAST:
-            self.stats.drop("arp_bad_sender_ip", log, arp.sender_ip)
+        first = sender_packed[0]
+        if 224 <= first <= 239 or first == 127 or sender_packed == _LIMITED_BROADCAST:
+            self.stats.drop("arp_bad_sender_ip", log, ip_text, sender_packed)
             return []
-        verdict = self.detector.observe(arp, now)
+        verdict = self.detector.observe(operation, sender_mac, sender_packed, target_packed, now)
         if verdict is not None:
             # RFC 5227 2.1.1 / 2.4: another host claims (or probes for) one of our addresses.
             # The claim is never learnt.
-            return self._conflict(*verdict, arp)
+            return self._conflict(*verdict, payload)
 
         frames: list[Frame] = []
-        sender_known = arp.sender_ip in self.cache
-        # RFC 826: "If the pair <protocol type, sender protocol address> is already in my
-        # translation table, update the sender hardware address field ... set Merge_flag".
-        if sender_known and not arp.sender_ip.is_unspecified:
-            frames += self._flush(self.cache.learn(arp.sender_ip, arp.sender_mac, now), now)
-        # RFC 826: "?Am I the target protocol address?" -- never answer for addresses we do not own.
-        if not self.network.owns(arp.target_ip):
-            if not sender_known:
-                self.stats.drop("arp_not_for_us", log, arp.target_ip)
-            return frames
-        # RFC 826: "If Merge_flag is false, add the triplet ... to the translation table."
         # RFC 5227 2.1.1: a probe has sender address 0.0.0.0 and is never learnt.
-        if not sender_known and not arp.sender_ip.is_unspecified:
-            frames += self._flush(self.cache.learn(arp.sender_ip, arp.sender_mac, now), now)
-        if arp.operation == ArpOp.REQUEST:
+        sender_ip = None if sender_packed == _UNSPECIFIED else IPv4Address(sender_packed)
+        # RFC 826: "If the pair <protocol type, sender protocol address> is already in my
+        # translation table, update the sender hardware address field ... set Merge_flag" --
+        # hardened: a valid entry is not moved to another MAC on this packet's word (``_merge``).
+        sender_known = sender_ip is not None and sender_ip in self.cache
+        refused = sender_known and self._merge(sender_ip, MacAddress(sender_mac), frames, now)
+        # RFC 826: "?Am I the target protocol address?" -- never answer for addresses we do not own.
+        target_ip = self.network.own_address(target_packed)
+        if target_ip is None:
+            if refused:
+                self.stats.drop("arp_mac_change_refused", log, ip_text, sender_packed)
+            elif not sender_known:
+                self.stats.drop("arp_not_for_us", log, ip_text, target_packed)
+            return frames
+        if not sender_known:
+            # A sender we do not know costs an entry and a reply: at most so many a second, so a
+            # flood of new senders cannot churn the cache or spend our time (known ones always).
+            if not self.new_senders.take(now):
+                self.stats.drop("arp_new_sender_rate_limited", log, ip_text, sender_packed)
+                return frames
+            # RFC 826: "If Merge_flag is false, add the triplet ... to the translation table."
+            if sender_ip is not None:
+                frames += self._flush(self.cache.learn(sender_ip, MacAddress(sender_mac), now), now)
+        if operation == _REQUEST:
             # RFC 826: "Swap hardware and protocol fields, putting the local hardware and protocol
             # addresses in the sender fields ... send the packet to the (new) target hardware
             # address on the same hardware on which the request was received."
-            mac = self.mac_of(arp.target_ip)
-            reply = ArpPacket(ArpOp.REPLY, mac, arp.target_ip, arp.sender_mac, arp.sender_ip)
-            frames.append(EthernetFrame(arp.sender_mac, mac, EtherType.ARP, bytes(reply)).buffers())
-            self.stats.count("arp_replies_sent")
+            mac = self.mac_of(target_ip)
+            reply = ARP_PACKET.pack(HARDWARE_ETHERNET, _IPV4, 6, 4, _REPLY, mac, target_packed,
+                                    sender_mac, sender_packed)
+            frames.append(frame_buffers(sender_mac, mac, _ARP, [reply]))
+            self._counters["arp_replies_sent"] += 1
         else:
-            self.stats.count("arp_replies_received")
+            self._counters["arp_replies_received"] += 1
         return frames
 
-    def _conflict(self, verdict: Verdict, address: IPv4Address, arp: ArpPacket) -> list[Frame]:
-        self.stats.drop("arp_address_conflict", log, arp)
+    def _merge(self, address: IPv4Address, mac: MacAddress, frames: list[Frame], now: float) -> bool:
+        """RFC 826's merge, hardened against ARP cache poisoning (``NeighborCache.merge``): another
+        MAC for a valid entry is refused until the old MAC has been checked (a unicast request,
+        at most one per address per check interval) and stayed silent. True when refused."""
+        resolved, refused, check = self.cache.merge(address, mac, now)
+        frames += self._flush(resolved, now)
+        if refused:
+            self._counters["arp_mac_changes_refused"] += 1
+        if check is not None:
+            log.warning("ARP: a packet says %s is at %s, but we have it at %s: not believed unless "
+                        "%s stays silent for %.1f s (asked with a unicast request)", address, mac, check,
+                        check, self.cache.check_interval)
+            frames.append(self._check(address, check))
+        return refused
+
+    def _check(self, address: IPv4Address, mac: MacAddress) -> Frame:
+        """A unicast ARP request to the MAC we have for ``address`` (RFC 1122 2.3.2.1's unicast
+        poll): a neighbour still there answers it, which confirms the entry."""
+        self._counters["arp_checks_sent"] += 1
+        source = self.network.preferred_source(address)
+        speaker = self.mac_of(source)
+        request = ARP_PACKET.pack(HARDWARE_ETHERNET, _IPV4, 6, 4, _REQUEST, speaker, source.packed,
+                                  ZERO, address.packed)
+        return frame_buffers(mac, speaker, _ARP, [request])
+
+    def _confirm(self, frame: Buffer, source_mac: bytes) -> None:
+        """A datagram from a neighbour whose MAC is being checked: from the old MAC, it confirms
+        the entry (smoltcp and lwIP learn from IP traffic too; we only confirm)."""
+        if len(frame) >= HEADER_LENGTH + 20:
+            self.cache.confirm(IPv4Address(bytes(frame[26:30])), MacAddress(source_mac))
+
+    def _conflict(self, verdict: Verdict, address: IPv4Address, payload: Buffer) -> list[Frame]:
+        self.stats.drop("arp_address_conflict", log, ArpPacket.parse, bytes(payload[:ARP_PACKET.size]))
         if verdict is Verdict.ABANDON:
             # RFC 5227 2.1.1: a conflict while probing: the address is not used, ever.
             self.stats.count("arp_addresses_abandoned")
@@ -299,6 +363,11 @@ class EthernetLink:
             self.stats.count("arp_resolution_failed")
             for _ in range(datagrams):
                 self.stats.drop("arp_unresolved", log, address)
+        for moved in self.cache.end_checks(now):
+            # The old MAC stayed silent for a whole check: the neighbour really moved.
+            self._counters["arp_mac_changes_followed"] += 1
+            log.warning("ARP: %s moved from %s to %s (the old MAC did not answer for %.1f s)",
+                        moved.address, moved.old, moved.new, self.cache.check_interval)
         self.cache.expire(now)
         return frames
 
@@ -324,10 +393,3 @@ class EthernetLink:
         that nobody learns it) and target MAC zero."""
         self.stats.count("arp_probes_sent")
         return self._arp_broadcast(address, UNSPECIFIED, address)
-
-
-#: What the link does with each EtherType; anything else is dropped under a named reason.
-ETHERTYPE_HANDLERS: dict[int, Callable[[EthernetLink, EthernetFrame, float], list[Frame]]] = {
-    EtherType.ARP: EthernetLink.receive_arp,
-    EtherType.IPV4: EthernetLink.receive_ipv4,
-}

@@ -1,7 +1,12 @@
 """The neighbour (ARP) cache: IPv4 address -> MAC, with lifetime, pending queue and rate limit.
 
 Read first: RFC 826 ("Packet Reception"); RFC 1122 2.3.2.1 (cache validation, flooding) and
-2.3.2.2 (queue while resolving).
+2.3.2.2 (queue while resolving); RFC 5227 2.4 (checking before believing a claim).
+
+An entry in use is not moved to another MAC on the word of one ARP packet (``merge``): the old
+MAC is checked first (the link sends it a unicast request), and the entry moves only when the old
+MAC stays silent for ``check_interval``. RFC 826's merge believes every packet, which lets any
+host on the link redirect our traffic with one forged frame (ARP cache poisoning).
 
 State only, no I/O: every method takes ``now`` (seconds, any monotonic origin) and returns what
 to do; the link layer turns that into frames.
@@ -32,6 +37,12 @@ PENDING_DATAGRAMS_PER_NEIGHBOR = 256
 PENDING_BYTES_PER_NEIGHBOR = 128 * 1024
 #: At most this many addresses being resolved at once.
 PENDING_NEIGHBORS_CAPACITY = 64
+#: How long the old MAC of an entry has to answer before the entry follows a new MAC claimed for
+#: its address; also the least time between two checks of one address (one unicast request per
+#: interval, whatever a flood claims). Linux's ``locktime`` is 1 s too.
+ARP_CHECK_INTERVAL_S = 1.0
+#: An entry looked up within this long is in active use: a flood of new senders evicts others first.
+ACTIVE_USE_S = 10.0
 
 
 #: A datagram held while its next hop is resolved, with the address it is sent from (so the
@@ -46,6 +57,23 @@ class Entry:
     #: Set by an administrator (``ip neigh add ... nud permanent``, ``arp -s``): never expires,
     #: never evicted, and no ARP packet changes it.
     permanent: bool = False
+    #: When a datagram was last sent by it (``lookup``): entries in active use are evicted last.
+    used_at: float = -math.inf
+    #: Another MAC claimed for the address while the entry was valid: taken only if the check
+    #: (``check_until``) ends without word from ``mac``.
+    candidate: MacAddress | None = None
+    check_until: float = -math.inf
+    #: ``mac`` spoke during the check: the claim is refused when the check ends.
+    confirmed: bool = False
+
+
+@dataclass(slots=True)
+class Moved:
+    """An entry that followed its address to a new MAC: the old one stayed silent for a check."""
+
+    address: IPv4Address
+    old: MacAddress
+    new: MacAddress
 
 
 @dataclass(slots=True)
@@ -90,6 +118,9 @@ class NeighborCache:
         #: Ordered oldest confirmation first, so eviction takes the first key.
         self.entries: dict[IPv4Address, Entry] = {}
         self.pending: dict[IPv4Address, Pending] = {}
+        self.check_interval = ARP_CHECK_INTERVAL_S
+        #: Entries whose MAC is being checked, by address (usually empty).
+        self.checking: dict[IPv4Address, Entry] = {}
 
     def __contains__(self, address: IPv4Address) -> bool:
         """In the table in RFC 826's sense: resolved, or being resolved."""
@@ -101,8 +132,62 @@ class NeighborCache:
             return None
         if now >= entry.expires_at:
             del self.entries[address]
+            self.checking.pop(address, None)
             return None
+        entry.used_at = now
         return entry.mac
+
+    def merge(self, address: IPv4Address, mac: MacAddress,
+              now: float) -> tuple[Resolved | None, bool, MacAddress | None]:
+        """RFC 826's merge step for an ARP packet from ``address`` at ``mac``, hardened.
+
+        Returns (the datagrams that were waiting for the address, if any; whether ``mac`` was
+        refused; the MAC to check with a unicast request, when a check starts now). A new or
+        expired entry is learnt; the same MAC confirms the entry; another MAC for a valid entry
+        is not believed at once: it becomes the entry's candidate, and the old MAC is checked.
+        A permanent entry stays as it is, silently (what an administrator set).
+        """
+        entry = self.entries.get(address)
+        if entry is None or now >= entry.expires_at:
+            return self.learn(address, mac, now), False, None
+        if entry.permanent:
+            return None, False, None
+        if entry.mac == mac:
+            # RFC 826: the pair is in the table: refresh it; during a check, the old MAC spoke.
+            entry.expires_at = now + self.lifetime
+            if entry.candidate is not None:
+                entry.confirmed = True
+            return None, False, None
+        entry.candidate = mac
+        if address in self.checking or now < entry.check_until:
+            return None, True, None  # a check is running: it ends in ``end_checks``
+        entry.check_until = now + self.check_interval
+        entry.confirmed = False
+        self.checking[address] = entry
+        return None, True, entry.mac
+
+    def confirm(self, address: IPv4Address, mac: MacAddress) -> None:
+        """Word from ``mac`` for ``address`` outside ARP (a unicast datagram from it to us, as
+        smoltcp and lwIP take it): during a check, the old MAC is alive."""
+        entry = self.checking.get(address)
+        if entry is not None and entry.mac == mac:
+            entry.confirmed = True
+
+    def end_checks(self, now: float) -> list[Moved]:
+        """Checks whose time is over: an entry whose MAC stayed silent follows its candidate (the
+        neighbour really moved); a confirmed one stays. Returns the entries that moved."""
+        moved: list[Moved] = []
+        for address, entry in list(self.checking.items()):
+            if now < entry.check_until:
+                continue
+            del self.checking[address]
+            if not entry.confirmed and entry.candidate is not None and self.entries.get(address) is entry:
+                moved.append(Moved(address, entry.mac, entry.candidate))
+                entry.mac = entry.candidate
+                entry.expires_at = now + self.lifetime
+            entry.candidate = None
+            entry.confirmed = False
+        return moved
 
     def learn(self, address: IPv4Address, mac: MacAddress, now: float) -> Resolved | None:
         """Record ``address`` at ``mac``. Returns the datagrams that were waiting for it, if any.
@@ -114,9 +199,10 @@ class NeighborCache:
         if old is not None and old.permanent:
             return None
         self.entries.pop(address, None)  # re-insert at the end: most recently confirmed
+        self.checking.pop(address, None)
         self.entries[address] = Entry(mac, now + self.lifetime)
         if len(self.entries) > self.capacity:
-            self._evict()
+            self._evict(now)
         pending = self.pending.pop(address, None)
         if pending is None:
             return None
@@ -126,19 +212,26 @@ class NeighborCache:
         """An entry set by an administrator: used until removed, whatever ARP says. Returns the
         datagrams that were waiting for ``address``, if any."""
         self.entries.pop(address, None)
+        self.checking.pop(address, None)
         self.entries[address] = Entry(mac, math.inf, permanent=True)
-        self._evict()
+        self._evict(-math.inf)
         pending = self.pending.pop(address, None)
         return None if pending is None else Resolved(address, mac, list(pending.datagrams))
 
-    def _evict(self) -> None:
-        """Forget the least recently confirmed learnt entries while over capacity (permanent
-        entries stay, even beyond it)."""
+    def _evict(self, now: float) -> None:
+        """Forget the least recently confirmed learnt entries while over capacity: first those
+        not in active use (no datagram sent by them for ``ACTIVE_USE_S``), so a flood of new
+        senders cannot push out the neighbours we talk to; permanent entries stay, even beyond."""
+        active_since = now - ACTIVE_USE_S
         while len(self.entries) > self.capacity:
-            oldest = next((address for address, entry in self.entries.items() if not entry.permanent), None)
+            oldest = next((address for address, entry in self.entries.items()
+                           if not entry.permanent and entry.used_at < active_since), None)
+            if oldest is None:  # every entry in active use: the least recently confirmed goes
+                oldest = next((address for address, entry in self.entries.items() if not entry.permanent), None)
             if oldest is None:
                 return
             del self.entries[oldest]
+            self.checking.pop(oldest, None)
 
     def enqueue(self, address: IPv4Address, datagram: Queued, now: float) -> tuple[bool, int]:
         """Hold a datagram for an unresolved address.
@@ -183,14 +276,17 @@ class NeighborCache:
         return retry, failed
 
     def next_deadline(self) -> float | None:
-        """When ``poll`` next has work: the earliest retry or give-up time. Entries expire lazily."""
-        if not self.pending:  # the usual case, asked at every wake-up of the loop
+        """When ``poll`` or ``end_checks`` next has work: the earliest retry, give-up or end of
+        a check. Entries expire lazily."""
+        if not self.pending and not self.checking:  # the usual case, asked at every wake-up
             return None
-        return min(p.next_request_at for p in self.pending.values())
+        return min([p.next_request_at for p in self.pending.values()]
+                   + [e.check_until for e in self.checking.values()])
 
     def expire(self, now: float) -> int:
         """Forget entries whose lifetime is over; returns how many."""
         stale = [address for address, entry in self.entries.items() if now >= entry.expires_at]
         for address in stale:
             del self.entries[address]
+            self.checking.pop(address, None)
         return len(stale)

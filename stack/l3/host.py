@@ -124,6 +124,10 @@ class Ipv4Host:
         """One of our addresses, and in use (not withdrawn by ``set_usable``)."""
         return self.addressing.owns(address)
 
+    def own_address(self, packed: bytes) -> IPv4Address | None:
+        """``owns`` for an address as its 4 bytes (as ARP carries it): the address, or None."""
+        return self.addressing.usable_packed.get(packed)
+
     def set_usable(self, address: IPv4Address, usable: bool) -> None:
         """Use one of our addresses, or stop using it (RFC 5227 2.1; ``Addresses.set_usable``)."""
         self.addressing.set_usable(address, usable)

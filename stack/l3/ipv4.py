@@ -79,6 +79,19 @@ class IpProto(IntEnum):
     UDP = 17
 
 
+class _ShouldBe:
+    """The checksum a header should carry, worked out only when a drop's words are read."""
+
+    __slots__ = ("header",)
+
+    def __init__(self, header: bytes) -> None:
+        self.header = header
+
+    def __str__(self) -> str:
+        header = self.header
+        return "%#06x" % internet_checksum([header[:10], bytes(2), header[12:]])
+
+
 @dataclass(frozen=True, slots=True)
 class Ipv4Packet:
     """An IPv4 datagram. The header checksum is verified by ``parse`` and computed on output;
@@ -142,29 +155,29 @@ class Ipv4Packet:
         """Read a datagram, checking what RFC 1122 3.2.1 asks of a host before anything else."""
         size = len(data)
         if size < MINIMUM_HEADER_LENGTH:
-            raise ParseError("IPv4", "truncated", f"datagram of {size} bytes < header 20")
+            raise ParseError("IPv4", "truncated", "datagram of %d bytes < header 20", size)
         (version_ihl, tos, total_length, identification, flags_offset, ttl, protocol,
          _checksum, source, destination) = HEADER.unpack_from(data)
         version = version_ihl >> 4
         # RFC 1122 3.2.1.1: a datagram whose version number is not 4 MUST be silently discarded.
         if version != 4:
-            raise ParseError("IPv4", "bad_version", f"version {version} != 4")
+            raise ParseError("IPv4", "bad_version", "version %d != 4", version)
         header_length = (version_ihl & 0x0F) * 4
         # RFC 791 3.1: IHL is at least 5 (20 octets).
         if header_length < MINIMUM_HEADER_LENGTH:
-            raise ParseError("IPv4", "bad_header_length", f"IHL {header_length // 4} < 5")
+            raise ParseError("IPv4", "bad_header_length", "IHL %d < 5", header_length // 4)
         if header_length > size:
-            raise ParseError("IPv4", "truncated", f"header length {header_length} > buffer {size}")
+            raise ParseError("IPv4", "truncated", "header length %d > buffer %d", header_length, size)
         if total_length < header_length:
-            raise ParseError("IPv4", "bad_total_length", f"total length {total_length} < header length {header_length}")
+            raise ParseError("IPv4", "bad_total_length", "total length %d < header length %d",
+                             total_length, header_length)
         if total_length > size:
-            raise ParseError("IPv4", "truncated", f"total length {total_length} > buffer {size}")
+            raise ParseError("IPv4", "truncated", "total length %d > buffer %d", total_length, size)
         view = memoryview(data)
         # RFC 1122 3.2.1.2: a host MUST verify the header checksum and silently discard on failure.
         if not verifies(view[:header_length]):
-            computed = internet_checksum([view[:10], b"\x00\x00", view[12:header_length]])
-            raise ParseError("IPv4", "bad_checksum",
-                             f"header checksum {_checksum:#06x} does not verify (should be {computed:#06x})")
+            raise ParseError("IPv4", "bad_checksum", "header checksum %#06x does not verify (should be %s)",
+                             _checksum, _ShouldBe(bytes(view[:header_length])))
         if header_length > MINIMUM_HEADER_LENGTH:
             parse_options(bytes(view[MINIMUM_HEADER_LENGTH:header_length]))  # structure only
         return cls(

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from stack.l2.ethernet import MacAddress
-from stack.l2.neighbor import NeighborCache
+from stack.l2.neighbor import ACTIVE_USE_S, NeighborCache
 
 LIFETIME, CAPACITY, INTERVAL, MAX_REQUESTS = 60.0, 4, 1.0, 3
 PENDING_CAPACITY, QUEUE_LENGTH, QUEUE_BYTES = 3, 2, 100
@@ -48,6 +48,7 @@ class NeighborCacheAgainstAModel(RuleBasedStateMachine):
         self.pending: dict[IPv4Address, ModelPending] = {}
         self.requests_at: dict[IPv4Address, list[float]] = {}  # each resolution's requests
         self.serial = 0
+        self.used_at: dict[IPv4Address, float] = {}  # when each entry last sent a datagram
 
     def _request(self, address: IPv4Address) -> None:
         self.requests_at.setdefault(address, []).append(self.now)
@@ -56,13 +57,16 @@ class NeighborCacheAgainstAModel(RuleBasedStateMachine):
     def time_passes(self, seconds):
         self.now += seconds
 
-    def _evict(self) -> None:
-        # The least recently confirmed learnt entry goes; permanent ones never do.
+    def _evict(self, now: float = -math.inf) -> None:
+        # The least recently confirmed learnt entry not in active use goes (else the least
+        # recently confirmed learnt one); permanent ones never do.
         while len(self.entries) > CAPACITY:
             learnt = [address for address in self.entries if address not in self.permanent]
             if not learnt:
                 return
-            del self.entries[learnt[0]]
+            idle = [address for address in learnt
+                    if self.used_at.get(address, -math.inf) < now - ACTIVE_USE_S]
+            del self.entries[(idle or learnt)[0]]
 
     @rule(address=addresses, mac=macs)
     def learn(self, address, mac):
@@ -71,14 +75,16 @@ class NeighborCacheAgainstAModel(RuleBasedStateMachine):
             assert resolved is None
             return
         self.entries.pop(address, None)
+        self.used_at.pop(address, None)
         self.entries[address] = (mac, self.now + LIFETIME)
-        self._evict()
+        self._evict(self.now)
         self._resolved(address, mac, resolved)
 
     @rule(address=addresses, mac=macs)
     def add_permanent(self, address, mac):
         resolved = self.cache.add_permanent(address, mac)
         self.entries.pop(address, None)
+        self.used_at.pop(address, None)
         self.entries[address] = (mac, math.inf)
         self.permanent.add(address)
         self._evict()
@@ -99,6 +105,8 @@ class NeighborCacheAgainstAModel(RuleBasedStateMachine):
         if expected is not None and self.now >= expected[1]:
             expected = None
             del self.entries[address]
+        if expected is not None:
+            self.used_at[address] = self.now  # in active use
         assert self.cache.lookup(address, self.now) == (expected[0] if expected else None)
 
     @rule(address=addresses, size=st.integers(20, 70))

@@ -147,12 +147,15 @@ def test_rfc826_never_answers_for_an_address_we_do_not_own(fresh):
     assert fresh.link.cache.lookup(IPv4Address(KERNEL_IP), 1.0) is None
 
 
-def test_rfc826_merge_updates_a_known_sender_even_when_not_the_target(host):
+def test_rfc826_merge_follows_a_known_sender_that_moved_once_its_old_mac_stays_silent(host):
+    """RFC 826's merge, hardened (tests/core/test_arp_poisoning.py has the rest): a gratuitous
+    ARP moving a known sender to a new MAC is believed once the old MAC is silent for a check."""
     new_mac = bytes.fromhex("020000000077")
-    assert host.receive(arp(1, new_mac, KERNEL_IP, ZERO_MAC, KERNEL_IP), 2.0) == []  # gratuitous
-    assert host.link.cache.lookup(IPv4Address(KERNEL_IP), 2.0) == new_mac
-    assert host.stats.drops == {}
-    out = frames(host.receive(echo_request(), 2.0))
+    host.receive(arp(1, new_mac, KERNEL_IP, ZERO_MAC, KERNEL_IP), 2.0)  # gratuitous
+    assert host.link.cache.lookup(IPv4Address(KERNEL_IP), 2.0) == KERNEL_MAC  # not yet
+    host.poll(2.0 + host.link.cache.check_interval)
+    assert host.link.cache.lookup(IPv4Address(KERNEL_IP), 3.0) == new_mac
+    out = frames(host.receive(echo_request(), 3.0))
     assert out == [expected_echo_reply(dst_mac=new_mac)]
 
 

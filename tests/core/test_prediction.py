@@ -69,7 +69,6 @@ def echo_like_frames(draw) -> bytes:
 def host(predict: bool, answer_broadcast: bool, gateway: str | None) -> TapHost:
     tap = TapHost([HOST], mac=frames.HOST_MAC, gateway=gateway, answer_broadcast_echo=answer_broadcast)
     tap.ip.predict = predict
-    tap.link.predict = predict
     tap.receive(frames.ARP_REQUEST, 0.0)  # learn the kernel's MAC, as in a real exchange
     return tap
 

@@ -37,7 +37,9 @@ def reasons_in_source() -> set[str]:
             if isinstance(node, ast.Call):
                 name = getattr(node.func, "attr", getattr(node.func, "id", ""))
                 strings = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-                if name in ("drop", "_discard") and strings:
+                if name == "drop" and node.args and isinstance(node.args[0], ast.Constant):
+                    found.add(node.args[0].value)  # drop(reason, logger, detail, *args)
+                elif name == "_discard" and strings:
                     found.add(strings[0])
                 elif name == "get" and getattr(node.func.value, "id", "").endswith("ETHERTYPES"):
                     found |= set(strings)  # the default of a reason table lookup
@@ -157,6 +159,11 @@ CASES = [
     ("arp_bad_sender_ip", tap_host, [], arp(sender_ip="224.0.2.1")),
     ("arp_address_conflict", tap_host, [], arp(sender_ip=H, target_ip=H)),
     ("arp_not_for_us", tap_host, [], arp(target_ip="192.0.2.3")),
+    ("arp_mac_change_refused", tap_host, [arp()],
+     arp(sender_mac=frames.mac("02:00:00:00:06:66"), target_ip="192.0.2.3")),
+    ("arp_new_sender_rate_limited", tap_host,
+     [arp(sender_mac=bytes([2, 0, 0, 1, 0, i]), sender_ip=f"198.51.100.{i + 1}") for i in range(100)],
+     arp(sender_ip="203.0.113.1")),
     ("ipv4_truncated", tap_host, [], eth(PLAIN[:19])),
     ("ipv4_bad_version", tap_host, [], eth(b"\x65" + PLAIN[1:])),
     ("ipv4_bad_header_length", tap_host, [], eth(b"\x44" + PLAIN[1:])),
