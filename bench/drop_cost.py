@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import math
 import pstats
 import sys
 import timeit
@@ -23,6 +24,7 @@ import dpkt
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from stack import TapHost  # noqa: E402
+from stack.ratelimit import TokenBucket  # noqa: E402
 
 KERNEL_MAC, HOST_MAC, OTHER_MAC = (bytes.fromhex(m) for m in ("020000000001", "020000000002", "020000000099"))
 KERNEL_IP, HOST_IP, OTHER_IP = bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2]), bytes([192, 0, 2, 99])
@@ -70,17 +72,22 @@ def kinds() -> list[tuple[str, list[bytes], str | None]]:
         ("ARP request, another target", [arp_request(bytes([198, 51, 100, 7]), OTHER_IP)], "arp_not_for_us"),
         ("ARP request, known sender", [arp_request(KERNEL_IP)], None),
         ("ARP request, new sender", new_senders(), None),
+        ("ARP request, new sender, limited", new_senders(), "arp_new_sender_rate_limited"),
     ]
 
 
-def fresh_host() -> TapHost:
+def fresh_host(name: str = "") -> TapHost:
     host = TapHost(["192.0.2.2/24"], mac=HOST_MAC)
     host.receive(arp_request(KERNEL_IP), 0.0)  # the kernel is a known neighbour
+    if name == "ARP request, new sender":  # every new sender answered: the work, not the limit
+        host.link.new_senders = TokenBucket(math.inf, math.inf)
+    elif name.endswith("limited"):
+        host.link.new_senders = TokenBucket(0.0, 0.0)  # every new sender beyond the limit
     return host
 
 
 def check(name: str, frames: list[bytes], reason: str | None) -> None:
-    host = fresh_host()
+    host = fresh_host(name)
     out = host.receive(frames[0], 1.0)
     verdict = host.verdict
     if reason is None:
@@ -89,9 +96,9 @@ def check(name: str, frames: list[bytes], reason: str | None) -> None:
         assert verdict.drop_reason == reason and not out, (name, verdict)
 
 
-def per_frame_us(frames: list[bytes], count: int) -> float:
+def per_frame_us(name: str, frames: list[bytes], count: int) -> float:
     """Best of five: microseconds per ``receive``, cycling through ``frames``."""
-    host = fresh_host()
+    host = fresh_host(name)
     receive = host.receive
     batch = (frames * (count // len(frames) + 1))[:count]
 
@@ -109,10 +116,10 @@ def main() -> int:
     args = parser.parse_args()
     for name, frames, reason in kinds():
         check(name, frames, reason)
-        print(f"{name:<32} {per_frame_us(frames, args.count):6.2f} us per frame"
+        print(f"{name:<32} {per_frame_us(name, frames, args.count):6.2f} us per frame"
               f"  ({reason or 'answered'})")
         if args.profile and name.startswith(args.profile):
-            host = fresh_host()
+            host = fresh_host(name)
             profile = cProfile.Profile()
             profile.runcall(lambda: [host.receive(f, 1.0) for f in frames * (args.count // len(frames))])
             pstats.Stats(profile).sort_stats("tottime").print_stats(12)

@@ -5,8 +5,9 @@ most packets are of the expected kind, so test for that kind first with a few co
 handle it without the general machinery.
 
 Here the expected kind is an ICMP echo request in a 20-byte IPv4 header (no options, not a
-fragment) to one of our unicast addresses, from a valid source we can route to, with both
-checksums right. This is an optimisation, not a second set of rules: it asks the host's own
+fragment) to one of our unicast addresses, from a valid source we can route to, with a right
+ICMP checksum; the IPv4 header has been read and checked already (``ipv4.read_header``, the
+general path's own first step). This is an optimisation, not a second set of rules: it asks the host's own
 ``Addresses`` (delivery, martian source, next hop) and ``Output`` (identification, TTL, MTU),
 and anything it does not recognise returns None and takes the general path, which also counts
 every drop. The answer is the general path's, byte for byte and counter for counter
@@ -16,19 +17,17 @@ packet-information header).
 
 from __future__ import annotations
 
-import struct
-
 from stack.buffers import Buffer
 from stack.l3 import icmp, ipv4
 from stack.l3.addresses import Addresses
 from stack.l3.icmp import IcmpType
-from stack.l3.ipv4 import MINIMUM_HEADER_LENGTH, IpProto
+from stack.l3.ipv4 import MINIMUM_HEADER_LENGTH, Header, IpProto
 from stack.l3.output import Output
 from stack.stats import Stats
 from stack.seam import Outbound
 
 #: A 20-byte IPv4 header followed by an 8-byte ICMP header.
-PREDICTED_ECHO = struct.Struct("!BBHHHBBH4s4sBBH4s")
+PREDICTED_LENGTH = MINIMUM_HEADER_LENGTH + icmp.HEADER.size
 #: Fields are compared with plain ints: reading an IntEnum member costs more than the comparison.
 _PROTOCOL_ICMP = int(IpProto.ICMP)
 _ECHO_REQUEST = int(IcmpType.ECHO_REQUEST)
@@ -44,27 +43,28 @@ class EchoFastPath:
         self.output = output
         self.stats = stats
 
-    def answer(self, datagram: Buffer) -> list[Outbound] | None:
-        """The reply to a plain echo request to us (as the general path would send it), or None."""
-        if len(datagram) < PREDICTED_ECHO.size:
-            return None
-        (version_ihl, type_of_service, total_length, _, flags_offset, _, protocol, _, source,
-         destination, icmp_type, icmp_code, icmp_checksum, rest_of_header) = PREDICTED_ECHO.unpack_from(datagram)
+    def answer(self, datagram: Buffer, header: Header) -> list[Outbound] | None:
+        """The reply to a plain echo request to us (as the general path would send it), or None.
+        ``header`` is what ``ipv4.read_header`` read and checked (lengths, header checksum)."""
+        (header_length, type_of_service, total_length, _, flags_offset, _, protocol, _, source,
+         destination) = header
         addresses = self.addresses
         # RFC 1122 3.2.1.3: for us as a unicast destination (``Addresses.delivery``'s first case).
         our_address = addresses.usable_packed.get(destination)
-        if (version_ihl != 0x45 or protocol != _PROTOCOL_ICMP or icmp_type != _ECHO_REQUEST
+        if (header_length != MINIMUM_HEADER_LENGTH or protocol != _PROTOCOL_ICMP
                 or flags_offset & _FRAGMENT_BITS  # a fragment: reassembly first
-                or not PREDICTED_ECHO.size <= total_length <= len(datagram)
+                or total_length < PREDICTED_LENGTH
                 or total_length > self.output.mtu  # the reply is as long: larger ones are fragmented
                 or our_address is None):
             return None
+        icmp_type, icmp_code, icmp_checksum, rest_of_header = icmp.HEADER.unpack_from(datagram, 20)
+        if icmp_type != _ECHO_REQUEST:
+            return None
         view = memoryview(datagram)
-        # RFC 1122 3.2.1.2 and 3.2.2: both checksums verify, or the general path drops it. As
-        # in checksum.verifies: read as one integer, a message with a correct checksum is a
-        # multiple of 0xFFFF (neither is all zeros: version 4, type 8).
-        if (int.from_bytes(view[:20], "big") % 0xFFFF
-                or int.from_bytes(view[20:total_length], "big") % 0xFFFF):
+        # RFC 1122 3.2.2: the ICMP checksum verifies, or the general path drops it. As in
+        # checksum.verifies: read as one integer, a message with a correct checksum is a multiple
+        # of 0xFFFF (an echo request is never all zeros: type 8).
+        if int.from_bytes(view[20:total_length], "big") % 0xFFFF:
             return None
         source_value = int.from_bytes(source, "big")
         if addresses.martian_source_value(source_value) is not None:

@@ -37,7 +37,7 @@ from stack.l3.icmp_responder import (
     IcmpResponder,
     TimestampReply,
 )
-from stack.l3.ipv4 import IpProto, Ipv4Packet
+from stack.l3.ipv4 import IpProto, Ipv4Packet, read_header
 from stack.l3.output import Output
 from stack.l3.reassembly import Reassembler
 from stack.l3.seam import Delivery, Received
@@ -150,15 +150,16 @@ class Ipv4Host:
     # ------------------------------------------------------------------ receive
 
     def receive(self, datagram: Buffer, now: float, link_broadcast: bool = False) -> list[Outbound]:
-        if self.predict and not link_broadcast:
-            predicted = self.fast_path.answer(datagram)
-            if predicted is not None:
-                return predicted
         try:
-            packet = Ipv4Packet.parse(datagram)
+            header = read_header(datagram)  # the early classification: no object built yet
         except ParseError as error:
             self.stats.drop(error.drop_reason, log, error)
             return []
+        if self.predict and not link_broadcast:
+            predicted = self.fast_path.answer(datagram, header)
+            if predicted is not None:
+                return predicted
+        packet = Ipv4Packet.from_header(datagram, header)
         delivery = self.addressing.delivery(packet.destination)
         if delivery is None:
             # RFC 1122 3.2.1.3: a host MUST silently discard a datagram not addressed to it

@@ -25,7 +25,7 @@ from enum import IntEnum
 from ipaddress import IPv4Address
 
 from stack.buffers import Buffer, Frame, Payload, chunks, join, length
-from stack.checksum import internet_checksum, verifies
+from stack.checksum import internet_checksum
 from stack.errors import ParseError
 
 HEADER = struct.Struct("!BBHHHBBH4s4s")
@@ -77,6 +77,51 @@ class IpProto(IntEnum):
     IGMP = 2
     TCP = 6
     UDP = 17
+
+
+#: What ``read_header`` returns: (header length in bytes, type of service, total length,
+#: identification, flags and fragment offset word, TTL, protocol, header checksum, source,
+#: destination), the addresses as their 4 bytes.
+Header = tuple[int, int, int, int, int, int, int, int, bytes, bytes]
+
+
+def read_header(data: Buffer) -> Header:
+    """The header of a datagram, checked as RFC 1122 3.2.1 asks of a host, without building any
+    object: the early classification at the top of the network layer. ``Ipv4Packet.parse`` and
+    the host's receive path both start here, so the rules are in one place."""
+    size = len(data)
+    if size < MINIMUM_HEADER_LENGTH:
+        raise ParseError("IPv4", "truncated", "datagram of %d bytes < header 20", size)
+    (version_ihl, tos, total_length, identification, flags_offset, ttl, protocol,
+     checksum, source, destination) = HEADER.unpack_from(data)
+    if version_ihl == 0x45:  # the usual header: version 4, no options
+        header_length = MINIMUM_HEADER_LENGTH
+    else:
+        version = version_ihl >> 4
+        # RFC 1122 3.2.1.1: a datagram whose version number is not 4 MUST be silently discarded.
+        if version != 4:
+            raise ParseError("IPv4", "bad_version", "version %d != 4", version)
+        header_length = (version_ihl & 0x0F) * 4
+        # RFC 791 3.1: IHL is at least 5 (20 octets).
+        if header_length < MINIMUM_HEADER_LENGTH:
+            raise ParseError("IPv4", "bad_header_length", "IHL %d < 5", header_length // 4)
+        if header_length > size:
+            raise ParseError("IPv4", "truncated", "header length %d > buffer %d", header_length, size)
+    if total_length < header_length:
+        raise ParseError("IPv4", "bad_total_length", "total length %d < header length %d",
+                         total_length, header_length)
+    if total_length > size:
+        raise ParseError("IPv4", "truncated", "total length %d > buffer %d", total_length, size)
+    # RFC 1122 3.2.1.2: a host MUST verify the header checksum and silently discard on failure.
+    # (As in checksum.verifies: read as one integer, a header with a correct checksum is a
+    # non-zero multiple of 0xFFFF; a version-4 header is never all zeros.)
+    if int.from_bytes(data[:header_length], "big") % 0xFFFF:
+        raise ParseError("IPv4", "bad_checksum", "header checksum %#06x does not verify (should be %s)",
+                         checksum, _ShouldBe(bytes(data[:header_length])))
+    if header_length > MINIMUM_HEADER_LENGTH:
+        parse_options(bytes(data[MINIMUM_HEADER_LENGTH:header_length]))  # structure only
+    return (header_length, tos, total_length, identification, flags_offset, ttl, protocol, checksum,
+            source, destination)
 
 
 class _ShouldBe:
@@ -152,34 +197,16 @@ class Ipv4Packet:
 
     @classmethod
     def parse(cls, data: Buffer) -> Ipv4Packet:
-        """Read a datagram, checking what RFC 1122 3.2.1 asks of a host before anything else."""
-        size = len(data)
-        if size < MINIMUM_HEADER_LENGTH:
-            raise ParseError("IPv4", "truncated", "datagram of %d bytes < header 20", size)
-        (version_ihl, tos, total_length, identification, flags_offset, ttl, protocol,
-         _checksum, source, destination) = HEADER.unpack_from(data)
-        version = version_ihl >> 4
-        # RFC 1122 3.2.1.1: a datagram whose version number is not 4 MUST be silently discarded.
-        if version != 4:
-            raise ParseError("IPv4", "bad_version", "version %d != 4", version)
-        header_length = (version_ihl & 0x0F) * 4
-        # RFC 791 3.1: IHL is at least 5 (20 octets).
-        if header_length < MINIMUM_HEADER_LENGTH:
-            raise ParseError("IPv4", "bad_header_length", "IHL %d < 5", header_length // 4)
-        if header_length > size:
-            raise ParseError("IPv4", "truncated", "header length %d > buffer %d", header_length, size)
-        if total_length < header_length:
-            raise ParseError("IPv4", "bad_total_length", "total length %d < header length %d",
-                             total_length, header_length)
-        if total_length > size:
-            raise ParseError("IPv4", "truncated", "total length %d > buffer %d", total_length, size)
+        """Read a datagram, checking what RFC 1122 3.2.1 asks of a host before anything else
+        (``read_header``'s rules)."""
+        return cls.from_header(data, read_header(data))
+
+    @classmethod
+    def from_header(cls, data: Buffer, header: Header) -> Ipv4Packet:
+        """The datagram whose header ``read_header(data)`` has read and checked."""
+        (header_length, tos, total_length, identification, flags_offset, ttl, protocol, _,
+         source, destination) = header
         view = memoryview(data)
-        # RFC 1122 3.2.1.2: a host MUST verify the header checksum and silently discard on failure.
-        if not verifies(view[:header_length]):
-            raise ParseError("IPv4", "bad_checksum", "header checksum %#06x does not verify (should be %s)",
-                             _checksum, _ShouldBe(bytes(view[:header_length])))
-        if header_length > MINIMUM_HEADER_LENGTH:
-            parse_options(bytes(view[MINIMUM_HEADER_LENGTH:header_length]))  # structure only
         return cls(
             IPv4Address(source),
             IPv4Address(destination),
