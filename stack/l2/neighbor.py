@@ -124,7 +124,7 @@ class NeighborCache:
 
     def __contains__(self, address: IPv4Address) -> bool:
         """In the table in RFC 826's sense: resolved, or being resolved."""
-        return address in self.entries or address in self.pending
+        return address in self.entries or bool(self.pending) and address in self.pending
 
     def lookup(self, address: IPv4Address, now: float) -> MacAddress | None:
         entry = self.entries.get(address)
@@ -195,15 +195,20 @@ class NeighborCache:
         A permanent entry stays as it is (RFC 826's merge updates what was learnt, not what an
         administrator set; Linux 6.18 keeps a NUD_PERMANENT entry too, see tests/tools/test_diff.py).
         """
-        old = self.entries.get(address)
-        if old is not None and old.permanent:
-            return None
-        self.entries.pop(address, None)  # re-insert at the end: most recently confirmed
-        self.checking.pop(address, None)
-        self.entries[address] = Entry(mac, now + self.lifetime)
-        if len(self.entries) > self.capacity:
+        # (Each dictionary step hashes the address, which costs more than the step: a flood of
+        # new senders comes here, so the steps that cannot apply are skipped.)
+        entries = self.entries
+        old = entries.get(address)
+        if old is not None:
+            if old.permanent:
+                return None
+            del entries[address]  # re-inserted at the end: most recently confirmed
+            if self.checking:
+                self.checking.pop(address, None)
+        entries[address] = Entry(mac, now + self.lifetime)
+        if len(entries) > self.capacity:
             self._evict(now)
-        pending = self.pending.pop(address, None)
+        pending = self.pending.pop(address, None) if self.pending else None
         if pending is None:
             return None
         return Resolved(address, mac, list(pending.datagrams))
@@ -231,7 +236,8 @@ class NeighborCache:
             if oldest is None:
                 return
             del self.entries[oldest]
-            self.checking.pop(oldest, None)
+            if self.checking:
+                self.checking.pop(oldest, None)
 
     def enqueue(self, address: IPv4Address, datagram: Queued, now: float) -> tuple[bool, int]:
         """Hold a datagram for an unresolved address.

@@ -57,6 +57,8 @@ class Addresses:
             key = (int(interface.network.network_address), int(interface.network.netmask))
             self._networks.setdefault(key, []).append(interface.ip)
         self._seen: dict[bytes, IPv4Address] = {}
+        #: ``reply_next_hop``'s answers for sources it found good, by their 4 bytes.
+        self._reply_routes: dict[bytes, IPv4Address] = {}
         if gateway is not None and not self.on_link(gateway):
             raise ValueError(f"gateway {gateway} is not on any of our networks")
 
@@ -77,6 +79,7 @@ class Addresses:
         else:
             self.usable.discard(int(address))
             self.usable_packed.pop(address.packed, None)
+        self._reply_routes.clear()  # "a source that is ours" has changed
 
     def delivery(self, destination: IPv4Address) -> Delivery | None:
         """How a datagram to ``destination`` is for us, or None when it is not (RFC 1122 3.2.1.3).
@@ -159,6 +162,24 @@ class Addresses:
                     self._seen.clear()
                 address = self._seen[destination] = IPv4Address(destination)
         return address
+
+    def reply_next_hop(self, source: bytes) -> IPv4Address | None:
+        """Where an answer to a datagram from ``source`` (its 4 wire bytes) goes: the next hop,
+        or None when the source is a martian (``martian_source``) or has no route (``next_hop``).
+        Remembered for good sources (ADDRESS_MEMO_CAPACITY of them, forgotten when our addresses
+        change), as a route cache: a ping's every request comes from the same source."""
+        next_hop = self._reply_routes.get(source)
+        if next_hop is not None:
+            return next_hop
+        value = int.from_bytes(source, "big")
+        if self.martian_source_value(value) is not None:
+            return None
+        next_hop = self.next_hop_packed(source, value)
+        if next_hop is not None:
+            if len(self._reply_routes) >= ADDRESS_MEMO_CAPACITY:
+                self._reply_routes.clear()
+            self._reply_routes[source] = next_hop
+        return next_hop
 
     def route(self, destination: IPv4Address) -> IPv4Address:
         """The next hop for a datagram we originate; ValueError when we cannot send there."""

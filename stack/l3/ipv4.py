@@ -278,10 +278,16 @@ def packed_header_bytes(source: bytes, destination: bytes, protocol: int, payloa
     if total_length > MAXIMUM_TOTAL_LENGTH:
         raise ValueError(f"datagram of {total_length} bytes > {MAXIMUM_TOTAL_LENGTH}")
     first_word = 0x40 | (header_length >> 2)
-    # The checksum field is zero while the checksum is computed (RFC 791), then filled in.
-    unsummed = HEADER.pack(first_word, type_of_service, total_length, identification, flags_offset,
-                           ttl, protocol, 0, source, destination) + options
-    checksum = internet_checksum(unsummed)
+    # RFC 1071: the checksum is the ones' complement of the ones'-complement sum of the header's
+    # 16-bit words, its own field taken as zero. Summed here from the fields themselves, without
+    # packing the header twice: 2**16 == 1 (mod 0xFFFF), so a 32-bit address read as one integer
+    # sums as its two words do (as stack.checksum explains).
+    total = (first_word << 8 | type_of_service) + total_length + identification + flags_offset \
+        + (ttl << 8 | protocol) + int.from_bytes(source, "big") + int.from_bytes(destination, "big")
+    if options:
+        total += int.from_bytes(options, "big")
+    # The header is never all zeros (version 4), so its sum is 1..0xFFFF: 0xFFFF for a multiple.
+    checksum = 0xFFFF - (total % 0xFFFF or 0xFFFF)
     return HEADER.pack(first_word, type_of_service, total_length, identification, flags_offset,
                        ttl, protocol, checksum, source, destination) + options
 
