@@ -39,8 +39,8 @@ DEFAULT_HOP_LIMIT = 64  # Linux net.ipv6.conf.*.hop_limit; RFC 4861 6.3.2 lets a
 PAYLOAD_LENGTH_OFFSET = 4  # where a Parameter Problem points for a bad fragment length (RFC 8200 4.5)
 NEXT_HEADER_OFFSET = 6  # the fixed header's Next Header field
 #: How many extension headers ``walk_chain`` follows. RFC 8200 4.1 asks nodes to accept any
-#: number; we bound the walk (RFC 9098 3.1 describes long chains as an attack) at twice the
-#: eight headers of RFC 8200 4.1's recommended order.
+#: number; we deliberately bound the walk (RFC 8883 1: a node may discard packets whose headers
+#: exceed its processing limits) at twice the eight headers of RFC 8200 4.1's recommended order.
 MAXIMUM_EXTENSION_HEADERS = 16
 
 PSEUDO_HEADER = struct.Struct("!16s16sI3xB")
