@@ -110,7 +110,7 @@ DROP_REASONS: dict[str, DropReason] = {
         "a Hop-by-Hop or Destination option runs past its header", "RFC 8200 4.2"),
     "ipv6_hop_by_hop_not_first": DropReason(
         "a Hop-by-Hop Options header not right after the IPv6 header (Parameter Problem code 1)",
-        "RFC 8200 4.3, 4"),
+        "RFC 8200 4"),
     "ipv6_chain_too_long": DropReason(
         "more than 16 extension headers: the chain walk is bounded", "RFC 8883 1 (processing limits); docs/how-it-works.md"),
     "ipv6_incomplete_chain": DropReason(

@@ -496,8 +496,9 @@ def walk_chain(next_header: int, payload: Buffer, base: int = HEADER_LENGTH,
     first_fragment = False
     while next_header in EXTENSION_HEADERS:
         offset = base + index
-        # RFC 8200 4.3: a Hop-by-Hop Options header may only come right after the IPv6 header;
-        # anywhere else its Next Header value 0 is unrecognised (Parameter Problem code 1).
+        # RFC 8200 4: a Hop-by-Hop Options header must immediately follow the IPv6 header; a
+        # Next Header of zero in any other header is treated as unrecognised (Parameter Problem
+        # code 1 pointing at it).
         if next_header == NextHeader.HOP_BY_HOP and headers:
             raise Ipv6ParseError("IPv6", "hop_by_hop_not_first",
                                  f"Hop-by-Hop Options header at offset {offset} is not first",
