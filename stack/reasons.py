@@ -108,6 +108,42 @@ DROP_REASONS: dict[str, DropReason] = {
         "an incomplete datagram given up to make room (reassembly is bounded)", "RFC 1122 3.3.2"),
     "ipv4_reassembly_timeout": DropReason(
         "an incomplete datagram timed out (Time Exceeded sent if its first fragment came)", "RFC 1122 3.3.2"),
+    # IPv6 (the codecs of stack/l3/ipv6.py; the host does not count them yet, issue 14)
+    "ipv6_truncated": DropReason(
+        "packet shorter than its 40-byte header or than its payload length says", "RFC 8200 3"),
+    "ipv6_bad_version": DropReason("version is not 6", "RFC 8200 3"),
+    "ipv6_extension_truncated": DropReason(
+        "an extension header runs past the end of the packet", "RFC 8200 4"),
+    "ipv6_bad_option": DropReason(
+        "a Hop-by-Hop or Destination option runs past its header", "RFC 8200 4.2"),
+    "ipv6_hop_by_hop_not_first": DropReason(
+        "a Hop-by-Hop Options header not right after the IPv6 header (Parameter Problem code 1)",
+        "RFC 8200 4"),
+    "ipv6_chain_too_long": DropReason(
+        "more than 16 extension headers: the chain walk is bounded", "RFC 8883 1 (processing limits); docs/how-it-works.md"),
+    "ipv6_incomplete_chain": DropReason(
+        "a first fragment that does not hold the whole header chain (Parameter Problem code 3)", "RFC 7112 5"),
+    "ipv6_fragment_bad_length": DropReason(
+        "a fragment with more to come whose data is not a multiple of 8 bytes (Parameter Problem code 0)",
+        "RFC 8200 4.5"),
+    "ipv6_fragment_too_large": DropReason(
+        "a fragment that would make a payload over 65,535 bytes (Parameter Problem code 0)", "RFC 8200 4.5"),
+    # ICMPv6, Neighbor Discovery, MLD (the codecs of stack/l3/icmpv6.py)
+    "icmpv6_truncated": DropReason("shorter than the 8-byte ICMPv6 header", "RFC 4443 2.1"),
+    "icmpv6_bad_checksum": DropReason(
+        "the ICMPv6 checksum (pseudo-header included) is wrong", "RFC 4443 2.3"),
+    "icmpv6_nd_truncated": DropReason(
+        "a Neighbor Discovery message shorter than its fixed part", "RFC 4861 6.1, 7.1, 8.1"),
+    "icmpv6_nd_option_zero_length": DropReason(
+        "a Neighbor Discovery option with length 0", "RFC 4861 4.6"),
+    "icmpv6_nd_option_truncated": DropReason(
+        "a Neighbor Discovery option runs past the message", "RFC 4861 4.6"),
+    "icmpv6_nd_bad_option_length": DropReason(
+        "a Prefix Information or MTU option of the wrong length", "RFC 4861 4.6.2, 4.6.4"),
+    "icmpv6_mld_bad_query_length": DropReason(
+        "an MLD query neither 24 (MLDv1) nor at least 28 (MLDv2) bytes long", "RFC 3810 8.1"),
+    "icmpv6_mld_truncated": DropReason(
+        "an MLD message whose sources or records run past its end", "RFC 3810 5.1, 5.2; RFC 2710 3"),
     # UDP
     "udp_truncated": DropReason("shorter than the 8-byte UDP header", "RFC 768"),
     "udp_bad_length": DropReason("UDP length outside 8 to the datagram's size", "RFC 768"),

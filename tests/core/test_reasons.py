@@ -21,7 +21,7 @@ from stack.testing import frames
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "stack"
-PREFIXES = ("ethernet_", "arp_", "ipv4_", "udp_", "tun_", "icmp_")
+PREFIXES = ("ethernet_", "arp_", "ipv4_", "udp_", "tun_", "icmp_", "ipv6_", "icmpv6_")
 
 
 def reasons_in_source() -> set[str]:
@@ -43,7 +43,7 @@ def reasons_in_source() -> set[str]:
                     found.add(strings[0])
                 elif name == "get" and getattr(node.func.value, "id", "").endswith("ETHERTYPES"):
                     found |= set(strings)  # the default of a reason table lookup
-                elif name == "ParseError" and len(strings) >= 2:
+                elif name.endswith("ParseError") and len(strings) >= 2:  # also Ipv6ParseError
                     found.add(f"{strings[0].lower()}_{strings[1]}")
                 for keyword in node.keywords:
                     if keyword.arg == "reason" and isinstance(keyword.value, ast.Constant):
@@ -206,10 +206,13 @@ CASES = [
 ]
 #: Reasons counted by timers or on the way out, not for a frame received: checked without one.
 NOT_FROM_A_FRAME = {"arp_queue_full", "arp_unresolved", "ipv4_reassembly_evicted", "ipv4_reassembly_timeout"}
+#: Reasons of the IPv6 codecs (issue 14) that no host counts yet: tests/core/l3/test_ipv6.py and
+#: test_icmpv6.py raise each one from bytes; they move into CASES when the host speaks IPv6.
+FROM_THE_IPV6_CODECS = {reason for reason in DROP_REASONS if reason.startswith(("ipv6_", "icmpv6_"))}
 
 
 def test_the_cases_cover_every_reason():
-    assert {case[0] for case in CASES} | NOT_FROM_A_FRAME == set(DROP_REASONS)
+    assert {case[0] for case in CASES} | NOT_FROM_A_FRAME | FROM_THE_IPV6_CODECS == set(DROP_REASONS)
 
 
 @pytest.mark.parametrize("reason, make, before, frame", CASES, ids=[c[0] for c in CASES])
@@ -240,7 +243,7 @@ def test_rfc1122_3_2_1_2_the_checksum_line_shows_both_values():
             f"(should be 0x{correct}) (RFC 1122 3.2.1.2)]") in stream.getvalue()
 
 
-@pytest.mark.parametrize("reason", sorted(NOT_FROM_A_FRAME))
+@pytest.mark.parametrize("reason", sorted(NOT_FROM_A_FRAME | FROM_THE_IPV6_CODECS))
 def test_drops_without_a_frame_are_explained_too(reason):
     text = explain_drop(reason, "192.0.2.9")
     assert text == f"{reason}: {DROP_REASONS[reason].plain}: 192.0.2.9 ({DROP_REASONS[reason].rule})"
