@@ -7,7 +7,7 @@ datagrams down as ``Outbound`` values. ``stack.node`` wires one to the other.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import NamedTuple, Protocol
 
 from stack.buffers import Buffer, Frame
@@ -21,7 +21,7 @@ class Outbound(NamedTuple):
     """A datagram the network layer wants sent, and the neighbour it goes to next.
 
     ``next_hop`` is the destination itself when it is on-link, else the gateway (RFC 1122
-    3.3.1). ``datagram`` is the IPv4 datagram as buffers in wire order. ``source`` is the one
+    3.3.1). ``datagram`` is the IPv4 or IPv6 datagram as buffers in wire order. ``source`` is the one
     of our addresses it is sent from (a link whose addresses have MACs of their own sends it
     from that address's MAC).
 
@@ -29,9 +29,14 @@ class Outbound(NamedTuple):
     frozen dataclass's construction costs several times more.)
     """
 
-    next_hop: IPv4Address
+    next_hop: IPv4Address | IPv6Address
     datagram: Frame
-    source: IPv4Address | None = None
+    source: IPv4Address | IPv6Address | None = None
+    #: IPv6 on an Ethernet link: the MAC the datagram goes to, as its 6 bytes, resolved by the
+    #: network layer itself (Neighbor Discovery is ICMPv6, RFC 4861; a multicast destination's
+    #: MAC comes from the link's own rule, RFC 2464 7, which the host hands the network layer).
+    #: None for IPv4 (the link resolves the next hop with ARP) and on point-to-point links.
+    link_destination: bytes | None = None
 
 
 class NetworkLayer(Protocol):
