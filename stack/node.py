@@ -14,17 +14,20 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterable
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address, ip_interface
 from typing import Any, NamedTuple
 
 from stack.buffers import Buffer, Frame, Payload
 from stack.choices import HostChoices
 from stack.l2.conflict import ConflictDetector, Uniform
 from stack.l2.ethernet import MacAddress
+from stack.l2.ipv6_multicast import ipv6_multicast_mac
 from stack.l2.link import EthernetLink, Link
 from stack.l2.point_to_point import PointToPointLink
 from stack.l2.neighbor import NeighborCache
 from stack.l3.host import EchoReply, Ipv4Host
+from stack.l3.ipv6 import link_local_address
+from stack.l3.ipv6_host import Ipv6Host
 from stack.stats import Stats
 from stack.seam import Outbound
 
@@ -52,6 +55,22 @@ def mac_for(address: IPv4Address) -> MacAddress:
     return MacAddress(b"\x02\x00" + address.packed)
 
 
+def mac_for6(address: IPv6Address) -> MacAddress:
+    """A host's MAC derived from an IPv6 address of its own (when it has no IPv4 address to
+    share one with): 02:00 + the address's low 4 bytes."""
+    return MacAddress(b"\x02\x00" + address.packed[12:])
+
+
+def split_families(ips: Iterable[IPv4Interface | IPv6Interface | str]) -> tuple[list[IPv4Interface], list[IPv6Interface]]:
+    """Addresses (with their prefix lengths) by family, each in the order given."""
+    version4: list[IPv4Interface] = []
+    version6: list[IPv6Interface] = []
+    for ip in ips:
+        interface = ip if isinstance(ip, (IPv4Interface, IPv6Interface)) else ip_interface(ip)
+        (version4 if interface.version == 4 else version6).append(interface)
+    return version4, version6
+
+
 class Verdict(NamedTuple):
     """What became of the last frame a host received: how many frames it sent in answer, and
     the reason it was dropped (with what the drop was about), or None when it was not."""
@@ -77,6 +96,8 @@ class _Host:
     medium: str
     choices: HostChoices
     ip: Ipv4Host
+    #: The IPv6 host, or None when no IPv6 address was given (IPv6 is then dropped, counted).
+    ip6: Ipv6Host | None = None
     link: Link
     stats: Stats
 
@@ -114,6 +135,11 @@ class _Host:
             return self.link.send(outbounds[0], now)
         return self._frames(outbounds, now)
 
+    def _deliver6(self, datagram: Buffer, link_multicast: bool, now: float) -> list[Frame]:
+        """The IPv6 handover: a packet the link took goes up to the IPv6 host; its answers back
+        down through the link."""
+        return self._frames(self.ip6.receive(datagram, now, link_multicast), now)
+
     def _frames(self, outbounds: list[Outbound], now: float) -> list[Frame]:
         send = self.link.send
         out: list[Frame] = []
@@ -122,12 +148,13 @@ class _Host:
         return out
 
     @property
-    def addresses(self) -> list[IPv4Address]:
-        return self.ip.addresses
+    def addresses(self) -> list[IPv4Address | IPv6Address]:
+        """Our addresses: IPv4's, then IPv6's (link-local ones included)."""
+        return self.ip.addresses + (self.ip6.addresses if self.ip6 is not None else [])
 
     @property
-    def interfaces(self) -> list[IPv4Interface]:
-        return self.ip.interfaces
+    def interfaces(self) -> list[IPv4Interface | IPv6Interface]:
+        return self.ip.interfaces + (self.ip6.interfaces if self.ip6 is not None else [])
 
     @property
     def mtu(self) -> int:
@@ -144,20 +171,29 @@ class _Host:
         """Run the timers that are due: start-up announcements, ARP retries and expiry,
         reassembly expiry."""
         out = self.link.poll(now) + self._frames(self.ip.poll(now), now)
+        if self.ip6 is not None:
+            out += self._frames(self.ip6.poll(now), now)
         self.stats.count("tx_frames", len(out))
         return out
 
     def next_deadline(self, now: float) -> float | None:
         """When ``poll`` should next be called, or None when no timer is running."""
-        link, ip = self.link.next_deadline(now), self.ip.next_deadline(now)
-        if link is None or ip is None:
-            return ip if link is None else link
-        return min(link, ip)
+        deadlines = [d for d in (self.link.next_deadline(now), self.ip.next_deadline(now),
+                                 self.ip6.next_deadline(now) if self.ip6 is not None else None) if d is not None]
+        return min(deadlines) if deadlines else None
 
-    def ping(self, destination: IPv4Address | str, now: float, identifier: int = 0,
+    def ping(self, destination: IPv4Address | IPv6Address | str, now: float, identifier: int = 0,
              sequence: int = 0, payload: Payload = b"") -> list[Frame]:
-        """Send one ICMP echo request; the reply shows up in ``events`` as an ``EchoReply``."""
-        out = self._frames(self.ip.ping(destination, now, identifier, sequence, payload), now)
+        """Send one ICMP (or ICMPv6) echo request; the reply shows up in ``events`` as an
+        ``EchoReply``."""
+        address = ip_address(destination) if isinstance(destination, str) else destination
+        if address.version == 6:
+            if self.ip6 is None:
+                raise ValueError(f"cannot ping {address}: the host has no IPv6 address")
+            outbounds = self.ip6.ping(address, now, identifier, sequence, payload)
+        else:
+            outbounds = self.ip.ping(address, now, identifier, sequence, payload)
+        out = self._frames(outbounds, now)
         self.stats.count("tx_frames", len(out))
         return out
 
@@ -167,7 +203,15 @@ class _Host:
         return self.ip.events
 
     def take_echo_replies(self, identifier: int) -> list[EchoReply]:
+        # IPv4's and IPv6's replies share one deque (``events``).
         return self.ip.take_echo_replies(identifier)
+
+    def _start_ipv6(self, interfaces: list[IPv6Interface], resolver=None, link_multicast=None) -> None:
+        if not interfaces:
+            return
+        self.ip6 = Ipv6Host(interfaces, self.stats, self.choices,
+                            lambda reply: self.ip.icmp.events.append(reply),
+                            resolver=resolver, link_multicast=link_multicast)
 
 
 class TapHost(_Host):
@@ -259,22 +303,34 @@ class TunHost(_Host):
 
     def __init__(
         self,
-        ips: Iterable[IPv4Interface | str],
-        peer: IPv4Address | str | None = None,
+        ips: Iterable[IPv4Interface | IPv6Interface | str],
+        peer: IPv4Address | IPv6Address | str | Iterable[IPv4Address | IPv6Address | str] | None = None,
         packet_info: bool = False,
         choices: HostChoices | None = None,
         **keywords: Any,
     ) -> None:
         self.choices = choices = HostChoices.of(choices, keywords).without_link_layer()
-        interfaces = [IPv4Interface(ip) for ip in ips]
-        if not interfaces:
-            raise ValueError("a host needs at least one IPv4 address")
-        self.peer = IPv4Address(peer) if peer is not None else None
-        if self.peer is not None and self.peer in [i.ip for i in interfaces]:
-            raise ValueError(f"the peer {self.peer} is one of the host's own addresses")
+        interfaces, interfaces6 = split_families(ips)
+        if not interfaces and not interfaces6:
+            raise ValueError("a host needs at least one address")
+        if peer is None:
+            self.peers: list[IPv4Address | IPv6Address] = []
+        elif isinstance(peer, (str, IPv4Address, IPv6Address)):
+            self.peers = [ip_address(peer)]
+        else:
+            self.peers = [ip_address(p) for p in peer]
+        self.peer = self.peers[0] if self.peers else None
+        ours = {i.ip for i in interfaces} | {i.ip for i in interfaces6}
+        for each in self.peers:
+            if each in ours:
+                raise ValueError(f"the peer {each} is one of the host's own addresses")
         self._start(Stats())
         self.ip = Ipv4Host(interfaces, self.stats, choices, point_to_point=True)
-        self.link: PointToPointLink = PointToPointLink(self._deliver, self.stats, packet_info)
+        # RFC 4861 1: Neighbor Discovery needs link-layer addresses; a TUN link has none, so
+        # IPv6 packets go straight into it (as smoltcp's Medium::Ip).
+        self._start_ipv6(interfaces6)
+        self.link: PointToPointLink = PointToPointLink(
+            self._deliver, self.stats, packet_info, deliver6=self._deliver6 if self.ip6 is not None else None)
 
     @property
     def packet_info(self) -> bool:

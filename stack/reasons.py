@@ -108,7 +108,7 @@ DROP_REASONS: dict[str, DropReason] = {
         "an incomplete datagram given up to make room (reassembly is bounded)", "RFC 1122 3.3.2"),
     "ipv4_reassembly_timeout": DropReason(
         "an incomplete datagram timed out (Time Exceeded sent if its first fragment came)", "RFC 1122 3.3.2"),
-    # IPv6 (the codecs of stack/l3/ipv6.py; the host does not count them yet, issue 14)
+    # IPv6 (the codecs of stack/l3/ipv6.py)
     "ipv6_truncated": DropReason(
         "packet shorter than its 40-byte header or than its payload length says", "RFC 8200 3"),
     "ipv6_bad_version": DropReason("version is not 6", "RFC 8200 3"),
@@ -128,6 +128,37 @@ DROP_REASONS: dict[str, DropReason] = {
         "RFC 8200 4.5"),
     "ipv6_fragment_too_large": DropReason(
         "a fragment that would make a payload over 65,535 bytes (Parameter Problem code 0)", "RFC 8200 4.5"),
+    # IPv6, the host (stack/l3/ipv6_host.py)
+    "ipv6_not_for_us": DropReason(
+        "not one of our addresses nor one of our multicast groups (we do not forward)",
+        "RFC 8200 3; RFC 4291 2.7, 2.8 (the groups a node listens to)"),
+    "ipv6_multicast_source": DropReason("a multicast source address: a source is one node", "RFC 4291 2.7"),
+    "ipv6_unspecified_source": DropReason(
+        "from :: (only Neighbor Discovery's DAD and MLD may come from it)", "RFC 4291 2.5.2; RFC 4862 5.4"),
+    "ipv6_tentative_destination": DropReason(
+        "to one of our addresses that duplicate address detection has not cleared yet", "RFC 4862 5.4"),
+    "ipv6_unknown_next_header": DropReason(
+        "an upper layer we do not have (Parameter Problem code 1 pointing at its Next Header)", "RFC 8200 4"),
+    "ipv6_unrecognised_option": DropReason(
+        "an option we do not know whose action bits say discard (with Parameter Problem code 2 "
+        "for 10, and for 11 unless to a multicast address)", "RFC 8200 4.2"),
+    "ipv6_routing_header_rejected": DropReason(
+        "a routing header with segments left: a host routes none (type 0 is deprecated); "
+        "Parameter Problem code 0 at the routing type", "RFC 8200 4.4; RFC 5095 3"),
+    "ipv6_fragment_not_reassembled": DropReason(
+        "a fragment: reassembly is not wired in yet", "RFC 8200 4.5 (issue 14, in progress)"),
+    "ipv6_no_source_address": DropReason(
+        "no usable address of ours to answer from yet (duplicate address detection running)", "RFC 4862 5.4"),
+    "ipv6_too_big_to_send": DropReason(
+        "an answer larger than the link MTU: fragmenting our own packets is not wired in yet",
+        "RFC 8200 4.5, 5 (issue 14, in progress)"),
+    "icmpv6_nd_without_link_layer": DropReason(
+        "a Neighbor Discovery message on a point-to-point TUN link, which has no link-layer addresses",
+        "RFC 4861 1, 4.6.1 (link-layer address options)"),
+    "icmpv6_echo_reply_unsolicited": DropReason(
+        "an echo reply to no request of ours", "RFC 4443 4.2"),
+    "icmpv6_type_not_handled": DropReason(
+        "an informational message of a type we do not know: silently discarded", "RFC 4443 2.4 (b)"),
     # ICMPv6, Neighbor Discovery, MLD (the codecs of stack/l3/icmpv6.py)
     "icmpv6_truncated": DropReason("shorter than the 8-byte ICMPv6 header", "RFC 4443 2.1"),
     "icmpv6_bad_checksum": DropReason(

@@ -26,6 +26,7 @@ from stack.l2.arp import read as arp_read
 from stack.l2.conflict import Action, ConflictDetector, Verdict
 from stack.l2.ethernet import (BROADCAST, HEADER, HEADER_LENGTH, ZERO, EthernetFrame, EtherType, MacAddress,
                                frame_buffers, mac_text)
+from stack.l2.ipv6_multicast import ipv6_multicast_mac
 from stack.l2.neighbor import NeighborCache, Resolved
 from stack.ratelimit import TokenBucket
 from stack.stats import Stats
@@ -39,7 +40,7 @@ ALL_HOSTS_MAC = MacAddress(b"\x01\x00\x5e\x00\x00\x01")
 
 #: EtherTypes and ARP operations compared as plain ints: reading an IntEnum member costs more
 #: than the comparison.
-_IPV4, _ARP = int(EtherType.IPV4), int(EtherType.ARP)
+_IPV4, _ARP, _IPV6 = int(EtherType.IPV4), int(EtherType.ARP), int(EtherType.IPV6)
 _REQUEST, _REPLY = int(ArpOp.REQUEST), int(ArpOp.REPLY)
 _UNSPECIFIED = bytes(4)
 _LIMITED_BROADCAST = LIMITED_BROADCAST.packed
@@ -114,10 +115,17 @@ class EthernetLink:
         detector: ConflictDetector | None = None,
         *,
         deliver: Deliver,
+        deliver6: Deliver | None = None,
     ) -> None:
         self.mac = mac
         self.network = network
         self.deliver = deliver
+        #: The handover of IPv6 packets (None: the host has no IPv6 address; dropped as
+        #: ``ethernet_ipv6_not_supported``).
+        self.deliver6 = deliver6
+        #: The IPv6 multicast groups' MACs we listen to (RFC 2464 7: 33:33 + the group's low 32
+        #: bits): the host's groups (``listen``), nothing else.
+        self._multicast: frozenset[bytes] = frozenset()
         self.stats = stats
         #: The counters themselves: the per-frame increment goes straight to them.
         self._counters = stats.counters
@@ -157,7 +165,7 @@ class EthernetLink:
         if destination[0] & 1:
             # IEEE 802.3: the I/G bit marks a group address; we listen to broadcast and, as every
             # IPv4 multicast host (RFC 1112 6.4), to the all-hosts group's address.
-            if destination != BROADCAST and destination != ALL_HOSTS_MAC:
+            if destination != BROADCAST and destination != ALL_HOSTS_MAC and destination not in self._multicast:
                 self.stats.drop("ethernet_not_for_us", log, mac_text, destination)
                 return []
             link_broadcast = True
@@ -175,6 +183,9 @@ class EthernetLink:
             return self.deliver(memoryview(frame)[HEADER_LENGTH:], link_broadcast, now)
         if ethertype == _ARP:
             return self.receive_arp(memoryview(frame)[HEADER_LENGTH:], now)
+        if ethertype == _IPV6 and self.deliver6 is not None:
+            self._counters["rx_ipv6_frames"] += 1
+            return self.deliver6(memoryview(frame)[HEADER_LENGTH:], link_broadcast, now)
         if ethertype < 0x0600:
             # IEEE 802.3: values below 0x0600 are a length (LLC/SNAP), not an EtherType.
             reason = "ethernet_8023_length_frame"
@@ -307,8 +318,16 @@ class EthernetLink:
 
     # ------------------------------------------------------------------ send
 
+    def listen(self, groups: list[bytes]) -> None:
+        """Take frames to these IPv6 multicast groups' MACs (each group as its 16 bytes)."""
+        self._multicast = frozenset(ipv6_multicast_mac(group) for group in groups)
+
     def send(self, outbound: Outbound, now: float) -> list[Frame]:
-        """Frame a datagram for its next hop, or hold it while ARP resolves the next hop."""
+        """Frame a datagram for its next hop, or hold it while ARP resolves the next hop. An
+        IPv6 datagram comes with its MAC (the network layer's Neighbor Discovery found it)."""
+        if outbound.link_destination is not None:
+            return [frame_buffers(outbound.link_destination, self.mac_of(outbound.source), _IPV6,
+                                  outbound.datagram)]
         mac = self.cache.lookup(outbound.next_hop, now)
         if mac is not None:
             return [frame_buffers(mac, self.mac_of(outbound.source), EtherType.IPV4, outbound.datagram)]

@@ -19,6 +19,10 @@ from stack.buffers import Buffer, Frame
 from stack.errors import ParseError
 from stack.l2.link import Deliver
 from stack.packet_info import ETH_P_IP, ETH_P_IPV6, IPV4_HEADER, PROTOCOL_OF_VERSION, PacketInfo
+from stack.packet_info import header_bytes as packet_info_header
+
+#: The packet-information header we send before an IPv6 packet (no flags).
+IPV6_HEADER = packet_info_header(ETH_P_IPV6)
 from stack.stats import Stats
 from stack.seam import Outbound
 
@@ -32,8 +36,12 @@ class PointToPointLink:
 
     medium = "ip"
 
-    def __init__(self, deliver: Deliver, stats: Stats, packet_info: bool = False) -> None:
+    def __init__(self, deliver: Deliver, stats: Stats, packet_info: bool = False,
+                 deliver6: Deliver | None = None) -> None:
+        """``deliver6`` takes IPv6 packets up (None: the host has no IPv6 address; they are
+        dropped as ``tun_ipv6_not_supported``)."""
         self.deliver = deliver
+        self.deliver6 = deliver6
         self.stats = stats
         self.packet_info = packet_info
         #: Header prediction for IPv4 behind the header we send (tests turn it off to compare).
@@ -47,6 +55,8 @@ class PointToPointLink:
             if len(packet) and packet[0] >> 4 == 4:
                 return self.deliver(packet, False, now)
             version = packet[0] >> 4 if len(packet) else 0
+            if version == 6 and self.deliver6 is not None:
+                return self.deliver6(packet, False, now)
             return self._not_ipv4(PROTOCOL_OF_VERSION.get(version, 0), packet)
         if self.predict and packet[:4] == IPV4_HEADER:
             # Header prediction: nearly every packet is IPv4 with no flags (the header we send);
@@ -63,6 +73,8 @@ class PointToPointLink:
             return []
         if info.protocol == ETH_P_IP:
             return self.deliver(info.payload, False, now)
+        if info.protocol == ETH_P_IPV6 and self.deliver6 is not None:
+            return self.deliver6(info.payload, False, now)
         return self._not_ipv4(info.protocol, packet)
 
     def _not_ipv4(self, protocol: int, packet: Buffer) -> list[Frame]:
@@ -75,6 +87,10 @@ class PointToPointLink:
     def send(self, outbound: Outbound, now: float) -> list[Frame]:
         """The datagram as one packet (behind the packet-information header, if any)."""
         if self.packet_info:
+            # The header names the protocol that follows (the kernel checks it against nothing
+            # but passes it on): IPv6 when the datagram's first nibble says 6.
+            if outbound.datagram[0][0] >> 4 == 6:
+                return [[IPV6_HEADER, *outbound.datagram]]
             return [[IPV4_HEADER, *outbound.datagram]]
         return [outbound.datagram]
 

@@ -32,9 +32,7 @@ class Addresses:
                  point_to_point: bool = False) -> None:
         """``point_to_point``: the interface is a point-to-point link (a TUN device), so every
         destination is reached by sending into it; there is no next hop to choose."""
-        self.interfaces = list(interfaces)
-        if not self.interfaces:
-            raise ValueError("a host needs at least one IPv4 address")
+        self.interfaces = list(interfaces)  # none: an IPv6-only host, whose IPv4 is off
         self.addresses = [interface.ip for interface in self.interfaces]
         self.gateway = gateway
         self.point_to_point = point_to_point
@@ -123,6 +121,8 @@ class Addresses:
         for address in self.addresses:
             if int(address) in self.usable:
                 return address
+        if not self.addresses:
+            raise ValueError("the host has no IPv4 address")
         return self.addresses[0]
 
     # ------------------------------------------------------------------ routing

@@ -294,3 +294,85 @@ ECHO_REPLY_HEX: Final = bytes.fromhex(
     "00 01"              # sequence number 1
     + _ECHO_DATA_HEX     # the same 56 data bytes (RFC 1122 3.2.2.6)
 )
+
+
+# ---------------------------------------------------------------------- IPv6 (issue 14)
+#
+# The same scene over IPv6 (RFC 3849: 2001:db8::/32 is for documentation): the kernel side is
+# 2001:db8::1, tapstack 2001:db8::2. Packets are laid out here by hand (dpkt's extension-header
+# support is thin), and checksums summed here with ``dpkt.in_cksum``, not with tapstack's code.
+
+KERNEL_IP6: Final = "2001:db8::1"
+HOST_IP6: Final = "2001:db8::2"
+NEXT_HEADER_ICMPV6: Final = 58
+NEXT_HEADER_UDP: Final = 17
+ICMPV6_ECHO_REQUEST: Final = 128
+ICMPV6_ECHO_REPLY: Final = 129
+
+
+def ip6(value: str | bytes) -> bytes:
+    """Sixteen packed bytes from ``"2001:db8::1"`` or packed bytes."""
+    from ipaddress import IPv6Address
+    return IPv6Address(value).packed
+
+
+def upper_layer_checksum(src: str | bytes, dst: str | bytes, next_header: int, data: bytes) -> int:
+    """RFC 8200 8.1: the checksum over the pseudo-header and ``data`` (its checksum field 0)."""
+    pseudo = ip6(src) + ip6(dst) + len(data).to_bytes(4, "big") + bytes(3) + bytes([next_header])
+    return dpkt.in_cksum(pseudo + data)
+
+
+def icmpv6_message(type: int, code: int, body: bytes, src: str | bytes = KERNEL_IP6,
+                   dst: str | bytes = HOST_IP6) -> bytes:
+    """An ICMPv6 message (RFC 4443 2.1): type, code, checksum, then ``body`` (the 4 bytes after
+    the checksum and the rest), its checksum over the pseudo-header from ``src`` to ``dst``."""
+    unsummed = bytes([type, code, 0, 0]) + body
+    summed = upper_layer_checksum(src, dst, NEXT_HEADER_ICMPV6, unsummed)
+    return unsummed[:2] + summed.to_bytes(2, "big") + unsummed[4:]
+
+
+def icmpv6_echo(type: int, ident: int, seq: int, data: bytes = ECHO_DATA, src: str | bytes = KERNEL_IP6,
+                dst: str | bytes = HOST_IP6) -> bytes:
+    return icmpv6_message(type, 0, ident.to_bytes(2, "big") + seq.to_bytes(2, "big") + data, src, dst)
+
+
+def udp6(sport: int, dport: int, data: bytes, src: str | bytes = KERNEL_IP6, dst: str | bytes = HOST_IP6,
+         checksum: int | None = None) -> bytes:
+    """A UDP datagram over IPv6 (RFC 8200 8.1: its checksum is mandatory)."""
+    unsummed = sport.to_bytes(2, "big") + dport.to_bytes(2, "big") + (8 + len(data)).to_bytes(2, "big") \
+        + bytes(2) + data
+    if checksum is None:
+        checksum = upper_layer_checksum(src, dst, NEXT_HEADER_UDP, unsummed) or 0xFFFF
+    return unsummed[:6] + checksum.to_bytes(2, "big") + unsummed[8:]
+
+
+def ipv6_packet(payload: bytes, next_header: int = NEXT_HEADER_ICMPV6, src: str | bytes = KERNEL_IP6,
+                dst: str | bytes = HOST_IP6, hop_limit: int = 64, traffic_class: int = 0,
+                flow_label: int = 0) -> bytes:
+    """The 40-byte fixed header (RFC 8200 3) and ``payload`` (extension headers included)."""
+    first_word = 6 << 28 | traffic_class << 20 | flow_label
+    return (first_word.to_bytes(4, "big") + len(payload).to_bytes(2, "big") + bytes([next_header, hop_limit])
+            + ip6(src) + ip6(dst) + payload)
+
+
+def options_header(next_header: int, options: bytes) -> bytes:
+    """A Hop-by-Hop or Destination Options header (RFC 8200 4.3, 4.6) holding ``options`` (type,
+    length, data ...), padded with PadN/Pad1 to a multiple of 8 octets."""
+    body = bytes([next_header, 0]) + options
+    short = -len(body) % 8
+    if short == 1:
+        body += b"\x00"  # Pad1
+    elif short:
+        body += bytes([1, short - 2]) + bytes(short - 2)  # PadN
+    return bytes([body[0], len(body) // 8 - 1]) + body[2:]
+
+
+def routing_header(next_header: int, routing_type: int, segments_left: int, data: bytes = bytes(4)) -> bytes:
+    """A Routing header (RFC 8200 4.4): ``data`` after the first 4 octets (a multiple of 8 in all)."""
+    return bytes([next_header, (4 + len(data)) // 8 - 1, routing_type, segments_left]) + data
+
+
+def fragment_header(next_header: int, offset_units: int, more: bool, identification: int) -> bytes:
+    """A Fragment header (RFC 8200 4.5): offset in 8-octet units, the M flag, identification."""
+    return bytes([next_header, 0]) + (offset_units << 3 | int(more)).to_bytes(2, "big") \
+        + identification.to_bytes(4, "big")

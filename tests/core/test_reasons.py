@@ -126,6 +126,15 @@ def tun_host(packet_info: bool = False) -> TunHost:
     return TunHost([H], peer=K, packet_info=packet_info)
 
 
+def tun6_host(packet_info: bool = False) -> TunHost:
+    return TunHost([H, frames.HOST_IP6], peer=[K, frames.KERNEL_IP6], packet_info=packet_info)
+
+
+def echo6(**kwargs) -> bytes:
+    src, dst = kwargs.pop("src", frames.KERNEL_IP6), kwargs.pop("dst", frames.HOST_IP6)
+    return frames.ipv6_packet(frames.icmpv6_echo(128, 1, 1, b"x", src=src, dst=dst), src=src, dst=dst, **kwargs)
+
+
 TIMESTAMP = frames.icmp_message(13, 0, b"\x00\x01\x00\x01", bytes(12))
 
 
@@ -188,6 +197,26 @@ CASES = [
     ("udp_bad_length", tun_host, [], datagram(udp(b"abcd", length=40), protocol=17)),
     ("udp_bad_checksum", tun_host, [], datagram(udp(b"abcd", checksum=b"\x12\x34"), protocol=17)),
     ("udp_port_unreachable", tun_host, [], datagram(udp(b"abcd"), protocol=17)),
+    ("ipv6_truncated", tun6_host, [], echo6()[:45]),
+    ("ipv6_bad_version", lambda: tun6_host(True), [], b"\x00\x00\x86\xdd" + b"\x45" + echo6()[1:]),
+    ("ipv6_not_for_us", tun6_host, [], echo6(dst="2001:db8::99")),
+    ("ipv6_multicast_source", tun6_host, [], echo6(src="ff02::5")),
+    ("ipv6_unspecified_source", tun6_host, [], echo6(src="::")),
+    ("ipv6_unknown_next_header", tun6_host, [], frames.ipv6_packet(bytes(20), next_header=6)),
+    ("ipv6_unrecognised_option", tun6_host, [], frames.ipv6_packet(
+        frames.options_header(59, b"\x5e\x02\x00\x00"), next_header=0)),
+    ("ipv6_routing_header_rejected", tun6_host, [], frames.ipv6_packet(
+        frames.routing_header(59, 0, 1, bytes(20)), next_header=43)),
+    ("ipv6_hop_by_hop_not_first", tun6_host, [], frames.ipv6_packet(
+        frames.options_header(0, b"") + frames.options_header(59, b""), next_header=60)),
+    ("ipv6_extension_truncated", tun6_host, [], frames.ipv6_packet(b"\x3b\x05", next_header=60)),
+    ("icmpv6_truncated", tun6_host, [], frames.ipv6_packet(b"\x80\x00\x00")),
+    ("icmpv6_bad_checksum", tun6_host, [], echo6()[:42] + b"\x00\x00" + echo6()[44:]),
+    ("icmpv6_nd_without_link_layer", tun6_host, [], frames.ipv6_packet(
+        frames.icmpv6_message(135, 0, bytes(4) + frames.ip6(frames.HOST_IP6)), hop_limit=255)),
+    ("icmpv6_echo_reply_unsolicited", tun6_host, [], frames.ipv6_packet(
+        frames.icmpv6_echo(129, 1, 1, b"x"))),
+    ("icmpv6_type_not_handled", tun6_host, [], frames.ipv6_packet(frames.icmpv6_message(200, 0, bytes(4)))),
     ("tun_runt", lambda: tun_host(True), [], b"\x00\x00\x08"),
     ("tun_truncated", lambda: tun_host(True), [], pi(0x0800, flags=1) + PLAIN),
     ("tun_ipv6_not_supported", tun_host, [], b"\x60" + bytes(39)),
@@ -208,7 +237,10 @@ CASES = [
 NOT_FROM_A_FRAME = {"arp_queue_full", "arp_unresolved", "ipv4_reassembly_evicted", "ipv4_reassembly_timeout"}
 #: Reasons of the IPv6 codecs (issue 14) that no host counts yet: tests/core/l3/test_ipv6.py and
 #: test_icmpv6.py raise each one from bytes; they move into CASES when the host speaks IPv6.
-FROM_THE_IPV6_CODECS = {reason for reason in DROP_REASONS if reason.startswith(("ipv6_", "icmpv6_"))}
+#: IPv6 reasons no frame to a host here produces yet: the codec's (ND options, MLD, fragments)
+#: until Neighbor Discovery, MLD and reassembly are wired in (issue 14), and the placeholders.
+FROM_THE_IPV6_CODECS = {reason for reason in DROP_REASONS if reason.startswith(("ipv6_", "icmpv6_"))} - {
+    case[0] for case in CASES}
 
 
 def test_the_cases_cover_every_reason():

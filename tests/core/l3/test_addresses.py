@@ -122,8 +122,13 @@ def test_route_through_the_gateway():
     assert lan("192.0.2.1").route(A("203.0.113.7")) == A("192.0.2.1")
 
 
+def test_no_ipv4_address_is_an_ipv6_only_host_whose_ipv4_is_off():
+    off = Addresses([])
+    assert off.delivery(A("192.0.2.2")) is None and not off.owns(A("192.0.2.2"))
+    with pytest.raises(ValueError, match="no IPv4 address"):
+        off.preferred_source(A("192.0.2.1"))
+
+
 def test_misconfiguration_is_refused():
-    with pytest.raises(ValueError, match="at least one IPv4 address"):
-        Addresses([])
     with pytest.raises(ValueError, match="gateway 203.0.113.1 is not on any of our networks"):
         lan("203.0.113.1")
