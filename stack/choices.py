@@ -19,6 +19,7 @@ from typing import Any
 from stack.l2.neighbor import ARP_ENTRY_LIFETIME_S
 from stack.l3.icmp_responder import ICMP_ERROR_BURST, ICMP_ERRORS_PER_SECOND, TimestampReply
 from stack.l3.ipv4 import DEFAULT_TTL
+from stack.l3.ipv6_host import DUP_ADDR_DETECT_TRANSMITS
 from stack.l3.reassembly import REASSEMBLY_TIMEOUT_S
 
 
@@ -43,9 +44,12 @@ class HostChoices:
     #: RFC 1122 3.2.2.8: Timestamp replies are a MAY; ``timestamp_reply(request, now)`` answers
     #: them (None: not answered; lab 06 writes one).
     timestamp_reply: TimestampReply | None = None
+    #: RFC 4862 5.1: DupAddrDetectTransmits, the probes sent for each IPv6 address before it is
+    #: used (TAP only: a TUN link has no Neighbor Discovery); 0: no DAD, used at once.
+    dad_transmits: int = DUP_ADDR_DETECT_TRANSMITS
 
-    #: The choices only a host with a link layer (``TapHost``) has: a TUN link has no ARP.
-    LINK_LAYER = ("probe", "arp_lifetime")
+    #: The choices only a host with a link layer (``TapHost``) has: a TUN link has no ARP nor ND.
+    LINK_LAYER = ("probe", "arp_lifetime", "dad_transmits")
 
     def __post_init__(self) -> None:
         if not 1 <= self.ttl <= 255:
@@ -54,6 +58,8 @@ class HostChoices:
             raise ValueError(f"ARP entry lifetime {self.arp_lifetime} must be above 0 seconds")
         if self.icmp_errors_per_second < 0 or self.icmp_error_burst < 0:
             raise ValueError("the ICMP error rate and burst cannot be negative")
+        if not 0 <= self.dad_transmits <= 10:
+            raise ValueError(f"DAD transmits {self.dad_transmits} is not between 0 and 10")
         if self.reassembly_timeout <= 0:
             raise ValueError(f"reassembly timeout {self.reassembly_timeout} must be above 0 seconds")
 

@@ -248,9 +248,9 @@ class TapHost(_Host):
         **keywords: Any,
     ) -> None:
         self.choices = choices = HostChoices.of(choices, keywords)
-        interfaces = [IPv4Interface(ip) for ip in ips]
-        if not interfaces:
-            raise ValueError("a host needs at least one IPv4 address")
+        interfaces, interfaces6 = split_families(ips)
+        if not interfaces and not interfaces6:
+            raise ValueError("a host needs at least one address")
         if neighbor_cache is None:
             # RFC 1122 2.3.2.1: a cache entry MUST time out; how long is the host's choice.
             neighbor_cache = NeighborCache(lifetime=choices.arp_lifetime)
@@ -258,8 +258,10 @@ class TapHost(_Host):
         self.ip = Ipv4Host(interfaces, self.stats, choices,
                            gateway=IPv4Address(gateway) if gateway is not None else None)
         addresses = self.ip.addresses
-        if len(set(addresses)) != len(addresses):
+        addresses6 = [interface.ip for interface in interfaces6]
+        if len(set(addresses)) != len(addresses) or len(set(addresses6)) != len(addresses6):
             raise ValueError("an address is given twice")
+        shared = None
         if mac is not None:
             shared = MacAddress(mac)
             if shared.is_multicast:
@@ -267,10 +269,42 @@ class TapHost(_Host):
             macs = dict.fromkeys(addresses, shared)
         else:
             macs = {address: mac_for(address) for address in addresses}
-        self.mac = macs[addresses[0]]
+        # The IPv6 addresses' MACs: the shared one; else the n-th IPv6 address belongs to the host
+        # of the n-th IPv4 address (``--ip 192.0.2.2/24 --ip 2001:db8::2/64`` is one host), and
+        # any beyond to hosts of their own (``mac_for6``).
+        macs6 = {address: shared if shared is not None
+                 else macs[addresses[index]] if index < len(addresses) else mac_for6(address)
+                 for index, address in enumerate(addresses6)}
+        self.mac = macs[addresses[0]] if addresses else macs6[addresses6[0]]
         detector = ConflictDetector(addresses, set(macs.values()), probe=choices.probe, uniform=uniform)
         self.link: EthernetLink = EthernetLink(self.mac, self.ip, addresses, self.stats, neighbor_cache,
-                                               macs=macs, detector=detector, deliver=self._deliver)
+                                               macs=macs, detector=detector, deliver=self._deliver,
+                                               deliver6=self._deliver6 if interfaces6 else None)
+        if interfaces6:
+            self._start_ethernet_ipv6(interfaces6, macs, macs6, uniform)
+
+    def _start_ethernet_ipv6(self, interfaces6: list[IPv6Interface], macs: dict[IPv4Address, MacAddress],
+                             macs6: dict[IPv6Address, MacAddress], uniform: Uniform | None) -> None:
+        """IPv6 on the Ethernet link: every MAC of the host also has its link-local address
+        (RFC 4862 5.3, modified EUI-64: RFC 4291 2.5.1, appendix A), and Neighbor Discovery
+        (RFC 4861) resolves our next hops and answers for our addresses."""
+        try:
+            from stack.l3.neighbor_discovery import NeighborDiscovery
+        except ImportError:  # (until Neighbor Discovery lands: issue 14, in progress)
+            raise ValueError("IPv6 on a TAP device needs Neighbor Discovery, which is not wired in "
+                             "yet; use a TUN device (--tun) for IPv6 meanwhile") from None
+
+        every_mac = list(dict.fromkeys([*macs.values(), *macs6.values()]))
+        link_locals = {link_local_address(bytes(each)): each for each in every_mac}
+        link_locals = {address: each for address, each in link_locals.items() if address not in macs6}
+        macs6 = {**macs6, **link_locals}
+        interfaces6 = interfaces6 + [IPv6Interface(f"{address}/64") for address in link_locals]
+        self.link.add_ipv6_macs(macs6)
+        resolver = NeighborDiscovery(self.stats, [(address, bytes(each)) for address, each in macs6.items()],
+                                     ipv6_multicast_mac, dad=self.choices.dad_transmits > 0, uniform=uniform)
+        self._start_ipv6(interfaces6, resolver=resolver, link_multicast=ipv6_multicast_mac)
+        assert self.ip6 is not None
+        self.link.listen([group.packed for group in self.ip6.groups])
 
     def mac_of(self, address: IPv4Address | str) -> MacAddress:
         """The MAC one of our addresses answers from."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from stack.cli.arguments import EXIT_OK, EXIT_USAGE, UsageError, build_parser, host_addresses
+from stack.cli.arguments import EXIT_OK, EXIT_USAGE, UsageError, build_parser, host_addresses, split_host_ips
 from stack.cli.commands import COMMANDS
 from stack.cli.wiring import configure_logging, kernel_side_warning, make_host
 
@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args)
     try:
+        split_host_ips(args)
         return COMMANDS[args.command](args)
     except UsageError as error:
         print(f"tapstack: error: {error}", file=sys.stderr)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
 
 from stack.choices import HostChoices
 from stack.l2.ethernet import MacAddress
@@ -43,17 +43,38 @@ class HostAddress(IPv4Interface):
     explicit_prefix: bool = True
 
 
-def host_address(text: str) -> IPv4Interface:
+class HostAddress6(IPv6Interface):
+    """``HostAddress`` for IPv6: a bare address is a /128 on a TUN link; a TAP needs the prefix."""
+
+    explicit_prefix: bool = True
+
+
+def host_address(text: str) -> IPv4Interface | IPv6Interface:
+    """``--ip`` and ``--host-ip``: one IPv4 or IPv6 address with its prefix length."""
     try:
-        interface = HostAddress(text)
+        interface: HostAddress | HostAddress6 = HostAddress6(text) if ":" in text else HostAddress(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address with prefix length, e.g. 192.0.2.2/24")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an address with prefix length, e.g. 192.0.2.2/24 or 2001:db8::2/64")
     interface.explicit_prefix = "/" in text
-    if interface.ip.is_multicast or interface.ip.is_unspecified or interface.ip.is_loopback:
+    ip = interface.ip
+    if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
         raise argparse.ArgumentTypeError(f"{text!r} is not a unicast host address")
-    if interface.network.prefixlen < 31 and interface.ip in (interface.network.network_address,
-                                                             interface.network.broadcast_address):
+    if interface.version == 6:
+        if ip.ipv4_mapped is not None:
+            raise argparse.ArgumentTypeError(f"{text!r} is an IPv4-mapped address; give the IPv4 address itself")
+        return interface
+    if interface.network.prefixlen < 31 and ip in (interface.network.network_address,
+                                                   interface.network.broadcast_address):
         raise argparse.ArgumentTypeError(f"{text!r} is the network or broadcast address of its subnet")
+    return interface
+
+
+def ipv4_host_address(text: str) -> IPv4Interface:
+    """``host_address``, IPv4 only (the commands that do not speak IPv6 yet)."""
+    interface = host_address(text)
+    if interface.version != 4:
+        raise argparse.ArgumentTypeError(f"{text!r}: this command speaks IPv4 only; e.g. 192.0.2.2/24")
     return interface
 
 
@@ -61,17 +82,20 @@ def host_address(text: str) -> IPv4Interface:
 MAX_RANGE = 65536
 
 
-def host_addresses(text: str) -> list[IPv4Interface]:
-    """``--ip``: one address (``192.0.2.2/24``) or a range (``192.0.2.10-192.0.2.250/24``)."""
+def host_addresses(text: str) -> list[IPv4Interface | IPv6Interface]:
+    """``--ip``: one address (``192.0.2.2/24``, ``2001:db8::2/64``) or a range
+    (``192.0.2.10-192.0.2.250/24``, ``2001:db8::10-2001:db8::ff/64``)."""
     if "-" not in text:
         return [host_address(text)]
     first_text, _, rest = text.partition("-")
     last_text, slash, prefix = rest.partition("/")
     try:
-        first, last = IPv4Address(first_text), IPv4Address(last_text)
+        first, last = ip_address(first_text), ip_address(last_text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an address range, e.g. 192.0.2.10-192.0.2.250/24")
+    if first.version != last.version:
+        raise argparse.ArgumentTypeError(f"{text!r} mixes IPv4 and IPv6")
     if last < first:
         raise argparse.ArgumentTypeError(f"{text!r}: the range ends before it starts")
     count = int(last) - int(first) + 1
@@ -79,9 +103,33 @@ def host_addresses(text: str) -> list[IPv4Interface]:
         raise argparse.ArgumentTypeError(f"{text!r} holds {count} addresses; at most {MAX_RANGE}")
     suffix = slash + prefix
     start, end = host_address(f"{first}{suffix}"), host_address(f"{last}{suffix}")
-    if slash and start.network != end.network:  # (bare addresses are /32s, for a TUN)
+    if slash and start.network != end.network:  # (bare addresses are /32s or /128s, for a TUN)
         raise argparse.ArgumentTypeError(f"{text!r} spans more than one /{start.network.prefixlen} network")
-    return [host_address(f"{IPv4Address(value)}{suffix}") for value in range(int(first), int(last) + 1)]
+    kind = type(first)
+    return [host_address(f"{kind(value)}{suffix}") for value in range(int(first), int(last) + 1)]
+
+
+def any_address(text: str) -> IPv4Address | IPv6Address:
+    try:
+        return ip_address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 or IPv6 address")
+
+
+def split_host_ips(args: argparse.Namespace) -> None:
+    """``--host-ip`` may be given once per family: ``args.host_ip`` becomes the IPv4 one (or
+    None) and ``args.host_ip6`` the IPv6 one (or None)."""
+    given = getattr(args, "host_ip", None)
+    if not isinstance(given, list):
+        args.host_ip6 = getattr(args, "host_ip6", None)
+        return
+    by_version: dict[int, IPv4Interface | IPv6Interface] = {}
+    for interface in given:
+        if interface.version in by_version:
+            raise UsageError(f"--host-ip is given twice for IPv{interface.version} "
+                             f"({by_version[interface.version]} and {interface}); once per family")
+        by_version[interface.version] = interface
+    args.host_ip, args.host_ip6 = by_version.get(4), by_version.get(6)
 
 
 def ipv4_address(text: str) -> IPv4Address:
@@ -178,10 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
                             help="TUN device (bare IP, point to point) to attach to; created when "
                                  "it does not exist")
         p.add_argument("--ip", required=True, action="extend", type=host_addresses,
-                       metavar="ADDR[/LEN]", help="the host's address: 192.0.2.2/24 on a TAP, "
-                       "192.0.2.2 (a /32) or with a prefix on a TUN; or a range of hosts, "
-                       "192.0.2.10-192.0.2.250/24 (repeatable)")
-        p.add_argument("--peer", type=ipv4_address, metavar="ADDR",
+                       metavar="ADDR[/LEN]", help="the host's address, IPv4 or IPv6: 192.0.2.2/24 or "
+                       "2001:db8::2/64 on a TAP, 192.0.2.2 (a /32) or with a prefix on a TUN; or a "
+                       "range of hosts, 192.0.2.10-192.0.2.250/24 (repeatable)")
+        p.add_argument("--peer", type=any_address, metavar="ADDR",
                        help="TUN: the address at the other end (default: --host-ip's)")
         p.add_argument("--pi", action="store_true",
                        help="TUN: open without IFF_NO_PI, so every packet carries the 4-byte "
@@ -194,10 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "probes; an address another host answers for is not used)")
         p.add_argument("--gateway", type=ipv4_address, metavar="ADDR",
                        help="next hop for destinations off the host's networks")
-        p.add_argument("--host-ip", type=host_address, metavar="ADDR[/LEN]",
+        p.add_argument("--host-ip", type=host_address, action="append", metavar="ADDR[/LEN]",
                        help="also configure the kernel side: add this address to the device (on a "
                             "TUN, as point to point with the host's address as peer) and bring it "
-                            "up; without it the kernel side is left as it is")
+                            "up; once per family (an IPv6 one leaves the kernel's IPv6 on for "
+                            "that device); without it the kernel side is left as it is")
         p.add_argument("--answer-broadcast", action="store_true", dest="answer_broadcast_echo",
                        default=argparse.SUPPRESS,
                        help="answer echo requests sent to broadcast or multicast (RFC 1122 "
@@ -212,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices.add_argument("--arp-lifetime", type=positive_number,
                              metavar="SECONDS", help="TAP: how long a learnt ARP entry is used (RFC 1122 "
                              f"2.3.2.1: entries MUST time out; default {DEFAULT_CHOICES.arp_lifetime:g})")
+        choices.add_argument("--no-dad", action="store_const", const=0, dest="dad_transmits",
+                             help="TAP: use IPv6 addresses at once, without duplicate address "
+                             "detection (RFC 4862 5.4; as Linux's accept_dad=0)")
+        choices.add_argument("--dad-transmits", type=bounded_int(0, 10), metavar="N",
+                             help="TAP: duplicate address detection probes per IPv6 address (RFC "
+                             f"4862 5.1: DupAddrDetectTransmits; default {DEFAULT_CHOICES.dad_transmits})")
         choices.add_argument("--ttl", type=bounded_int(1, 255),
                              help="TTL of the datagrams we send (RFC 1122 3.2.1.7: fixed and "
                              f"configurable; RFC 1700 and Linux: {DEFAULT_CHOICES.ttl})")
@@ -266,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ping = sub.add_parser("ping", help="run a host and ping from it, like ping(8)")
     host_options(ping)
-    ping.add_argument("target", type=ipv4_address, metavar="TARGET", help="address to ping")
+    ping.add_argument("target", type=any_address, metavar="TARGET", help="address to ping (IPv4 or IPv6)")
     ping.add_argument("-c", "--count", type=positive_int, default=5, help="echo requests to send (5)")
     ping.add_argument("-i", "--interval", type=seconds, default=1.0, help="seconds between requests (1)")
     ping.add_argument("-W", "--timeout", type=seconds, default=2.0,
@@ -284,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the frame is a bare IP packet (a TUN device's), not Ethernet")
     explain.add_argument("--pi", action="store_true",
                          help="with --tun: the packet starts with the 4-byte packet information")
-    explain.add_argument("--ip", type=host_address, metavar="ADDR[/LEN]",
+    explain.add_argument("--ip", type=ipv4_host_address, metavar="ADDR[/LEN]",
                          help="the address tapstack answers as (default: the frame's destination, /24)")
 
     demo = sub.add_parser("demo", help="show a host being pinged, end to end, with no set-up")
@@ -307,12 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz = sub.add_parser("fuzz", help="send generated frames (valid and broken) to another stack "
                                        "behind a TAP device, checking that it still answers ping")
     fuzz.add_argument("--tap", required=True, metavar="NAME", help="TAP device the target is behind")
-    fuzz.add_argument("--ip", required=True, type=host_address, metavar="ADDR/LEN",
+    fuzz.add_argument("--ip", required=True, type=ipv4_host_address, metavar="ADDR/LEN",
                       help="our address on the link (the frames come from it)")
     fuzz.add_argument("--target", required=True, type=ipv4_address, metavar="ADDR",
                       help="the stack under test: an address on our network")
     fuzz.add_argument("--mac", type=mac_address, help="our MAC (default: 02:00 + our address)")
-    fuzz.add_argument("--host-ip", type=host_address, metavar="ADDR[/LEN]",
+    fuzz.add_argument("--host-ip", type=ipv4_host_address, metavar="ADDR[/LEN]",
                       help="also give the kernel side of the device this address and bring it up "
                            "(to fuzz the kernel itself: --target the same address)")
     fuzz.add_argument("--examples", type=positive_int, default=1000, help="frames to send (1000)")

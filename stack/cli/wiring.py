@@ -15,7 +15,7 @@ from ipaddress import IPv4Interface
 
 from stack.choices import HostChoices
 from stack.stats import combined
-from stack.cli.arguments import EXIT_FAILURE, EXIT_OK, UsageError
+from stack.cli.arguments import EXIT_FAILURE, EXIT_OK, UsageError, split_host_ips
 
 log = logging.getLogger("stack")
 
@@ -51,32 +51,39 @@ def make_host(args: argparse.Namespace):
     """The sans-I/O host the flags describe: a TapHost, or with --tun a TunHost."""
     from stack.node import TapHost, TunHost
 
-    if args.host_ip is not None and args.host_ip.ip in [i.ip for i in args.ip]:
-        raise UsageError(f"--host-ip {args.host_ip.ip} is the stack's own address; pick another")
+    split_host_ips(args)  # (main has; tests that parse and call this directly have not)
+    host_ips = [given for given in (args.host_ip, args.host_ip6) if given is not None]
+    for given in host_ips:
+        if given.ip in [i.ip for i in args.ip]:
+            raise UsageError(f"--host-ip {given.ip} is the stack's own address; pick another")
     choices = host_choices(args)
     try:
         if args.tun is None:
             for option, value in (("--peer", args.peer), ("--pi", args.pi or None)):
                 if value is not None:
                     raise UsageError(f"{option} is for TUN devices (--tun), not TAP")
-            for interface in args.ip + ([args.host_ip] if args.host_ip else []):
+            for interface in args.ip + host_ips:
                 if not interface.explicit_prefix:
+                    example = "64" if interface.version == 6 else "24"
                     raise UsageError(f"{interface.ip} needs a prefix length on a TAP device, "
-                                     f"e.g. {interface.ip}/24")
+                                     f"e.g. {interface.ip}/{example}")
             return TapHost(args.ip, mac=args.mac, gateway=args.gateway, uniform=random.Random().uniform,
                            choices=choices)
         for option, given in (("--mac", args.mac is not None), ("--gateway", args.gateway is not None),
                               ("--probe", hasattr(args, "probe")),
-                              ("--arp-lifetime", hasattr(args, "arp_lifetime"))):
+                              ("--arp-lifetime", hasattr(args, "arp_lifetime")),
+                              ("--no-dad/--dad-transmits", hasattr(args, "dad_transmits"))):
             if given:
                 raise UsageError(f"{option} is for TAP devices: a TUN device has no link layer")
-        peer = args.peer
-        if args.host_ip is not None:
-            if peer is not None and peer != args.host_ip.ip:
-                raise UsageError(f"--peer {peer} differs from --host-ip {args.host_ip.ip}: on a "
+        # On a point-to-point link the peer is the kernel side's address, one per family.
+        peers = {given.version: given.ip for given in host_ips}
+        if args.peer is not None:
+            known = peers.get(args.peer.version)
+            if known is not None and known != args.peer:
+                raise UsageError(f"--peer {args.peer} differs from --host-ip {known}: on a "
                                  "point-to-point link the peer is the kernel side's address")
-            peer = args.host_ip.ip
-        return TunHost(args.ip, peer=peer, packet_info=args.pi, choices=choices)
+            peers[args.peer.version] = args.peer
+        return TunHost(args.ip, peer=[peers[v] for v in sorted(peers)], packet_info=args.pi, choices=choices)
     except ValueError as error:
         raise UsageError(str(error))
 
@@ -125,13 +132,21 @@ def open_device(args: argparse.Namespace, host, capture: CaptureOutput | None = 
         device = TapDevice(name) if args.tap else TunDevice(name, packet_info=args.pi)
     except DeviceError as error:
         raise UsageError(str(error))
-    if args.host_ip is not None:
+    host_ip6 = getattr(args, "host_ip6", None)
+    if args.host_ip is not None or host_ip6 is not None:
         from stack.runtime.kernel import configure_address
 
-        # On a TUN link the kernel side is point to point: its address, and ours as the peer.
-        peer = host.addresses[0] if args.tun else None
         try:
-            configure_address(name, args.host_ip, peer=peer)
+            for given in (args.host_ip, host_ip6):  # IPv4 first: it turns the device's IPv6 off
+                if given is None:
+                    continue
+                # On a TUN link the kernel side is point to point: its address, and ours (of
+                # the same family) as the peer.
+                ours = [a for a in host.addresses if a.version == given.version]
+                if args.tun and not ours:
+                    raise DeviceError(f"--host-ip {given}: the host has no IPv{given.version} address "
+                                      "to be its peer")
+                configure_address(name, given, peer=ours[0] if args.tun else None)
         except DeviceError as error:
             device.close()
             raise UsageError(str(error))
@@ -191,9 +206,11 @@ def kernel_side_warning(args: argparse.Namespace, host) -> str | None:
     kernel = args.host_ip
     if kernel is None:
         return None
-    ours = host.interfaces
+    ours = [i for i in host.interfaces if i.version == 4]
+    if not ours:
+        return None
     if args.tun:
-        routed = IPv4Interface(f"{host.addresses[0]}/{kernel.network.prefixlen}").network
+        routed = IPv4Interface(f"{ours[0].ip}/{kernel.network.prefixlen}").network
         unrouted = [i.ip for i in ours if i.ip not in routed]
         if not unrouted:
             return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
 from stack.buffers import Buffer, Frame, join
@@ -317,6 +317,12 @@ class EthernetLink:
         return []
 
     # ------------------------------------------------------------------ send
+
+    def add_ipv6_macs(self, macs: dict[IPv6Address, MacAddress]) -> None:
+        """The MACs our IPv6 addresses speak from (and are spoken to at)."""
+        self._mac_by_value.update({int(address): each for address, each in macs.items()})
+        self._our_macs = self._our_macs | frozenset(macs.values())
+        self._one_mac = len(self._our_macs) == 1
 
     def listen(self, groups: list[bytes]) -> None:
         """Take frames to these IPv6 multicast groups' MACs (each group as its 16 bytes)."""

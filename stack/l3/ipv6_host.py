@@ -48,6 +48,8 @@ from stack.stats import Stats
 
 log = logging.getLogger(__name__)
 
+#: RFC 4862 5.1: probes sent for each address before it is used (DupAddrDetectTransmits).
+DUP_ADDR_DETECT_TRANSMITS = 1
 #: RFC 4291 2.7.1: every node listens to the link-local all-nodes group.
 ALL_NODES = IPv6Address("ff02::1")
 UNSPECIFIED = IPv6Address("::")

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 from stack.tap.base import DeviceError
 
@@ -24,10 +24,11 @@ log = logging.getLogger(__name__)
 
 CLONE_NEWNET = 0x40000000  # include/uapi/linux/sched.h
 NUD_PERMANENT = 0x80  # include/uapi/linux/neighbour.h
+IFA_F_NODAD = 0x02  # include/uapi/linux/if_addr.h
 
 
-def configure_address(ifname: str, interface: IPv4Interface, peer: IPv4Address | None = None,
-                      mac: object | None = None) -> None:
+def configure_address(ifname: str, interface: IPv4Interface | IPv6Interface,
+                      peer: IPv4Address | IPv6Address | None = None, mac: object | None = None) -> None:
     """Give the kernel side of ``ifname`` an address and bring the link up.
 
     ``ip addr add 192.0.2.1/24 brd + dev tap0 && ip link set tap0 up``; with ``peer`` (a TUN
@@ -39,12 +40,16 @@ def configure_address(ifname: str, interface: IPv4Interface, peer: IPv4Address |
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
-    address = {"address": str(interface.ip), "prefixlen": interface.network.prefixlen}
+    address: dict[str, object] = {"address": str(interface.ip), "prefixlen": interface.network.prefixlen}
+    if interface.version == 6:
+        # IFA_F_NODAD: the kernel uses the address at once, rather than after its own duplicate
+        # address detection (a second), so the first ping is answered.
+        address["flags"] = IFA_F_NODAD
     if peer is not None:
         # For a point-to-point address IFA_LOCAL is ours and IFA_ADDRESS the peer's.
         address = {"local": str(interface.ip), "address": str(peer),
                    "prefixlen": interface.network.prefixlen}
-    elif interface.network.prefixlen < 31:
+    elif interface.version == 4 and interface.network.prefixlen < 31:
         # RFC 1122 §3.2.1.3: host part all ones is the directed broadcast (what ip's "brd +" sets).
         address["broadcast"] = str(interface.network.broadcast_address)
     try:
@@ -52,7 +57,9 @@ def configure_address(ifname: str, interface: IPv4Interface, peer: IPv4Address |
             found = ipr.link_lookup(ifname=ifname)
             if not found:
                 raise DeviceError(f"{ifname}: no such network interface")
-            disable_ipv6(ifname)
+            # IPv6 stays off on the device (the kernel's router solicitations and MLD reports
+            # stay out of the trace) unless an IPv6 address is asked for.
+            set_ipv6(ifname, enabled=interface.version == 6)
             if mac is not None:
                 ipr.link("set", index=found[0], address=str(mac))
             try:
@@ -117,13 +124,21 @@ def write_sysctls(settings: Mapping[str, str]) -> None:
 
 def disable_ipv6(ifname: str) -> None:
     """net.ipv6.conf.<ifname>.disable_ipv6 = 1, when the kernel has IPv6 at all."""
+    set_ipv6(ifname, enabled=False)
+
+
+def set_ipv6(ifname: str, enabled: bool) -> None:
+    """net.ipv6.conf.<ifname>.disable_ipv6 = 0 or 1, when the kernel has IPv6 at all."""
     name = f"net/ipv6/conf/{ifname}/disable_ipv6"
     if not os.path.exists(f"/proc/sys/{name}"):
+        if enabled:
+            raise DeviceError(f"cannot configure IPv6 on {ifname}: this kernel has no IPv6")
         return
     try:
-        _write_sysctl(name, "1")
+        _write_sysctl(name, "0" if enabled else "1")
     except OSError as error:
-        raise DeviceError(f"cannot disable IPv6 on {ifname} ({error.strerror}): run as root") from None
+        verb = "enable" if enabled else "disable"
+        raise DeviceError(f"cannot {verb} IPv6 on {ifname} ({error.strerror}): run as root") from None
 
 
 def _write_sysctl(name: str, value: str) -> None:

@@ -218,6 +218,7 @@ FLAGS = {
     "icmp_error_burst": (["--icmp-error-burst", "3"], 3),
     "reassembly_timeout": (["--reassembly-timeout", "4"], 4.0),
     "timestamp_reply": (["--answer-timestamp", "FILE"], "timestamp_reply"),
+    "dad_transmits": (["--no-dad"], 0),
 }
 
 
