@@ -20,10 +20,10 @@ from typing import Any, NamedTuple
 from stack.buffers import Buffer, Frame, Payload
 from stack.choices import HostChoices
 from stack.l2.conflict import ConflictDetector, Uniform
-from stack.l2.ethernet import MacAddress
+from stack.l2.ethernet import EtherType, MacAddress, frame_buffers
 from stack.l2.link import EthernetLink, Link
 from stack.l2.point_to_point import PointToPointLink
-from stack.l2.neighbor import NeighborCache
+from stack.l2.neighbor import NeighborCache, Observer
 from stack.l3.host import EchoReply, Ipv4Host
 from stack.stats import Stats
 from stack.seam import Outbound
@@ -231,6 +231,25 @@ class TapHost(_Host):
     def mac_of(self, address: IPv4Address | str) -> MacAddress:
         """The MAC one of our addresses answers from."""
         return self.link.macs[IPv4Address(address)]
+
+    def observe_neighbours(self, observer: Observer | None) -> None:
+        """Have ``observer(address, mac, now)`` told of every neighbour this host learns from
+        ARP (None: nobody). One worker per queue tells its siblings (stack.runtime.workers)."""
+        self.link.cache.observer = observer
+
+    def learn(self, address: IPv4Address | str, mac: MacAddress | str, now: float) -> list[Frame]:
+        """A neighbour learnt elsewhere (a sibling worker read the ARP packet on its queue):
+        record it, as RFC 826's merge would have (the observer is not told again), and return
+        the datagrams that waited for it, framed. A permanent entry stays as it is."""
+        resolved = self.link.cache.learn(IPv4Address(address), MacAddress(mac), now, tell=False)
+        if resolved is None:
+            return []
+        self.stats.count("arp_queue_flushed", len(resolved.datagrams))
+        mac_of = self.link.mac_of
+        out = [frame_buffers(resolved.mac, mac_of(source), EtherType.IPV4, [datagram])
+               for source, datagram in resolved.datagrams]
+        self.stats.count("tx_frames", len(out))
+        return out
 
     def announce(self, now: float) -> list[Frame]:
         """Announce every address in use once more, now (gratuitous ARP, RFC 5227 3): the

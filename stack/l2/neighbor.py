@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -33,6 +34,10 @@ PENDING_BYTES_PER_NEIGHBOR = 128 * 1024
 #: At most this many addresses being resolved at once.
 PENDING_NEIGHBORS_CAPACITY = 64
 
+
+#: Told of every entry learnt from the wire: ``observer(address, mac, now)``. With one worker per
+#: queue (``tapstack run --queues N``) the runtime tells the sibling workers (stack.runtime.workers).
+Observer = Callable[[IPv4Address, MacAddress, float], None]
 
 #: A datagram held while its next hop is resolved, with the address it is sent from (so the
 #: link can send it from that address's MAC).
@@ -90,6 +95,8 @@ class NeighborCache:
         #: Ordered oldest confirmation first, so eviction takes the first key.
         self.entries: dict[IPv4Address, Entry] = {}
         self.pending: dict[IPv4Address, Pending] = {}
+        #: Called after every entry ``learn`` records from the wire (None: nobody listens).
+        self.observer: Observer | None = None
 
     def __contains__(self, address: IPv4Address) -> bool:
         """In the table in RFC 826's sense: resolved, or being resolved."""
@@ -104,8 +111,11 @@ class NeighborCache:
             return None
         return entry.mac
 
-    def learn(self, address: IPv4Address, mac: MacAddress, now: float) -> Resolved | None:
+    def learn(self, address: IPv4Address, mac: MacAddress, now: float, tell: bool = True) -> Resolved | None:
         """Record ``address`` at ``mac``. Returns the datagrams that were waiting for it, if any.
+
+        The ``observer`` hears of it unless ``tell`` is False (an entry that came from an
+        observer elsewhere: a sibling worker, which told the others itself).
 
         A permanent entry stays as it is (RFC 826's merge updates what was learnt, not what an
         administrator set; Linux 6.18 keeps a NUD_PERMANENT entry too, see tests/tools/test_diff.py).
@@ -117,6 +127,8 @@ class NeighborCache:
         self.entries[address] = Entry(mac, now + self.lifetime)
         if len(self.entries) > self.capacity:
             self._evict()
+        if tell and self.observer is not None:
+            self.observer(address, mac, now)
         pending = self.pending.pop(address, None)
         if pending is None:
             return None
