@@ -98,7 +98,10 @@ def serve_queues(args: argparse.Namespace) -> int:
     elif any(e.status != 0 for e in exits):
         status = EXIT_FAILURE
     for outcome in exits:
-        if outcome.counters is None:
+        if outcome.counters is not None:
+            log.info("queue %d (worker %d): %d frames in, %d out", outcome.index, outcome.pid,
+                     outcome.counters.get("rx_frames", 0), outcome.counters.get("tx_frames", 0))
+        else:
             print(f"tapstack: worker {outcome.pid} (queue {outcome.index}) {outcome.describe()} "
                   "without its counters: the sum below leaves them out", file=sys.stderr)
     title = f"tapstack counters (the sum over {args.queues} queues)"
