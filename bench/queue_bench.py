@@ -20,7 +20,10 @@ boot, so which queue eight addresses land on is luck: on the machine this was wr
                 qdisc has one class per queue). What queue scaling gives when the flows spread.
 
 Each (queues, pinning, set) runs ``--rounds`` times (default 5): the table shows the median
-answers/s with the spread (lowest-highest), and the loss summed over the rounds. Not pinned,
+answers/s with the spread (lowest-highest), the loss summed over the rounds, the responders'
+CPU time per answer (/proc/PID/schedstat, all workers together) and the share of the whole
+machine's CPU time left idle during the flood (/proc/stat): near 0 % the machine itself is the
+limit, and another queue has no CPU to run on. Not pinned,
 the scheduler places everything; pinned, the worker of queue i runs on CPU i mod #CPUs (one
 queue: CPU 0) and the pingers stay unpinned: they use CPU too, on the same machine.
 
@@ -143,8 +146,26 @@ def balanced_eight() -> list[str]:
     raise BenchError(f"the pool's addresses do not spread over the queues: {where}")
 
 
-def flood(sources: list[str], count: int) -> tuple[float, int, int]:
-    """All pingers at once: (answers per second, replies, requests lost)."""
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time the responder processes have used so far (/proc/PID/schedstat: on CPU, in ns)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/schedstat") as file:
+            total += int(file.read().split()[0])
+    return total / 1e9
+
+
+def machine_idle() -> tuple[int, int]:
+    """(idle, total) jiffies of all CPUs so far (/proc/stat; idle + iowait count as idle)."""
+    with open("/proc/stat") as file:
+        fields = [int(v) for v in file.readline().split()[1:]]
+    return fields[3] + fields[4], sum(fields)
+
+
+def flood(sources: list[str], count: int, pids: list[int]) -> dict:
+    """All pingers at once: answers per second, replies, requests lost, the responders' CPU time
+    per answer and the share of the machine's CPU time left idle meanwhile."""
+    cpu_before, idle_before = cpu_seconds(pids), machine_idle()
     started = time.monotonic()
     pingers = [subprocess.Popen(in_ns("ping", "-n", "-q", "-f", "-l", str(PRELOAD), "-c", str(count),
                                       "-W", "1", "-I", source, STACK_IP),
@@ -152,6 +173,7 @@ def flood(sources: list[str], count: int) -> tuple[float, int, int]:
                                 stdin=subprocess.DEVNULL) for source in sources]
     outputs = [p.communicate(timeout=PING_TIMEOUT_S)[0] for p in pingers]
     elapsed = time.monotonic() - started
+    cpu, idle_after = cpu_seconds(pids) - cpu_before, machine_idle()
     received = lost = 0
     for output in outputs:
         match = re.search(r"(\d+) packets transmitted, (\d+) received", output)
@@ -160,7 +182,9 @@ def flood(sources: list[str], count: int) -> tuple[float, int, int]:
         transmitted, got = int(match.group(1)), int(match.group(2))
         received += got
         lost += transmitted - got
-    return received / elapsed, received, lost
+    idle = (idle_after[0] - idle_before[0]) / max(1, idle_after[1] - idle_before[1])
+    return {"rate": received / elapsed, "replies": received, "lost": lost,
+            "cpu_us_per_answer": cpu / max(1, received) * 1e6, "idle": idle}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,12 +205,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"balanced set: {' '.join(balanced)}", file=sys.stderr)
             for pinned in (False, True):
                 for queues in (1, 2):
-                    with stack(queues, pinned):
+                    with stack(queues, pinned) as pids:
                         for name, sources in (("first eight", FIRST_EIGHT), ("balanced", balanced)):
-                            rounds = [flood(sources, args.count) for _ in range(args.rounds)]
+                            rounds = [flood(sources, args.count, pids) for _ in range(args.rounds)]
                             key = f"{queues}|{'pinned' if pinned else 'not pinned'}|{name}"
-                            results[key] = {"sources": sources, "rates": [r[0] for r in rounds],
-                                            "replies": [r[1] for r in rounds], "lost": sum(r[2] for r in rounds)}
+                            results[key] = {"sources": sources, "rounds": rounds,
+                                            "rates": [r["rate"] for r in rounds],
+                                            "lost": sum(r["lost"] for r in rounds),
+                                            "cpu_us_per_answer": statistics.median(r["cpu_us_per_answer"] for r in rounds),
+                                            "idle": statistics.median(r["idle"] for r in rounds)}
                             print(f"{key}: median {statistics.median(results[key]['rates']):,.0f}/s, "
                                   f"lost {results[key]['lost']}", file=sys.stderr)
     except (BenchError, subprocess.TimeoutExpired) as error:
@@ -198,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
 def report(results: dict[str, dict], args) -> int:
     print(f"queue_bench: {platform.node()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
           f"8 pingers x {args.count} requests (ping -f -l {PRELOAD}), {args.rounds} rounds")
-    print(f"| pinned | pingers | 1 queue: answers/s (spread) | 2 queues: answers/s (spread) | 2 / 1 | lost (1 / 2) |")
-    print("|---|---|---|---|---|---|")
+    print("| pinned | pingers | 1 queue: answers/s (spread) | 2 queues: answers/s (spread) | 2 / 1 "
+          "| lost (1 / 2) | CPU µs per answer (1 / 2) | machine idle (1 / 2) |")
+    print("|---|---|---|---|---|---|---|---|")
     met = True
     for pinned in ("not pinned", "pinned"):
         for name in ("first eight", "balanced"):
@@ -208,7 +236,8 @@ def report(results: dict[str, dict], args) -> int:
             ratio = m2 / m1
             print(f"| {pinned} | {name} | {m1:,.0f} ({min(one['rates']):,.0f}-{max(one['rates']):,.0f}) "
                   f"| {m2:,.0f} ({min(two['rates']):,.0f}-{max(two['rates']):,.0f}) | {ratio:.2f}x "
-                  f"| {one['lost']} / {two['lost']} |")
+                  f"| {one['lost']} / {two['lost']} | {one['cpu_us_per_answer']:.0f} / {two['cpu_us_per_answer']:.0f} "
+                  f"| {one['idle']:.0%} / {two['idle']:.0%} |")
             if name == "balanced" and (ratio < MIN_SPEEDUP or two["lost"]):
                 met = False
     if args.json:

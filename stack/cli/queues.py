@@ -124,6 +124,8 @@ def serve_queue(args: argparse.Namespace, choices, device, exchange, ready) -> t
     host = make_host(args)
     host.mtu = device.mtu
     device = with_faults(args, device)
+    if exchange is not None:
+        exchange.queue = device  # what a sibling's neighbour releases goes out as any frame does
     loop = Loop(busy_poll=args.busy_poll / 1e6)
     tracer = (Tracer(sys.stdout, host.medium, packet_info=getattr(host, "packet_info", False))
               if args.trace else None)

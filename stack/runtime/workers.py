@@ -112,11 +112,11 @@ class NeighbourExchange:
             try:
                 sibling.send(message)
             except BlockingIOError:  # a sibling that stopped reading: it learns on its own
-                self.stats.count("exchange_full")
+                self.stats.count("full")
             except OSError:  # a sibling that is gone: the supervisor stops everyone
-                self.stats.count("exchange_failed")
+                self.stats.count("failed")
             else:
-                self.stats.count("exchange_told")
+                self.stats.count("told")
 
     # The loop's device
 
@@ -158,13 +158,13 @@ class SiblingNeighbours:
 
     def receive(self, message: Buffer, now: float) -> list[list[Buffer]]:
         if len(message) != NEIGHBOUR_MESSAGE.size:  # only our workers write here; counted all the same
-            self.stats.drop("exchange_malformed", log, len(message))
+            self.stats.count("malformed")
             return []
         address, mac = NEIGHBOUR_MESSAGE.unpack(message)
-        self.stats.count("exchange_heard")
+        self.stats.count("heard")
         out = self.host.learn(IPv4Address(address), MacAddress(mac), now)
         # Datagrams this worker held for a neighbour whose ARP packet landed on another queue.
-        self.stats.count("exchange_released", len(out))
+        self.stats.count("released", len(out))
         self._replies = len(out)
         return out
 

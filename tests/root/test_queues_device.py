@@ -97,7 +97,7 @@ def test_two_queues_answer_sixteen_pingers_and_the_summary_is_the_sum(netns: str
     assert sorted(frames) == [0, 1] and min(frames.values()) >= 20, stderr  # both answered pingers
     assert counter(stderr, "rx_frames") == sum(frames.values()), stderr  # one table: the sum
     # Every neighbour learnt on one queue was told to the other one (TAP: kernel address each).
-    assert counter(stderr, "exchange.exchange_heard") == counter(stderr, "exchange.exchange_told") > 0
+    assert counter(stderr, "exchange.heard") == counter(stderr, "exchange.told") > 0
     assert counter(stderr, "drop.arp_unresolved") == 0, stderr
 
 
