@@ -117,6 +117,33 @@ def test_fragmented_pings_are_reassembled_by_one_worker(netns: str, start_stack)
     assert all(n > 0 for n in per_queue_frames(stderr).values()), stderr  # both queues took some
 
 
+def queue_packets(ns: str) -> list[int]:
+    """Frames the kernel has put on each queue of tap0 (its mq qdisc has one class per queue)."""
+    shown = in_ns(ns, "tc", "-s", "class", "show", "dev", "tap0").stdout
+    counts = {int(handle, 16): int(packets) for handle, packets in
+              re.findall(r"class mq :([0-9a-f]+) .*?\n\s*Sent \d+ bytes (\d+) pkt", shown)}
+    return [counts[k] for k in sorted(counts)]
+
+
+@pytest.mark.tools("ping", "tc")
+def test_the_kernel_puts_every_fragment_of_a_datagram_on_one_queue(netns: str, start_stack) -> None:
+    """Checked at the kernel's own queues (tc's per-queue counters), not through tapstack: two
+    3000-byte pings (three fragments each) from each source address put all six fragments on
+    one queue, and the sources together use both queues."""
+    stack = queue_stack(start_stack, netns)
+    for source in SOURCES:  # first, unfragmented: every ARP exchange is over before we count
+        in_ns(netns, "ping", "-n", "-q", "-c", "1", "-w", "5", "-I", source, STACK_IP)
+    used = set()
+    for source in SOURCES:
+        before = queue_packets(netns)
+        in_ns(netns, "ping", "-n", "-q", "-c", "2", "-i", "0.05", "-w", "5", "-s", "3000", "-I", source, STACK_IP)
+        grown = [after - was for after, was in zip(queue_packets(netns), before)]
+        assert sorted(grown)[-2:] == [0, 6], (source, grown)  # 2 datagrams x 3 fragments, one queue
+        used.add(grown.index(6))
+    assert used == {0, 1}
+    assert stack.stop() == 0
+
+
 @pytest.mark.tools("ping")
 def test_sigterm_to_the_parent_stops_every_worker(netns: str, start_stack) -> None:
     stack = queue_stack(start_stack, netns, 3)
