@@ -13,7 +13,7 @@ queue. What is per worker and what is shared, and why:
   what waited for it (``TapHost.learn``);
 - reassembly is per worker: the kernel hashes a fragment on its addresses only (it has no ports
   to read), so every fragment of a datagram lands on the same queue (tests/root/test_queues_device.py
-  checks it with fragmented pings);
+  checks it at the kernel's per-queue counters, and that fragmented pings are all answered);
 - the ICMP error budget is per worker, each worker with its share (``share_of``), so that the
   workers together never send more errors than the one budget the user gave allows (RFC 1122
   3.2.2: errors SHOULD be rate-limited);
