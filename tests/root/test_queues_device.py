@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -141,6 +142,49 @@ def test_the_kernel_puts_every_fragment_of_a_datagram_on_one_queue(netns: str, s
         assert sorted(grown)[-2:] == [0, 6], (source, grown)  # 2 datagrams x 3 fragments, one queue
         used.add(grown.index(6))
     assert used == {0, 1}
+    assert stack.stop() == 0
+
+
+SEND_UDP = """
+import socket, sys
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock.bind((sys.argv[1], int(sys.argv[2])))
+    sock.sendto(bytes(int(sys.argv[4])), (sys.argv[3], 9))
+"""
+
+
+@pytest.mark.tools("ping", "tc")
+def test_the_kernel_puts_every_fragment_of_a_udp_datagram_on_one_queue(netns: str, start_stack) -> None:
+    """A fragment has no ports to read, so the kernel hashes all of a datagram's fragments (the
+    first too) on the addresses alone: 3000-byte datagrams from three source ports of each
+    address land, three fragments each, on one queue; whole datagrams are hashed with their
+    ports (sixteen source ports of one address use both queues)."""
+    stack = queue_stack(start_stack, netns)
+    for source in SOURCES[:4]:  # first, a ping: every ARP exchange is over before we count
+        in_ns(netns, "ping", "-n", "-q", "-c", "1", "-w", "5", "-I", source, STACK_IP)
+    for source in SOURCES[:4]:
+        queues = set()
+        for port in (40000, 40001, 40002):
+            before = queue_packets(netns)
+            in_ns(netns, sys.executable, "-c", SEND_UDP, source, str(port), STACK_IP, "3000")
+            deadline = time.monotonic() + 5
+            while sum(queue_packets(netns)) - sum(before) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            grown = [after - was for after, was in zip(queue_packets(netns), before)]
+            assert sorted(grown)[-2:] == [0, 3], (source, port, grown)
+            queues.add(grown.index(3))
+        assert len(queues) == 1, (source, queues)  # the ports never moved a fragment
+    # Whereas whole datagrams of one address pair, from sixteen source ports, use both queues.
+    queues = set()
+    for port in range(41000, 41016):
+        before = queue_packets(netns)
+        in_ns(netns, sys.executable, "-c", SEND_UDP, KERNEL_IP, str(port), STACK_IP, "100")
+        deadline = time.monotonic() + 5
+        while sum(queue_packets(netns)) == sum(before) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        grown = [after - was for after, was in zip(queue_packets(netns), before)]
+        queues.add(grown.index(max(grown)))
+    assert queues == {0, 1}
     assert stack.stop() == 0
 
 
