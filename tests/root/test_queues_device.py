@@ -249,3 +249,15 @@ def test_tun_with_two_queues_answers(netns: str, start_stack) -> None:
     assert "10 packets transmitted, 10 received" in result.stdout, result.stdout
     assert stack.stop() == 0
     assert counter(stack.stderr, "icmp_echo_replies_sent") == 10
+
+
+@pytest.mark.tools("ping")
+def test_an_existing_multi_queue_device_is_used_and_left_as_it_was(netns: str, start_stack) -> None:
+    in_ns(netns, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap", "multi_queue")
+    stack = queue_stack(start_stack, netns, 3)
+    assert "multi_queue numqueues 3" in in_ns(netns, "ip", "-d", "link", "show", "tap0").stdout
+    result = in_ns(netns, "ping", "-n", "-c", "3", "-i", "0.05", "-w", "10", STACK_IP, check=False)
+    assert "3 received" in result.stdout, result.stdout
+    assert stack.stop() == 0
+    # Persistent: still there once every queue is closed, with none attached.
+    assert "multi_queue numqueues 0" in in_ns(netns, "ip", "-d", "link", "show", "tap0").stdout
