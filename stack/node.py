@@ -24,7 +24,7 @@ from stack.l2.ethernet import MacAddress
 from stack.l2.ipv6_multicast import ipv6_multicast_mac
 from stack.l2.link import EthernetLink, Link
 from stack.l2.point_to_point import PointToPointLink
-from stack.l2.neighbor import NeighborCache
+from stack.l2.neighbor import NeighborCache, Observer
 from stack.l3.host import EchoReply, Ipv4Host
 from stack.l3.ipv6 import link_local_address
 from stack.l3.ipv6_host import Ipv6Host
@@ -309,6 +309,20 @@ class TapHost(_Host):
     def mac_of(self, address: IPv4Address | str) -> MacAddress:
         """The MAC one of our addresses answers from."""
         return self.link.macs[IPv4Address(address)]
+
+    def observe_neighbours(self, observer: Observer | None) -> None:
+        """Have ``observer(address, mac, now)`` told of every neighbour this host learns from
+        ARP (None: nobody). One worker per queue tells its siblings (stack.runtime.workers)."""
+        self.link.cache.observer = observer
+
+    def learn(self, address: IPv4Address | str, mac: MacAddress | str, now: float) -> list[Frame]:
+        """A neighbour learnt elsewhere (a sibling worker read the ARP packet on its queue):
+        record it, as RFC 826's merge would have (the observer is not told again), and return
+        the datagrams that waited for it, framed. A permanent entry stays as it is."""
+        resolved = self.link.cache.learn(IPv4Address(address), MacAddress(mac), now, tell=False)
+        out = self.link.release(resolved, now)
+        self.stats.count("tx_frames", len(out))
+        return out
 
     def announce(self, now: float) -> list[Frame]:
         """Announce every address in use once more, now (gratuitous ARP, RFC 5227 3): the

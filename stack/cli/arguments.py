@@ -80,6 +80,8 @@ def ipv4_host_address(text: str) -> IPv4Interface:
 
 #: The most addresses one ``--ip FIRST-LAST/LEN`` range may hold.
 MAX_RANGE = 65536
+#: The most queues ``run --queues`` opens: one worker process each, and a machine has few cores.
+MAX_QUEUES = 16
 
 
 def host_addresses(text: str) -> list[IPv4Interface | IPv6Interface]:
@@ -318,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a pingable host until Ctrl-C or SIGTERM")
     host_options(run)
+    run.add_argument("--queues", type=bounded_int(1, MAX_QUEUES), default=1, metavar="N",
+                     help="open the device with N queues (IFF_MULTI_QUEUE) and serve each in a "
+                          f"worker process of its own, the kernel spreading flows by hash (1-{MAX_QUEUES}; "
+                          "default 1: one queue, one process)")
 
     ping = sub.add_parser("ping", help="run a host and ping from it, like ping(8)")
     host_options(ping)

@@ -13,6 +13,10 @@ from stack.cli.wiring import serve
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.queues > 1:
+        from stack.cli.queues import serve_queues
+
+        return serve_queues(args)
     status, _ = serve(args, live_status=True)
     return status
 

@@ -257,7 +257,7 @@ class EthernetLink:
                 return frames
             # RFC 826: "If Merge_flag is false, add the triplet ... to the translation table."
             if sender_ip is not None:
-                frames += self._flush(self.cache.learn(sender_ip, MacAddress(sender_mac), now), now)
+                frames += self.release(self.cache.learn(sender_ip, MacAddress(sender_mac), now), now)
         if operation == _REQUEST:
             # RFC 826: "Swap hardware and protocol fields, putting the local hardware and protocol
             # addresses in the sender fields ... send the packet to the (new) target hardware
@@ -276,7 +276,7 @@ class EthernetLink:
         MAC for a valid entry is refused until the old MAC has been checked (a unicast request,
         at most one per address per check interval) and stayed silent. True when refused."""
         resolved, refused, check = self.cache.merge(address, mac, now)
-        frames += self._flush(resolved, now)
+        frames += self.release(resolved, now)
         if refused:
             self._counters["arp_mac_changes_refused"] += 1
         if check is not None:
@@ -360,7 +360,8 @@ class EthernetLink:
         request = ArpPacket(ArpOp.REQUEST, mac, sender_ip, ZERO, target_ip)
         return EthernetFrame(BROADCAST, mac, EtherType.ARP, bytes(request)).buffers()
 
-    def _flush(self, resolved: Resolved | None, now: float) -> list[Frame]:
+    def release(self, resolved: Resolved | None, now: float) -> list[Frame]:
+        """The datagrams that waited for a neighbour just resolved, framed to it (counted)."""
         if resolved is None:
             return []
         self.stats.count("arp_queue_flushed", len(resolved.datagrams))

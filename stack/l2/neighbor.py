@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -44,6 +45,10 @@ ARP_CHECK_INTERVAL_S = 1.0
 #: An entry looked up within this long is in active use: a flood of new senders evicts others first.
 ACTIVE_USE_S = 10.0
 
+
+#: Told of every entry learnt from the wire: ``observer(address, mac, now)``. With one worker per
+#: queue (``tapstack run --queues N``) the runtime tells the sibling workers (stack.runtime.workers).
+Observer = Callable[[IPv4Address, MacAddress, float], None]
 
 #: A datagram held while its next hop is resolved, with the address it is sent from (so the
 #: link can send it from that address's MAC).
@@ -121,6 +126,8 @@ class NeighborCache:
         self.check_interval = ARP_CHECK_INTERVAL_S
         #: Entries whose MAC is being checked, by address (usually empty).
         self.checking: dict[IPv4Address, Entry] = {}
+        #: Called after every entry ``learn`` records from the wire (None: nobody listens).
+        self.observer: Observer | None = None
 
     def __contains__(self, address: IPv4Address) -> bool:
         """In the table in RFC 826's sense: resolved, or being resolved."""
@@ -185,12 +192,17 @@ class NeighborCache:
                 moved.append(Moved(address, entry.mac, entry.candidate))
                 entry.mac = entry.candidate
                 entry.expires_at = now + self.lifetime
+                if self.observer is not None:
+                    self.observer(address, entry.mac, now)
             entry.candidate = None
             entry.confirmed = False
         return moved
 
-    def learn(self, address: IPv4Address, mac: MacAddress, now: float) -> Resolved | None:
+    def learn(self, address: IPv4Address, mac: MacAddress, now: float, tell: bool = True) -> Resolved | None:
         """Record ``address`` at ``mac``. Returns the datagrams that were waiting for it, if any.
+
+        The ``observer`` hears of it unless ``tell`` is False (an entry that came from an
+        observer elsewhere: a sibling worker, which told the others itself).
 
         A permanent entry stays as it is (RFC 826's merge updates what was learnt, not what an
         administrator set; Linux 6.18 keeps a NUD_PERMANENT entry too, see tests/tools/test_diff.py).
@@ -208,6 +220,8 @@ class NeighborCache:
         entries[address] = Entry(mac, now + self.lifetime)
         if len(entries) > self.capacity:
             self._evict(now)
+        if tell and self.observer is not None:
+            self.observer(address, mac, now)
         pending = self.pending.pop(address, None) if self.pending else None
         if pending is None:
             return None

@@ -10,6 +10,10 @@ What the kernel does (measured on Linux 6.18 in a private namespace, 2026):
   be read), writes fail with EIO (tun_get_user: ``!(dev->flags & IFF_UP)`` -> -EIO);
 - the interface is deleted while attached (``ip link del``): the fd becomes readable and every
   read and write fails with EBADFD;
+- multi-queue (IFF_MULTI_QUEUE, ``tapstack run --queues N``): every fd attached with the flag is
+  one more queue of the same interface (``ip -d link`` shows ``multi_queue numqueues N``);
+  attaching with the flag to an interface created without it, or without it to one created
+  with it, fails with EINVAL (tun_set_iff), for TAP and TUN, with and without packet information;
 - reads never failed with EIO; a TAP write shorter than 14 bytes, or a TUN write that does not
   start with IP version 4 or 6, fails with EINVAL; a TAP write larger than the MTU is accepted.
 """
@@ -146,8 +150,12 @@ class _LinuxDevice(Device):
     #: Bytes of link-layer header in a frame (Ethernet on TAP, none on TUN).
     link_header_len = 0
 
-    def __init__(self, name: str, flags: int) -> None:
+    def __init__(self, name: str, flags: int, multi_queue: bool = False) -> None:
         check_name(name)
+        #: One queue of a multi-queue interface (IFF_MULTI_QUEUE): open one device per queue.
+        self.multi_queue = multi_queue
+        if multi_queue:
+            flags |= IFF_MULTI_QUEUE
         #: True when this open created the interface (it goes away when we close it).
         self.created = not interface_exists(name)
         self._fd = -1
@@ -212,8 +220,13 @@ class _LinuxDevice(Device):
         actual = "TUN" if flags & IFF_TUN else "TAP"
         if actual != self.kind:
             return f"{name} exists as a {actual} device, not a {self.kind} device"
-        if flags & IFF_MULTI_QUEUE:
+        # tun_set_iff: IFF_MULTI_QUEUE must match how the interface was created (EINVAL).
+        if flags & IFF_MULTI_QUEUE and not self.multi_queue:
             return f"{name} is a multi-queue {actual} device: recreate it without multi_queue"
+        if self.multi_queue and not flags & IFF_MULTI_QUEUE:
+            return (f"{name} exists without multi_queue, so it has one queue: delete it (ip link "
+                    f"del {name}) or recreate it with ip tuntap add dev {name} mode "
+                    f"{actual.lower()} multi_queue")
         return f"{name} exists as a {actual} device but refused to attach (tun_flags {flags:#x})"
 
     # Receiving
@@ -330,8 +343,8 @@ class TapDevice(_LinuxDevice):
     kind = "TAP"
     link_header_len = ETHERNET_HEADER_LEN
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name, IFF_TAP | IFF_NO_PI)
+    def __init__(self, name: str, multi_queue: bool = False) -> None:
+        super().__init__(name, IFF_TAP | IFF_NO_PI, multi_queue)
 
 
 class TunDevice(_LinuxDevice):
@@ -349,11 +362,11 @@ class TunDevice(_LinuxDevice):
     medium: Medium = "ip"
     kind = "TUN"
 
-    def __init__(self, name: str, packet_info: bool = False) -> None:
+    def __init__(self, name: str, packet_info: bool = False, multi_queue: bool = False) -> None:
         self.packet_info = packet_info
         if packet_info:
             self.prefix_len = PACKET_INFO_LENGTH
-        super().__init__(name, IFF_TUN if packet_info else IFF_TUN | IFF_NO_PI)
+        super().__init__(name, IFF_TUN if packet_info else IFF_TUN | IFF_NO_PI, multi_queue)
 
     def _frame(self, received: int) -> memoryview | None:
         if not self.packet_info:

@@ -233,3 +233,23 @@ def kernel_side_warning(*args: str):
 def test_a_kernel_side_that_cannot_reach_the_host_gets_one_warning(args, expected):
     """The routes these name were checked against the kernel (test_cli_device.py)."""
     assert kernel_side_warning(*args) == expected
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--queues", "0"], ["--queues", "'0' must be between 1 and 16"]),
+    (["--queues", "17"], ["--queues", "'17' must be between 1 and 16"]),
+    (["--queues", "two"], ["--queues", "'two' is not a whole number"]),
+    (["--queues", "2", "--pcap", "/tmp/never-written.pcap"], ["--pcap cannot be used with --queues"]),
+    (["--queues", "2", "--probe"], ["--probe cannot be used with --queues"]),
+    (["--queues", "2", "--host-ip", "192.0.2.2/24"], ["own address"]),
+], ids=["zero", "too-many", "not-a-number", "with-pcap", "with-probe", "bad-host-ip"])
+def test_bad_queue_options_are_one_line_before_any_device(args, fragments):
+    """Checked before any queue is opened: without root, a device error would come first."""
+    result = tapstack("run", *TAP, *args)
+    assert_usage_error(result, *fragments)
+    assert not os.path.exists("/tmp/never-written.pcap")
+
+
+def test_queues_is_a_run_option_only():
+    result = tapstack("ping", *TAP, "192.0.2.1", "--queues=2")
+    assert_usage_error(result, "unrecognized arguments: --queues=2")
