@@ -62,12 +62,14 @@ def configure_address(ifname: str, interface: IPv4Interface | IPv6Interface,
             set_ipv6(ifname, enabled=interface.version == 6)
             if mac is not None:
                 ipr.link("set", index=found[0], address=str(mac))
+            # Up first: an IPv6 point-to-point address added while the link is down gets no
+            # route to its peer when the link comes up (seen on Linux 6.18; IPv4's does).
+            ipr.link("set", index=found[0], state="up")
             try:
                 ipr.addr("add", index=found[0], **address)
             except NetlinkError as error:
                 if error.code != errno.EEXIST:
                     raise
-            ipr.link("set", index=found[0], state="up")
     except NetlinkError as error:
         raise DeviceError(_netlink_failure(ifname, interface, error.code)) from None
     log.info("kernel side of %s: %s%s, up", ifname, interface, f" peer {peer}" if peer else "")
