@@ -128,6 +128,18 @@ DROP_REASONS: dict[str, DropReason] = {
         "RFC 8200 4.5"),
     "ipv6_fragment_too_large": DropReason(
         "a fragment that would make a payload over 65,535 bytes (Parameter Problem code 0)", "RFC 8200 4.5"),
+    # IPv6 reassembly (stack/l3/reassembly6.py; counted once the host wires it, issue 14)
+    "ipv6_fragment_duplicate": DropReason(
+        "an exact duplicate of a fragment already held (tolerated)", "RFC 8200 4.5"),
+    "ipv6_fragment_overlap": DropReason(
+        "a fragment overlaps another: the whole packet is discarded", "RFC 5722 3"),
+    "ipv6_fragment_of_discarded": DropReason(
+        "a fragment of a packet discarded for an overlap (until its 60 s are up)", "RFC 5722 3"),
+    "ipv6_fragment_inconsistent": DropReason(
+        "fragments disagree about where the packet ends: the whole packet is discarded", "RFC 8200 4.5"),
+    "ipv6_reassembly_evicted": DropReason(
+        "an incomplete packet given up to make room (reassembly is bounded)",
+        "RFC 8200 4.5; docs/behaviour.md (reassembly limits)"),
     # ICMPv6, Neighbor Discovery, MLD (the codecs of stack/l3/icmpv6.py)
     "icmpv6_truncated": DropReason("shorter than the 8-byte ICMPv6 header", "RFC 4443 2.1"),
     "icmpv6_bad_checksum": DropReason(
