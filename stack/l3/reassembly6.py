@@ -173,10 +173,10 @@ class Ipv6Reassembler:
 
     def _forget_discarded(self, now: float) -> None:
         # RFC 5722 does not say for how long: as long as the datagram could have been reassembled.
+        # (At most ``max_datagrams`` entries, not in deadline order: all are looked at.)
         for key, until in list(self.discarded.items()):
-            if now < until:
-                break
-            del self.discarded[key]
+            if now >= until:
+                del self.discarded[key]
 
     def _make_room(self, incoming: int, new_datagram: bool, keep: Key | None = None) -> None:
         """Past the caps, give up the oldest incomplete packets first (never ``keep``)."""

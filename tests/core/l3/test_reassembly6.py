@@ -107,6 +107,16 @@ def test_rfc5722_an_overlap_discards_the_datagram_and_its_later_fragments():
     assert add(reassembler, fragment(DATA, 0, 1232), now=60.0).reason is None  # a new one after it
 
 
+def test_rfc5722_each_discarded_datagram_is_remembered_for_its_own_60_seconds():
+    reassembler = Ipv6Reassembler()
+    add(reassembler, fragment(DATA, 0, 1232, ident=1), now=0.0)
+    add(reassembler, fragment(DATA, 0, 1232, ident=2), now=30.0)
+    add(reassembler, fragment(DATA, 8, 16, ident=2, more=True), now=31.0)  # discarded first, until 90
+    add(reassembler, fragment(DATA, 8, 16, ident=1, more=True), now=32.0)  # then this one, until 60
+    assert add(reassembler, fragment(DATA, 1232, 2560, ident=1), now=61.0).reason is None
+    assert add(reassembler, fragment(DATA, 1232, 2560, ident=2), now=61.0).reason == "ipv6_fragment_of_discarded"
+
+
 def test_rfc8200_4_5_an_exact_duplicate_is_dropped_and_the_datagram_goes_on():
     reassembler = Ipv6Reassembler()
     add(reassembler, fragment(DATA, 0, 1232))
