@@ -172,9 +172,9 @@ class MldReporter:
 
     def _leave_v1_mode_if_due(self, now: float) -> None:
         # RFC 3810 8.2.1: when the Older Version Querier Present timer expires, back to MLDv2.
+        # MLDv1 reports still pending answer a query that asked for them: they go out.
         if self.v1_until is not None and now >= self.v1_until:
             self.v1_until = None
-            self.v1_at.clear()
 
     # ------------------------------------------------------------------ reports
 
