@@ -159,6 +159,18 @@ DROP_REASONS: dict[str, DropReason] = {
         "an echo reply to no request of ours", "RFC 4443 4.2"),
     "icmpv6_type_not_handled": DropReason(
         "an informational message of a type we do not know: silently discarded", "RFC 4443 2.4 (b)"),
+    # IPv6 reassembly (stack/l3/reassembly6.py; counted once the host wires it, issue 14)
+    "ipv6_fragment_duplicate": DropReason(
+        "an exact duplicate of a fragment already held (tolerated)", "RFC 8200 4.5"),
+    "ipv6_fragment_overlap": DropReason(
+        "a fragment overlaps another: the whole packet is discarded", "RFC 5722 3"),
+    "ipv6_fragment_of_discarded": DropReason(
+        "a fragment of a packet discarded for an overlap (until its 60 s are up)", "RFC 5722 3"),
+    "ipv6_fragment_inconsistent": DropReason(
+        "fragments disagree about where the packet ends: the whole packet is discarded", "RFC 8200 4.5"),
+    "ipv6_reassembly_evicted": DropReason(
+        "an incomplete packet given up to make room (reassembly is bounded)",
+        "RFC 8200 4.5 (held: at most 64 packets, 4 MiB)"),
     # ICMPv6, Neighbor Discovery, MLD (the codecs of stack/l3/icmpv6.py)
     "icmpv6_truncated": DropReason("shorter than the 8-byte ICMPv6 header", "RFC 4443 2.1"),
     "icmpv6_bad_checksum": DropReason(
@@ -175,6 +187,17 @@ DROP_REASONS: dict[str, DropReason] = {
         "an MLD query neither 24 (MLDv1) nor at least 28 (MLDv2) bytes long", "RFC 3810 8.1"),
     "icmpv6_mld_truncated": DropReason(
         "an MLD message whose sources or records run past its end", "RFC 3810 5.1, 5.2; RFC 2710 3"),
+    # MLD queries (stack/l3/mld.py; counted once the host wires it, issue 14)
+    "icmpv6_mld_point_to_point": DropReason(
+        "an MLD query on a point-to-point (TUN) link, where this stack speaks no MLD",
+        "RFC 3810 6 (no MLD on TUN; Linux sends none there either)"),
+    "icmpv6_mld_source_not_link_local": DropReason(
+        "an MLD query whose source is not a link-local address", "RFC 3810 5.1.14"),
+    "icmpv6_mld_bad_hop_limit": DropReason("an MLD query whose hop limit is not 1", "RFC 3810 5.1.14"),
+    "icmpv6_mld_no_router_alert": DropReason(
+        "an MLD query without the Router Alert option in a Hop-by-Hop header", "RFC 3810 5.1.14; RFC 2711"),
+    "icmpv6_mld_query_not_ours": DropReason(
+        "an MLD query about a group we do not listen to: nothing to report", "RFC 3810 6.2"),
     # UDP
     "udp_truncated": DropReason("shorter than the 8-byte UDP header", "RFC 768"),
     "udp_bad_length": DropReason("UDP length outside 8 to the datagram's size", "RFC 768"),
