@@ -145,13 +145,11 @@ DROP_REASONS: dict[str, DropReason] = {
     "ipv6_routing_header_rejected": DropReason(
         "a routing header with segments left: a host routes none (type 0 is deprecated); "
         "Parameter Problem code 0 at the routing type", "RFC 8200 4.4; RFC 5095 3"),
-    "ipv6_fragment_not_reassembled": DropReason(
-        "a fragment: reassembly is not wired in yet", "RFC 8200 4.5 (issue 14, in progress)"),
+    "ipv6_reassembly_timeout": DropReason(
+        "an incomplete packet timed out (Time Exceeded code 1 sent if its first fragment came)",
+        "RFC 8200 4.5"),
     "ipv6_no_source_address": DropReason(
         "no usable address of ours to answer from yet (duplicate address detection running)", "RFC 4862 5.4"),
-    "ipv6_too_big_to_send": DropReason(
-        "an answer larger than the link MTU: fragmenting our own packets is not wired in yet",
-        "RFC 8200 4.5, 5 (issue 14, in progress)"),
     "icmpv6_nd_without_link_layer": DropReason(
         "a Neighbor Discovery message on a point-to-point TUN link, which has no link-layer addresses",
         "RFC 4861 1, 4.6.1 (link-layer address options)"),

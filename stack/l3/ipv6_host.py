@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from ipaddress import IPv6Address, IPv6Interface
 from typing import Protocol
 
-from stack.buffers import Buffer, Payload, length
+from stack.buffers import Buffer, Payload
 from stack.checksum import internet_checksum
 from stack.errors import ParseError
 from stack.l3 import icmpv6, ipv6
@@ -42,6 +42,9 @@ from stack.l3.ipv6 import (
     solicited_node_multicast,
     walk_chain,
 )
+from stack.l3.mld import MldReporter, has_router_alert
+from stack.l3.output6 import Output6
+from stack.l3.reassembly6 import Ipv6Reassembler
 from stack.ratelimit import TokenBucket
 from stack.seam import Outbound
 from stack.stats import Stats
@@ -99,6 +102,7 @@ class Ipv6Host:
         resolver: Resolver | None = None,
         link_multicast: Callable[[bytes], bytes] | None = None,
         mtu: int = 1500,
+        uniform: Callable[[float, float], float] | None = None,
     ) -> None:
         """``interfaces``: our addresses with their prefixes (link-local ones included: the node
         makes them from the MACs). ``resolver``: Neighbor Discovery on an Ethernet link, None on a
@@ -113,13 +117,29 @@ class Ipv6Host:
         self.groups = frozenset({ALL_NODES} | {solicited_node_multicast(a) for a in self.addresses})
         self.resolver = resolver
         self.link_multicast = link_multicast
-        self.hop_limit = choices.ttl  # RFC 8200 3: our Hop Limit, as IPv4's TTL choice
-        self.mtu = mtu
+        # RFC 8200 3: our Hop Limit, as IPv4's TTL choice; fragments above the link MTU (4.5).
+        self.output = Output6(stats, choices.ttl, max(mtu, ipv6.MINIMUM_MTU), uniform)
+        self.reassembler = Ipv6Reassembler(timeout=choices.reassembly_timeout)
+        # RFC 3810: MLDv2 reports for our solicited-node groups, so that snooping bridges pass
+        # our solicitations (an Ethernet link only: see stack.l3.mld on TUN links).
+        self.mld = (MldReporter(stats, sorted(self.groups), link_multicast, uniform, link=True)
+                    if resolver is not None and link_multicast is not None else None)
         # RFC 4443 2.4 (f): errors MUST be rate-limited (a token bucket, as for IPv4).
         self.errors = TokenBucket(float(choices.icmp_errors_per_second), choices.icmp_error_burst)
         self.events: deque[EchoReply] = deque(maxlen=EVENT_CAPACITY)
         self._record = on_echo_reply if on_echo_reply is not None else self.events.append
         self._outstanding: dict[tuple[IPv6Address, int, int], float] = {}
+
+    @property
+    def mtu(self) -> int:
+        return self.output.mtu
+
+    @mtu.setter
+    def mtu(self, value: int) -> None:
+        # RFC 8200 5: IPv6 needs a link MTU of at least 1280; a smaller link cannot carry it.
+        if value < ipv6.MINIMUM_MTU:
+            raise ValueError(f"an IPv6 link MTU is at least {ipv6.MINIMUM_MTU}, not {value}")
+        self.output.mtu = value
 
     # ------------------------------------------------------------------ addresses
 
@@ -250,9 +270,20 @@ class Ipv6Host:
 
     def _fragment(self, packet: Ipv6Packet, raw: Buffer, chain: HeaderChain, multicast: bool,
                   link_multicast: bool, now: float) -> list[Outbound]:
-        # RFC 8200 4.5: reassembly (stack.l3.reassembly6) comes with the fragments work.
-        self.stats.drop("ipv6_fragment_not_reassembled", log, packet.source)
-        return []
+        """RFC 8200 4.5: a fragment is held until its packet is whole; the whole packet is then
+        received as if it had come in one piece."""
+        outcome = self.reassembler.add(packet, raw, chain, now)
+        while self.reassembler.evicted:
+            self.reassembler.evicted -= 1
+            self.stats.drop("ipv6_reassembly_evicted", log, "oldest incomplete packet")
+        if outcome.reason is not None:
+            self.stats.drop(outcome.reason, log, packet.source)
+            for _ in range(outcome.discarded):
+                self.stats.drop(outcome.reason, log, packet.source)
+        if outcome.packet is None:
+            return []
+        self.stats.count("ipv6_reassembled")
+        return self.receive(outcome.packet, now, link_multicast)
 
     # ------------------------------------------------------------------ ICMPv6
 
@@ -272,9 +303,18 @@ class Ipv6Host:
                 self.stats.drop("icmpv6_nd_without_link_layer", log, "type %d", kind)
                 return []
             return self.resolver.receive(source, destination, packet.hop_limit, message, now)
-        if kind == _MLD_QUERY or kind in _MLD_REPORTS:
-            # RFC 3810 (MLDv2) comes with its own part; until then queries are counted.
-            self.stats.count("icmpv6_mld_received")
+        if kind == _MLD_QUERY:
+            if self.mld is None:
+                # stack.l3.mld: no MLD on a point-to-point link (as Linux 6.18 on a TUN device).
+                self.stats.drop("icmpv6_mld_point_to_point", log, source)
+                return []
+            self.mld.receive_query(source, destination, packet.hop_limit, message, now,
+                                   router_alert=has_router_alert(chain))
+            return []
+        if kind in _MLD_REPORTS:
+            # RFC 3810 6: a host does not act on other hosts' reports (no report suppression in
+            # MLDv2); counted.
+            self.stats.count("icmpv6_mld_reports_received")
             return []
         if not multicast and not self.usable(destination):
             self.stats.drop("ipv6_tentative_destination", log, destination)  # RFC 4862 5.4
@@ -414,24 +454,52 @@ class Ipv6Host:
               payload: list[Buffer], now: float) -> list[Outbound]:
         """Our packet to ``destination`` (every destination is on-link: no routers in this
         host). On an Ethernet link Neighbor Discovery finds its MAC."""
-        size = length(payload)
-        if ipv6.HEADER_LENGTH + size > self.mtu:
-            # RFC 8200 5: our own packets larger than the link MTU are fragmented (the fragments
-            # part); until then they are not sent.
-            self.stats.drop("ipv6_too_big_to_send", log, "%d bytes", ipv6.HEADER_LENGTH + size)
-            return []
-        datagram = [ipv6.header_bytes(source, destination, next_header, size, self.hop_limit), *payload]
-        if self.resolver is None:
-            return [Outbound(destination, datagram, source)]
-        return self.resolver.resolve(datagram, destination, source, now)
+        out: list[Outbound] = []
+        # RFC 8200 4.5, 5: above the link MTU our packet leaves in fragments.
+        for datagram in self.output.datagrams(source, destination, next_header, payload):
+            if self.resolver is None:
+                out.append(Outbound(destination, datagram, source))
+            else:
+                out += self.resolver.resolve(datagram, destination, source, now)
+        return out
 
     # ------------------------------------------------------------------ timers
 
     def poll(self, now: float) -> list[Outbound]:
-        return self.resolver.poll(now) if self.resolver is not None else []
+        """Timers: Neighbor Discovery's (DAD, resolution, NUD), MLD reports, and reassembly
+        timeouts (RFC 8200 4.5: Time Exceeded code 1 when the first fragment had come)."""
+        out: list[Outbound] = []
+        if self.resolver is not None:
+            out += self.resolver.poll(now)
+        if self.mld is not None:
+            out += self._mld_reports(now)
+        for expired in self.reassembler.expire(now):
+            for _ in range(expired.fragments):
+                self.stats.drop("ipv6_reassembly_timeout", log, expired.key[0])
+            if expired.first_raw:
+                out += self.time_exceeded(expired.first_raw, now)
+        return out
+
+    def _mld_reports(self, now: float) -> list[Outbound]:
+        assert self.mld is not None
+        # RFC 3810 5.2.13: reports come from our link-local address, or :: while none is usable.
+        link_local = next((a for a in self.addresses if a.is_link_local and self.usable(a)), UNSPECIFIED)
+        reports = self.mld.poll(now, link_local)
+        if self.resolver is None:
+            return reports
+        out: list[Outbound] = []
+        for report in reports:  # multicast: Neighbor Discovery maps the group to its MAC
+            out += self.resolver.resolve(report.datagram, report.next_hop, report.source, now)
+        return out
 
     def next_deadline(self, now: float) -> float | None:
-        return self.resolver.next_deadline(now) if self.resolver is not None else None
+        deadlines = [self.reassembler.next_deadline()]
+        if self.resolver is not None:
+            deadlines.append(self.resolver.next_deadline(now))
+        if self.mld is not None:
+            deadlines.append(self.mld.next_deadline(now))
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
 
     def take_echo_replies(self, identifier: int) -> list[EchoReply]:
         mine = [event for event in self.events if event.identifier == identifier]
