@@ -151,6 +151,7 @@ class _LinuxDevice(Device):
         #: True when this open created the interface (it goes away when we close it).
         self.created = not interface_exists(name)
         self._fd = -1
+        self._flags = flags
         self._fd, self.name = self._attach(name, flags)
         try:
             self.mtu = interface_mtu(self.name)
@@ -312,6 +313,22 @@ class _LinuxDevice(Device):
             os.close(self._fd)
             self._fd = -1
             log.info("closed %s", self.name)
+
+    def reattach(self) -> None:
+        """Attach again to an interface of this name that came back after ours went away
+        (``--reattach``): a new fd, the MTU and the receive buffer read again, the same
+        counters. It is not ours to delete any more (``created`` False). DeviceError when it
+        cannot be attached (yet)."""
+        self.close()
+        self._fd, self.name = self._attach(self.name, self._flags)
+        self.created = False
+        try:
+            self.mtu = interface_mtu(self.name)
+        except OSError as error:
+            self.close()
+            raise DeviceError(f"{self.name}: cannot read the MTU ({error.strerror})") from None
+        self._allocate()
+        log.info("re-attached %s %s (mtu %d)", self.kind, self.name, self.mtu)
 
     def __enter__(self) -> Self:
         return self
