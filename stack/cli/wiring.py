@@ -7,6 +7,7 @@ import argparse
 import logging
 import os
 import random
+import signal
 import stat
 import sys
 import time
@@ -229,8 +230,8 @@ def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = F
     """Run the host the flags describe until ``until(agents)``. Everything the user gave is
     checked (``check(host)`` too) and the capture file opened before any device is touched.
     For the ``tapstack`` process: from the end of the run until it exits, SIGINT and SIGTERM
-    are ignored (the loop's handlers are left in place), so the counters and the capture are
-    always finished and the exit status is the run's."""
+    are ignored, so the counters and the capture are always finished and the exit status is
+    the run's."""
     from stack.runtime.loop import Loop
     from stack.tap.base import DeviceError, DeviceGone
     from stack.runtime.trace import Tracer
@@ -300,9 +301,11 @@ def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = F
     print(combined(host.stats, device=device.stats, loop=loop.stats).summary(), file=sys.stderr)
     if capture is not None and capture.path != "-":
         capture.stream.close()
-    # The handlers are left in place (they only log now) until the process exits: a second
-    # signal must not turn the exit status the run decided into 143 (``loop.close`` would put
-    # the default back; ``loop.restore_signal_handlers()`` does, for a caller that goes on).
+    # Until the process exits, SIGINT and SIGTERM are ignored: a late signal must not turn the
+    # exit status the run decided into 143. SIG_IGN, not a handler of ours: Python's
+    # finalization puts the default action back for its own handlers, not for SIG_IGN.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return status, agent_list
 
 
