@@ -94,8 +94,7 @@ def reattach(args: argparse.Namespace, loop, attachment, host, gone: Exception) 
 
     device = _find(attachment.device, "reattach")
     name = device.name
-    old_fd = device.fileno()
-    device.close()
+    old_fd = device.fileno()  # kept open: reattach() attaches it again (see there)
     timeout = args.reattach_timeout
     log.warning("%s; waiting up to %g s for %s to come back (--reattach)", gone, timeout, name)
 
@@ -122,8 +121,9 @@ def reattach(args: argparse.Namespace, loop, attachment, host, gone: Exception) 
         peer = host.addresses[0] if args.tun else None
         try:
             configure_address(name, args.host_ip, peer=peer)
-        except DeviceError as error:  # e.g. no longer root after --user
-            log.warning("%s: the kernel side could not be configured again: %s", name, error)
+        except (DeviceError, OSError, ImportError) as error:  # e.g. no longer root after --user
+            log.warning("%s: the kernel side could not be configured again (%s): configure it "
+                        "yourself", name, error)
     log.warning("re-attached %s: serving again", name)
     return True
 

@@ -248,3 +248,23 @@ def test_reattach_gives_up_after_its_timeout_with_one_line(netns: str, start_sta
     assert lines == ["tapstack: tap0: device went away and did not come back within 1 s "
                      "(--reattach-timeout)"], stderr
     assert "tapstack counters" in stderr
+
+
+@pytest.mark.tools("ping")
+def test_reattach_after_dropping_root_attaches_a_device_the_user_owns(netns: str, start_stack,
+                                                                       nobody: Nobody) -> None:
+    stack = start_stack(netns, *HOST, "--user", "nobody", "--reattach", "--reattach-timeout", "20",
+                        python=nobody.python)
+    in_ns(netns, "ip", "link", "del", "tap0")
+    wait_for(stack, "waiting up to 20 s")
+    in_ns(netns, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap", "user", "nobody")
+    wait_for(stack, "re-attached tap0")
+    # As nobody it cannot configure the kernel side again: it says so, and root does it.
+    assert "the kernel side could not be configured again" in stack.stderr, stack.stderr
+    in_ns(netns, "ip", "address", "add", f"{KERNEL_IP}/24", "dev", "tap0")
+    in_ns(netns, "ip", "link", "set", "tap0", "up")
+    result = kernel_ping(netns, "-c", "3", "-i", "0.05", "-w", "10")
+    assert len(replies(result.stdout)) == 3, result.stdout + stack.stderr
+    assert_unprivileged(stack.process.pid, pwd.getpwnam("nobody").pw_uid)
+    assert stack.stop() == 0, stack.stderr
+    assert "Traceback" not in stack.stderr
