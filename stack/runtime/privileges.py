@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import grp
 import logging
 import os
@@ -132,7 +133,7 @@ def _last_capability() -> int:
         with open("/proc/sys/kernel/cap_last_cap") as file:
             return int(file.read())
     except (OSError, ValueError):
-        return 63  # every bit the 64-bit sets can hold; dropping an unknown one is EINVAL
+        return 63  # every bit the 64-bit sets can hold (``check`` reads the result back)
 
 
 def status_fields(pid: int | str = "self") -> dict[str, str]:
@@ -149,11 +150,12 @@ def drop(credentials: Credentials) -> None:
     """Become ``credentials`` for good, with no capability left (see the module docstring)."""
     libc = _libc()
     for capability in range(_last_capability() + 1):
-        try:
-            _prctl(libc, PR_CAPBSET_DROP, capability)
-        except PrivilegeError:
-            if capability <= 40:  # every kernel since 5.9 knows 0-40: a real failure
-                raise
+        if libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(capability), ctypes.c_ulong(0),
+                      ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
+            error = ctypes.get_errno()
+            if error != errno.EINVAL:  # EINVAL: a capability this kernel does not know
+                raise PrivilegeError(f"cannot drop capability {capability} from the bounding "
+                                     f"set: {os.strerror(error)}")
     _prctl(libc, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
     try:
         os.setgroups([])

@@ -268,3 +268,13 @@ def test_reattach_after_dropping_root_attaches_a_device_the_user_owns(netns: str
     assert_unprivileged(stack.process.pid, pwd.getpwnam("nobody").pw_uid)
     assert stack.stop() == 0, stack.stderr
     assert "Traceback" not in stack.stderr
+
+
+def test_sigterm_ends_the_reattach_wait_at_once_with_the_counters(netns: str, start_stack) -> None:
+    stack = start_stack(netns, *HOST, "--reattach", "--reattach-timeout", "60")
+    in_ns(netns, "ip", "link", "del", "tap0")
+    wait_for(stack, "waiting up to 60 s")
+    started = time.monotonic()
+    assert stack.stop() == 0, stack.stderr
+    assert time.monotonic() - started < 3
+    assert "tapstack counters" in stack.stderr and "Traceback" not in stack.stderr
