@@ -185,6 +185,27 @@ def bounded_int(low: int, high: int):
 
 # ---------------------------------------------------------------------- parser
 
+#: How long ``--reattach`` waits for a device that went away to come back, by default.
+REATTACH_TIMEOUT_S = 60.0
+
+
+def lifecycle_options(p: argparse.ArgumentParser) -> None:
+    """Privileges and the device going away (``run`` and ``ping``)."""
+    group = p.add_argument_group("privileges and faults of the device")
+    group.add_argument("--user", metavar="NAME",
+                       help="once the device is open and the kernel side configured, become this "
+                            "user (root only): no capabilities, no supplementary groups, "
+                            "no_new_privs")
+    group.add_argument("--group", metavar="NAME",
+                       help="with --user: become this group (default: the user's own group)")
+    group.add_argument("--reattach", action="store_true",
+                       help="when the device is deleted, wait for it to come back (up to "
+                            "--reattach-timeout) and go on serving, rather than exit 1")
+    group.add_argument("--reattach-timeout", type=seconds, default=REATTACH_TIMEOUT_S,
+                       metavar="SECONDS", help="with --reattach: how long to wait for the device "
+                       f"(default {REATTACH_TIMEOUT_S:g}); then exit 1")
+
+
 NEEDS_HYPOTHESIS = "needs hypothesis: pip install hypothesis (in a clone of tapstack: pip install '.[test]')"
 
 
@@ -313,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="after frames arrive, keep looking for the next one without sleeping "
                             "for this long (as net.core.busy_poll): shorter round trips, one CPU "
                             "spinning that long after every burst (0: off, the default)")
+        lifecycle_options(p)
         p.add_argument("-v", "--verbose", action="store_true",
                        help="debug logging: every drop with its reason")
         p.add_argument("-q", "--quiet", action="store_true",

@@ -7,6 +7,7 @@ import argparse
 import logging
 import os
 import random
+import signal
 import stat
 import sys
 import time
@@ -244,12 +245,17 @@ def kernel_side_warning(args: argparse.Namespace, host) -> str | None:
 def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = False,
           check=None) -> tuple[int, object]:
     """Run the host the flags describe until ``until(agents)``. Everything the user gave is
-    checked (``check(host)`` too) and the capture file opened before any device is touched."""
+    checked (``check(host)`` too) and the capture file opened before any device is touched.
+    For the ``tapstack`` process: from the end of the run until it exits, SIGINT and SIGTERM
+    are ignored, so the counters and the capture are always finished and the exit status is
+    the run's."""
     from stack.runtime.loop import Loop
-    from stack.tap.base import DeviceError
+    from stack.tap.base import DeviceError, DeviceGone
     from stack.runtime.trace import Tracer
+    from stack.cli import lifecycle
 
     check_fault_options(args)
+    credentials = lifecycle.resolve_credentials(args)
     host = make_host(args)
     if check is not None:
         check(host)
@@ -269,6 +275,8 @@ def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = F
     except UsageError:
         device.close()
         raise
+    if credentials is not None:
+        lifecycle.drop_privileges(credentials, device, capture)
     loop = Loop(busy_poll=args.busy_poll / 1e6)
     tracer = (Tracer(sys.stdout, host.medium, packet_info=getattr(host, "packet_info", False))
               if args.trace and args.pcap != "-" else None)
@@ -280,23 +288,41 @@ def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = F
             status_line = live.StatusLine(sys.stderr, lambda: host.stats)
             for handler in logging.getLogger().handlers:
                 handler.addFilter(live.EraseBeforeLogging(status_line))
-    loop.attach(device, host, agents=agent_list + ([status_line] if status_line else []), tracer=tracer)
-    loop.install_signal_handlers()
+    attachment = loop.attach(device, host, agents=agent_list + ([status_line] if status_line else []),
+                             tracer=tracer)
+    loop.install_signal_handlers(hangup=lifecycle.hangup_handler(capture, device))
     log.info("host %s %s (mtu %d); Ctrl-C to stop", describe_addresses(host.interfaces),
              describe_link(host, args), device.mtu)
     status = EXIT_OK
     try:
-        loop.run(until=(lambda: until(agent_list)) if until else None)
+        while True:
+            try:
+                loop.run(until=(lambda: until(agent_list)) if until else None)
+                break
+            except DeviceGone as error:  # deleted: with --reattach, wait for it to come back
+                if not args.reattach or not lifecycle.reattach(args, loop, attachment, host, error):
+                    if not loop.stopped:
+                        raise
+                    break
     except DeviceError as error:  # gone, or failing in a way it cannot recover from
         print(f"tapstack: {error}", file=sys.stderr)
         status = EXIT_FAILURE
     finally:
-        loop.close()
+        # The loop's handlers stay: a second SIGINT or SIGTERM while stopping is ignored rather
+        # than killing us without the counters or a whole capture.
+        loop.close(restore_signals=False)
         device.close()
         if status_line is not None:
             status_line.erase()  # the full table below replaces it
     # Like tcpdump's closing counts, the summary is printed even with -q (which silences logs).
     print(combined(host.stats, device=device.stats, loop=loop.stats).summary(), file=sys.stderr)
+    if capture is not None and capture.path != "-":
+        capture.stream.close()
+    # Until the process exits, SIGINT and SIGTERM are ignored: a late signal must not turn the
+    # exit status the run decided into 143. SIG_IGN, not a handler of ours: Python's
+    # finalization puts the default action back for its own handlers, not for SIG_IGN.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return status, agent_list
 
 

@@ -39,6 +39,8 @@ MAX_WAIT_S = 0.5
 #: further failure in a row, at most ``MAX_BACKOFF_S``.
 FIRST_BACKOFF_S = 0.01
 MAX_BACKOFF_S = 1.0
+#: How often ``Loop.wait`` asks whether what it waits for has come (a device back).
+WAIT_INTERVAL_S = 0.1
 #: Bytes of a frame shown (in hex) when handling it raised.
 FRAME_HEX_BYTES = 64
 
@@ -116,6 +118,10 @@ class Loop:
         #: Timers that raised, by ``id`` of their owner (node, agent or device).
         self._backoff: dict[int, _Backoff] = {}
         self._probes: list[select.epoll] = []
+        self._hangup: Callable[[], None] | None = None
+        self._hangup_pending = False
+        #: SIGINT/SIGTERM received after the first one, while stopping (ignored).
+        self.signals_while_stopping = 0
 
     def attach(self, device: Device, node: Node, agents: Sequence[Agent] = (),
                tracer: Tracer | None = None) -> Attachment:
@@ -128,10 +134,55 @@ class Loop:
         self.epoll.register(device.fileno(), select.EPOLLIN)
         return attachment
 
+    def device_replaced(self, attachment: Attachment, old_fd: int) -> None:
+        """The attachment's device has a new file descriptor (re-attached after it went
+        away, the old one closed): wait on the new one instead."""
+        if self._by_fd.get(old_fd) is attachment:
+            del self._by_fd[old_fd]
+        try:
+            self.epoll.unregister(old_fd)
+        except OSError:  # closing the old fd already took it out (or the number is reused)
+            pass
+        fd = attachment.device.fileno()
+        probe = select.epoll()
+        probe.register(fd, select.EPOLLIN)
+        self._probes.append(probe)
+        attachment.readable = probe.poll
+        self._by_fd[fd] = attachment
+        self.epoll.register(fd, select.EPOLLIN)
+
+    def wait(self, ready: Callable[[], bool], timeout: float, interval: float = WAIT_INTERVAL_S) -> bool:
+        """Sleep until ``ready()`` (asked every ``interval`` seconds), ``timeout`` seconds, or a
+        stop (SIGINT/SIGTERM end the sleep at once); whether ``ready()`` said yes. Nothing is
+        received or sent meanwhile (a device gone, waiting for it to come back)."""
+        sleeper = select.epoll()
+        try:
+            if self._wakeup_reader is not None:
+                sleeper.register(self._wakeup_reader.fileno(), select.EPOLLIN)
+            end = self.clock() + timeout
+            while not self.stopped:
+                if ready():
+                    return True
+                now = self.clock()
+                if now >= end:
+                    return False
+                if sleeper.poll(min(interval, end - now)):
+                    self._drain_wakeup()
+            return False
+        finally:
+            sleeper.close()
+
     # ------------------------------------------------------------------ signals
 
-    def install_signal_handlers(self) -> None:
-        """SIGINT and SIGTERM stop the loop cleanly; a wake-up pipe interrupts ``select``."""
+    def install_signal_handlers(self, hangup: Callable[[], None] | None = None) -> None:
+        """SIGINT and SIGTERM stop the loop cleanly; a wake-up pipe interrupts the wait.
+
+        A second SIGINT or SIGTERM while stopping (the capture being finished, the counters
+        printed) is logged and ignored: the handlers stay in place until
+        ``restore_signal_handlers`` (``close`` calls it unless told not to). ``hangup``: SIGHUP
+        calls it between two wake-ups, never in the middle of a frame (a capture reopened,
+        log rotation); without it SIGHUP keeps its handler.
+        """
         self._wakeup_reader, self._wakeup_writer = socket.socketpair()
         self._wakeup_reader.setblocking(False)
         self._wakeup_writer.setblocking(False)
@@ -140,9 +191,32 @@ class Loop:
         self.epoll.register(self._wakeup_reader.fileno(), select.EPOLLIN)
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+        if hangup is not None:
+            self._hangup = hangup
+            self._previous_handlers[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        self.stop(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if self.stopped and self.stop_reason is not None:
+            # Stopping already: finishing the capture and the counters matters more than a
+            # second Ctrl-C (which used to kill the process, exit 143, with neither).
+            self.signals_while_stopping += 1
+            log.info("%s while stopping: ignored, finishing the capture and the counters", name)
+            return
+        self.stop(name)
+
+    def _on_hangup(self, signum: int, frame: Any) -> None:
+        self._hangup_pending = True  # acted on by the loop, between wake-ups (``_serve``)
+
+    def _take_hangup(self) -> None:
+        """A SIGHUP came: call the hangup callback (guarded like every callback)."""
+        self._hangup_pending = False
+        try:
+            self._hangup()  # type: ignore[misc]
+        except Exception:
+            self.stats.count("internal_errors")
+            self.stats.count("internal_errors.hangup")
+            log.exception("internal error handling SIGHUP")
 
     def stop(self, reason: str = "stopped") -> None:
         self.stopped = True
@@ -182,6 +256,8 @@ class Loop:
             except InterruptedError:  # a signal whose handler raised: look again
                 ready = []
             now = self.clock()  # the one clock read of this wake-up
+            if self._hangup_pending:
+                self._take_hangup()
             for fd, _ in ready:
                 attachment = self._by_fd[fd]
                 if attachment is None:
@@ -346,10 +422,21 @@ class Loop:
         except BlockingIOError:
             pass
 
-    def close(self) -> None:
+    def restore_signal_handlers(self) -> None:
+        """Put back the handlers ``install_signal_handlers`` replaced (once the run is over)."""
         for signum, handler in self._previous_handlers.items():
             signal.signal(signum, handler)
         self._previous_handlers.clear()
+
+    def close(self, restore_signals: bool = True) -> None:
+        """Release the loop's descriptors. ``restore_signals=False`` keeps its signal handlers
+        (a second signal is still ignored) until ``restore_signal_handlers``, e.g. until the
+        counters are printed."""
+        self.stopped = True
+        if self.stop_reason is None:
+            self.stop_reason = "closed"
+        if restore_signals:
+            self.restore_signal_handlers()
         if self._wakeup_writer is not None:
             signal.set_wakeup_fd(-1)
             self._wakeup_reader.close()  # type: ignore[union-attr]

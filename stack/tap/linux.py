@@ -159,6 +159,7 @@ class _LinuxDevice(Device):
         #: True when this open created the interface (it goes away when we close it).
         self.created = not interface_exists(name)
         self._fd = -1
+        self._flags = flags
         self._fd, self.name = self._attach(name, flags)
         try:
             self.mtu = interface_mtu(self.name)
@@ -325,6 +326,35 @@ class _LinuxDevice(Device):
             os.close(self._fd)
             self._fd = -1
             log.info("closed %s", self.name)
+
+    def reattach(self) -> None:
+        """Attach again to an interface of this name that came back after ours went away
+        (``--reattach``): the MTU and the receive buffer read again, the same counters. It is
+        not ours to delete any more (``created`` False). DeviceError when it cannot be
+        attached (yet).
+
+        The fd left by the deleted interface is attached again (TUNSETIFF on a tun file whose
+        interface is gone is allowed: tun_chr_ioctl only refuses it while attached; measured
+        on Linux 6.18, also after dropping root), so no new open of /dev/net/tun, which the
+        user of --user may not be allowed, is needed; a new fd only if that fails.
+        """
+        if self._fd >= 0:
+            try:
+                fcntl.ioctl(self._fd, TUNSETIFF, IFREQ_FLAGS.pack(self.name.encode(), self._flags))
+            except OSError as error:
+                if error.errno not in (errno.EEXIST, errno.EBADFD, errno.EBADF):
+                    raise DeviceError(self._attach_failure(self.name, error)) from None
+                self.close()
+        if self._fd < 0:
+            self._fd, self.name = self._attach(self.name, self._flags)
+        self.created = False
+        try:
+            self.mtu = interface_mtu(self.name)
+        except OSError as error:
+            self.close()
+            raise DeviceError(f"{self.name}: cannot read the MTU ({error.strerror})") from None
+        self._allocate()
+        log.info("re-attached %s %s (mtu %d)", self.kind, self.name, self.mtu)
 
     def __enter__(self) -> Self:
         return self

@@ -100,6 +100,24 @@ burst at once, without a write per frame) but not closed. If
                 self._stop(error)
         self.inner.flush()
 
+    def reopen(self, file: BinaryIO) -> BinaryIO | None:
+        """Go on capturing into ``file`` (log rotation: SIGHUP after the old file was moved):
+        what was written so far is flushed to the old file, ``file`` starts with a pcap file
+        header, and every frame from now on goes to it. Returns the old file, for the caller
+        to close (None if capturing had stopped). Called between frames, so no frame is split
+        or lost between the two files."""
+        old = self._file
+        if old is not None:
+            try:
+                old.flush()
+            except (OSError, ValueError) as error:
+                log.warning("capture: flushing the old file failed: %s", error)
+        self._writer = dpkt.pcap.Writer(file, snaplen=SNAPLEN, linktype=LINKTYPES[self.inner.medium])
+        file.flush()
+        self._file = file
+        self._unflushed = False
+        return old
+
     def _stop(self, error: Exception) -> None:
         log.warning("capture stopped: %s", error)
         self._file = None

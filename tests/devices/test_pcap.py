@@ -118,3 +118,21 @@ def test_the_loop_flushes_a_capture_once_per_wake_up_and_leaves_nothing_unflushe
     assert frames >= 8  # ARP both ways, announcements, three requests and three replies
     assert pipe.flushes < frames  # not one flush per frame
     assert pipe.unflushed == 0  # but nothing left behind when the loop returns
+
+
+def test_reopen_continues_in_a_new_file_with_its_own_header_and_loses_nothing():
+    ours, theirs = device_pair()
+    first, second = io.BytesIO(), io.BytesIO()
+    device = PcapDevice(ours, first)
+    try:
+        device.send([b"\x02" * 14, b"one"], 1.0)
+        assert device.reopen(second) is first  # the old file, for the caller to close
+        device.send([b"\x02" * 14, b"two"], 2.0)
+        device.flush()
+    finally:
+        device.close()
+        theirs.close()
+    old = [bytes(frame)[14:] for _, frame in dpkt.pcap.Reader(io.BytesIO(first.getvalue()))]
+    new_reader = dpkt.pcap.Reader(io.BytesIO(second.getvalue()))
+    assert new_reader.datalink() == LINKTYPE_ETHERNET
+    assert old == [b"one"] and [bytes(frame)[14:] for _, frame in new_reader] == [b"two"]
