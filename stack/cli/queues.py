@@ -25,6 +25,11 @@ def check_queue_options(args: argparse.Namespace) -> None:
     if args.pcap:
         raise UsageError("--pcap cannot be used with --queues: the workers cannot share one capture "
                          f"file; capture on the kernel side instead (tcpdump -i {args.tap or args.tun} -w FILE)")
+    for flag, given in (("--reattach", getattr(args, "reattach", False)),
+                        ("--user", getattr(args, "user", None) is not None)):
+        if given:
+            raise UsageError(f"{flag} cannot be used with --queues yet: each worker would have to "
+                             "do it for its own queue")
     if getattr(args, "probe", False):
         # RFC 5227 2.1.1: a probe's answer could land on another worker's queue and go unseen.
         raise UsageError("--probe cannot be used with --queues: an answer to a probe can land on "
