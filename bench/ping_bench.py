@@ -637,7 +637,7 @@ def mode_report(mode: Mode, results: Results, found: list[Check], check: bool, r
                 text = "(softirq)"
             cells.append(f"{text:>{w}}")
         loss = spread(figure_rounds(rounds_of, "latency_loss")).high
-        lines.append(f"{name:<{width}}  " + "  ".join(cells) + f"  {number(loss * 100, 1)}%")
+        lines.append(f"{name:<{width}}  " + "  ".join(cells) + f"  {'n/a' if math.isnan(loss) else f'{loss:.1%}':>10}")
         for index, one in enumerate(rounds_of, 1):
             lines += [f"  note: {name}, round {index}: {note}" for note in one.notes]
     mine = [c for c in found if c.mode == mode.name]
@@ -800,7 +800,7 @@ def cannot_run(modes: list[Mode]) -> str | None:
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     allowed = os.sched_getaffinity(0)
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="ping_bench.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", metavar="FILE", help="also write every round of every figure to FILE as JSON")
     parser.add_argument("--no-check", action="store_true", help="report only; exit 0 whatever the ratios")
     parser.add_argument("--rounds", type=int, help=f"rounds (default {DEFAULT_ROUNDS}; 1 with --quick)")
