@@ -773,9 +773,9 @@ def measure_all(chosen: list[Responder], modes: list[Mode], rounds: int, counts:
     by_name = {r.name: r for r in chosen}
     with ExitStack() as started:
         running = {}
-        for number_, responder in enumerate(chosen):
+        for position, responder in enumerate(chosen):
             print(f"starting {responder.name} ...", file=sys.stderr, flush=True)
-            running[responder.name] = started.enter_context(responder.start(f"{PREFIX}-{number_}"))
+            running[responder.name] = started.enter_context(responder.start(f"{PREFIX}-{position}"))
         current = -1
         for index, mode, name in schedule(rounds, modes, [r.name for r in chosen]):
             if index != current:  # a new round starts with the in-process figures
