@@ -22,7 +22,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+# The speed report (docs/benchmark.md): every responder not pinned and pinned, 5 rounds, in one run.
+# It needs root (network namespaces, TAP/TUN devices): checked before anything is installed.
+bench:
+	@[ "$$(id -u)" -eq 0 ] || { echo "make bench: needs root (it creates network namespaces and TAP/TUN devices): sudo make bench"; exit 2; }
+	@$(MAKE) --no-print-directory $(STAMP)
 	$(BIN)/python bench/ping_bench.py
 
 bench-lan: $(STAMP)
