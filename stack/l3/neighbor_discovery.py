@@ -164,6 +164,11 @@ class NeighborDiscovery:
         self.neighbors: dict[IPv6Address, Neighbor] = {}
         self.incomplete = 0  # entries in INCOMPLETE (bounded by PENDING_NEIGHBORS_CAPACITY)
         self.started = False
+        #: The earliest timer (None: none), valid while ``_deadline_known``: every change of a
+        #: timer clears it, so ``next_deadline`` and an idle ``poll`` do not walk the tables at
+        #: every wake-up of the loop (a LAN of hosts has thousands of addresses).
+        self._deadline: float | None = None
+        self._deadline_known = False
 
     # ------------------------------------------------------------------ our addresses
 
@@ -178,6 +183,7 @@ class NeighborDiscovery:
     def _start(self, now: float) -> None:
         """Start the timers at the first call that gives the time (the constructor has none)."""
         self.started = True
+        self._deadline_known = False
         for entry in self.addresses.values():
             if entry.phase is Phase.TENTATIVE:
                 # RFC 4862 5.4.2: the first probe waits a random delay in [0,
@@ -196,6 +202,7 @@ class NeighborDiscovery:
         (invalid ones are drops with named reasons), then acted on."""
         if not self.started:
             self._start(now)
+        self._deadline_known = False
         handler = HANDLERS.get(message.type)
         if handler is None:
             raise ValueError(f"ICMPv6 type {message.type} is not a Neighbor Discovery message")
@@ -266,8 +273,11 @@ class NeighborDiscovery:
         advertisement = NeighborAdvertisement(target, solicited=True, override=True, options=na_options)
         self.stats.count("nd_advertisements_sent")
         # RFC 4861 7.2.4: sent to the solicitor's address, resolved as any datagram (a unicast NS
-        # without the option: its entry, or address resolution).
+        # without the option: its entry, or address resolution) ...
         datagram = self._datagram(target, source, advertisement.message())
+        if link_address is not None and source not in self.neighbors:
+            # ... or, when a full cache had no room for its entry, to the MAC in its option.
+            return out + [Outbound(source, datagram, target, link_address)]
         return out + self.resolve(datagram, source, target, now)
 
     def _learn_from_solicitation(self, source: IPv6Address, mac: bytes, now: float) -> list[Outbound]:
@@ -442,6 +452,7 @@ class NeighborDiscovery:
         unicast to the cached MAC in PROBE (7.3.3)."""
         entry.probes += 1
         entry.timer = now + RETRANS_TIMER_S
+        self._deadline_known = False
         source = self._solicitation_source(entry.source)
         if source is None:
             # RFC 4862 5.4: a tentative address is not used as a source; with none usable, no NS.
@@ -470,6 +481,10 @@ class NeighborDiscovery:
         NUD (REACHABLE -> STALE, DELAY -> PROBE, PROBE retries and deletion)."""
         if not self.started:
             self._start(now)
+        deadline = self.next_deadline(now)
+        if deadline is None or now < deadline:
+            return []
+        self._deadline_known = False
         out: list[Outbound] = []
         for address, entry in self.addresses.items():
             if now >= entry.timer:
@@ -548,9 +563,12 @@ class NeighborDiscovery:
         """When ``poll`` next has work; None when nothing is timed."""
         if not self.started:
             return now
-        times = [entry.timer for entry in self.addresses.values() if entry.timer != math.inf]
-        times += [entry.timer for entry in self.neighbors.values() if entry.timer != math.inf]
-        return min(times) if times else None
+        if not self._deadline_known:
+            earliest = min(min((entry.timer for entry in self.addresses.values()), default=math.inf),
+                           min((entry.timer for entry in self.neighbors.values()), default=math.inf))
+            self._deadline = None if earliest == math.inf else earliest
+            self._deadline_known = True
+        return self._deadline
 
     def confirm(self, neighbor: IPv6Address, now: float) -> None:
         """Upper-layer reachability confirmation (RFC 4861 7.3.1): a known neighbour becomes
@@ -569,6 +587,7 @@ class NeighborDiscovery:
     def _set(self, entry: Neighbor, state: State, timer: float) -> None:
         entry.state = state
         entry.timer = timer
+        self._deadline_known = False
 
     def _reachable(self, entry: Neighbor, now: float) -> None:
         self._set(entry, State.REACHABLE, now + self.reachable_time)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import dpkt
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -49,6 +49,7 @@ OTHER_MAC = bytes.fromhex("020000000003")
 PEER = IPv6Address("2001:db8::9")
 PEER_MAC = bytes.fromhex("020000000009")
 PEER_MAC_2 = bytes.fromhex("02000000000a")
+OTHER_PEER = IPv6Address("2001:db8::7")
 UNSPECIFIED = IPv6Address("::")
 ALL_NODES = IPv6Address("ff02::1")
 
@@ -479,6 +480,14 @@ def test_rfc4861_7_2_3_the_cache_is_bounded_and_a_stale_entry_goes_first():
     assert len(nd.neighbors) == 2 and stats["nd_neighbors_evicted"] == 1
 
 
+def test_rfc4861_7_2_4_a_full_cache_still_answers_a_solicitation_to_the_mac_of_its_option():
+    nd, stats = make(capacity=1)
+    nd.resolve(datagram(), OTHER_PEER, OURS, 1.0)  # the only entry, INCOMPLETE: it cannot go
+    [answer] = feed(nd, ns_packet(PEER, snm(OURS), OURS, PEER_MAC))
+    assert sent(answer) == na_packet(OURS, PEER, OURS, S | O, OUR_MAC) and answer.link_destination == PEER_MAC
+    assert nd.state(PEER) is None and nd.state(OTHER_PEER) is State.INCOMPLETE
+
+
 def test_no_solicitation_from_a_tentative_address():
     # RFC 4862 5.4: a tentative address is not a source; with no usable address, no NS.
     nd, stats = tentative_host()
@@ -594,6 +603,30 @@ def test_misuse_is_refused():
         NeighborDiscovery(Stats(), [(IPv6Address("ff02::1"), OUR_MAC)], ipv6_multicast_mac)
     with pytest.raises(ValueError):
         NeighborDiscovery(Stats(), [(OURS, b"\x02")], ipv6_multicast_mac)
+
+
+ADDRESSES = st.sampled_from([OURS, OTHER, LINK_LOCAL, PEER, UNSPECIFIED, ALL_NODES, snm(OURS),
+                             IPv6Address("fe80::1"), IPv6Address("ff02::2")])
+
+
+@settings(max_examples=300)
+@given(kind=st.integers(133, 137), code=st.sampled_from([0, 0, 0, 1]), rest=st.binary(min_size=4, max_size=4),
+       body=st.one_of(st.binary(max_size=64),
+                      st.builds(lambda target, tail: target.packed + tail, ADDRESSES, st.binary(max_size=24))),
+       hop_limit=st.sampled_from([255, 255, 254, 1]), source=ADDRESSES, destination=ADDRESSES,
+       tentative=st.booleans())
+def test_any_nd_message_is_answered_or_dropped_and_never_raises(kind, code, rest, body, hop_limit, source,
+                                                                destination, tentative):
+    stats = Stats()
+    nd = NeighborDiscovery(stats, [(OURS, OUR_MAC)], ipv6_multicast_mac, dad=tentative)
+    nd.poll(0.0)
+    out = nd.receive(source, destination, hop_limit, Icmpv6Message(kind, code, rest, body), 0.5)
+    if not out:
+        assert stats["dropped"] == 1 or stats["nd_duplicate_addresses"] == 1 or nd.neighbors
+    for outbound in out:
+        raw = sent(outbound)
+        assert raw[7] == 255 and raw[6] == 58  # RFC 4861: ND sent with hop limit 255
+        assert len(outbound.link_destination) == 6
 
 
 # ----------------------------------------------------------------------------- every reason produced
