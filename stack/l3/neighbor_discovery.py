@@ -628,6 +628,9 @@ class NeighborDiscovery:
     def _duplicate(self, address: IPv6Address, entry: Address, why: str) -> None:
         # RFC 4862 5.4.5: a duplicate tentative address is not assigned; a message is logged
         # (SHOULD); the address stays unused (manual intervention).
+        # RFC 4862 5.4.5: for a duplicate link-local address made from the MAC, IP operation on
+        # the interface SHOULD be disabled: not done, the other addresses stay usable (as Linux
+        # with its default accept_dad=1).
         entry.phase = Phase.DUPLICATE
         entry.timer = math.inf
         self.stats.count("nd_duplicate_addresses")
