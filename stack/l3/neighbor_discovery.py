@@ -15,7 +15,8 @@ A neighbour entry moves through the states of RFC 4861 7.3.2::
 
 Each of our addresses is TENTATIVE until DAD passes, then USABLE, or DUPLICATE (given up).
 
-What Linux 6.18 (6.18.44) does, seen in a namespace with a TAP (kernel address 2001:db8::1):
+What Linux 6.18 (6.18.44) does, seen in a namespace with a TAP (kernel address 2001:db8::1;
+tests/root/test_nd_device.py compares its answers with ours on the running kernel):
 - its DAD probes carry a Nonce option (RFC 7527); ours do not (we never see our own probes);
 - a DAD probe for its address gets an NA to ff02::1 with S=0, O=1 and the target link-layer
   option; a multicast NS gets S=1, O=1 and the option; a unicast NS gets S=1 but O=0 and no
