@@ -196,6 +196,51 @@ DROP_REASONS: dict[str, DropReason] = {
         "an MLD query without the Router Alert option in a Hop-by-Hop header", "RFC 3810 5.1.14; RFC 2711"),
     "icmpv6_mld_query_not_ours": DropReason(
         "an MLD query about a group we do not listen to: nothing to report", "RFC 3810 6.2"),
+    # Neighbor Discovery and DAD (stack/l3/neighbor_discovery.py; counted once the host hands ND to it)
+    "icmpv6_nd_bad_hop_limit": DropReason(
+        "a Neighbor Discovery message whose hop limit is not 255 (it crossed a router)",
+        "RFC 4861 6.1.1, 6.1.2, 7.1.1, 7.1.2, 8.1"),
+    "icmpv6_nd_bad_code": DropReason(
+        "a Neighbor Discovery message whose ICMP code is not 0", "RFC 4861 6.1.1, 6.1.2, 7.1.1, 7.1.2, 8.1"),
+    "icmpv6_nd_multicast_target": DropReason(
+        "a Neighbor Solicitation or Advertisement whose target is a multicast address", "RFC 4861 7.1.1, 7.1.2"),
+    "icmpv6_nd_dad_not_to_solicited_node": DropReason(
+        "a solicitation from :: (a DAD probe) not sent to a solicited-node multicast address", "RFC 4861 7.1.1"),
+    "icmpv6_nd_source_link_layer_from_unspecified": DropReason(
+        "a solicitation from :: that carries a source link-layer address option", "RFC 4861 6.1.1, 7.1.1"),
+    "icmpv6_nd_solicited_to_multicast": DropReason(
+        "a Neighbor Advertisement to a multicast address with the Solicited flag set", "RFC 4861 7.1.2"),
+    "icmpv6_nd_router_not_link_local": DropReason(
+        "a Router Advertisement or Redirect whose source is not a link-local address", "RFC 4861 6.1.2, 8.1"),
+    "icmpv6_nd_bad_redirect": DropReason(
+        "a Redirect to a multicast destination, or whose target is neither link-local nor the destination",
+        "RFC 4861 8.1"),
+    "icmpv6_nd_target_not_ours": DropReason(
+        "a Neighbor Solicitation for an address that is not ours: silently discarded", "RFC 4861 7.2.3"),
+    "icmpv6_nd_target_tentative": DropReason(
+        "a Neighbor Solicitation (address resolution) for our address still under DAD: not answered",
+        "RFC 4862 5.4.3"),
+    "icmpv6_nd_advertisement_unknown_target": DropReason(
+        "a Neighbor Advertisement for a neighbour not in the cache: silently discarded", "RFC 4861 7.2.5"),
+    "icmpv6_nd_advertisement_without_address": DropReason(
+        "a Neighbor Advertisement for an address being resolved, without its link-layer address",
+        "RFC 4861 7.2.5"),
+    "icmpv6_nd_advertisement_for_our_address": DropReason(
+        "another node advertises an address we use (a duplicate DAD missed?): logged, the address kept",
+        "RFC 4862 5.4.4"),
+    "icmpv6_nd_router_solicitation_ignored": DropReason(
+        "a Router Solicitation: a host silently discards it", "RFC 4861 6.2.6"),
+    "icmpv6_nd_router_advertisement_ignored": DropReason(
+        "a Router Advertisement: counted, not acted on (no SLAAC or default router here)",
+        "RFC 4861 6.3.4; docs/behaviour.md: not supported"),
+    "icmpv6_nd_redirect_ignored": DropReason(
+        "a Redirect: counted, not acted on (every destination is on-link here)",
+        "RFC 4861 8.3; docs/behaviour.md: not supported"),
+    "icmpv6_nd_queue_full": DropReason(
+        "a datagram waiting for address resolution pushed out (the queue is bounded, or too many "
+        "addresses are being resolved)", "RFC 4861 7.2.2"),
+    "icmpv6_nd_unresolved": DropReason(
+        "a datagram dropped: its next hop did not answer 3 Neighbor Solicitations", "RFC 4861 7.2.2"),
     # UDP
     "udp_truncated": DropReason("shorter than the 8-byte UDP header", "RFC 768"),
     "udp_bad_length": DropReason("UDP length outside 8 to the datagram's size", "RFC 768"),

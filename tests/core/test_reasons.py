@@ -244,7 +244,8 @@ FROM_THE_IPV6_CODECS = {reason for reason in DROP_REASONS if reason.startswith((
 
 
 def test_the_cases_cover_every_reason():
-    assert {case[0] for case in CASES} | NOT_FROM_A_FRAME | FROM_THE_IPV6_CODECS == set(DROP_REASONS)
+    assert ({case[0] for case in CASES} | NOT_FROM_A_FRAME | FROM_THE_IPV6_CODECS
+            == set(DROP_REASONS))
 
 
 @pytest.mark.parametrize("reason, make, before, frame", CASES, ids=[c[0] for c in CASES])

@@ -10,9 +10,8 @@ neighbour solicitation and an echo request, captured as the kernel wrote them.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
 from ipaddress import IPv6Address
+from pathlib import Path
 
 import dpkt
 import pytest
@@ -44,6 +43,7 @@ from stack.l3.icmpv6 import (
     is_error,
 )
 from stack.l3.ipv6 import Ipv6Packet, ParameterProblemCode
+from stack.l3 import neighbor_discovery
 from stack.reasons import DROP_REASONS
 
 UNSPECIFIED = IPv6Address("::")
