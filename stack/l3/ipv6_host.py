@@ -469,10 +469,12 @@ class Ipv6Host:
         """Timers: Neighbor Discovery's (DAD, resolution, NUD), MLD reports, and reassembly
         timeouts (RFC 8200 4.5: Time Exceeded code 1 when the first fragment had come)."""
         out: list[Outbound] = []
-        if self.resolver is not None:
-            out += self.resolver.poll(now)
+        # RFC 4862 5.4.2: the solicited-node group is joined (reported with MLD) before the
+        # duplicate address detection probe is sent, so MLD's reports go out first.
         if self.mld is not None:
             out += self._mld_reports(now)
+        if self.resolver is not None:
+            out += self.resolver.poll(now)
         for expired in self.reassembler.expire(now):
             for _ in range(expired.fragments):
                 self.stats.drop("ipv6_reassembly_timeout", log, expired.key[0])

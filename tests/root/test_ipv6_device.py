@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 
 import pytest
 
@@ -60,3 +61,72 @@ def test_tun_udp_to_a_closed_port_gets_port_unreachable(netns: str, start_stack)
              "except socket.timeout:\n    print('timeout')\n")
     result = in_ns(netns, sys.executable, "-c", probe, check=False)
     assert result.stdout.strip() == "refused", result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------- TAP: Neighbor Discovery
+
+TAP_ARGS = ["--tap", "tap0", "--ip", "192.0.2.2/24", "--ip", f"{STACK_IP6}/64",
+            "--host-ip", "192.0.2.1/24", "--host-ip", f"{KERNEL_IP6}/64"]
+#: The host's MAC: 02:00 + 192.0.2.2 (the IPv6 address shares the IPv4 host's MAC), and its
+#: link-local address by modified EUI-64 (RFC 4291 2.5.1, appendix A).
+STACK_MAC, STACK_LINK_LOCAL = "02:00:c0:00:02:02", "fe80::c0ff:fe00:202"
+
+
+@pytest.mark.parametrize("dad", [pytest.param([], id="dad"), pytest.param(["--no-dad"], id="no-dad")])
+def test_tap_global_and_link_local_answer_from_the_first_ping(netns: str, start_stack, dad: list[str]) -> None:
+    stack = start_stack(netns, *TAP_ARGS, *dad)
+    # With DAD the first requests wait in the kernel (our address is tentative for about a
+    # second, RFC 4862 5.4) and are answered then: none is lost. (ping -w sends on until -c
+    # replies came, so it may send more than -c meanwhile.)
+    six = kernel_ping(netns, "-6", "-c", "3", "-i", "0.1", "-w", "10", target=STACK_IP6)
+    assert len(replies(six.stdout)) >= 3 and " 0% packet loss" in six.stdout, six.stdout + stack.stderr
+    local = kernel_ping(netns, "-6", "-c", "3", "-i", "0.1", "-w", "10", target=f"{STACK_LINK_LOCAL}%tap0")
+    assert len(replies(local.stdout)) == 3, local.stdout + local.stderr
+    # The kernel resolved us with Neighbor Discovery: our MAC in its neighbour table.
+    neighbours = in_ns(netns, "ip", "-6", "neigh", "show", "dev", "tap0").stdout
+    assert f"{STACK_IP6} lladdr {STACK_MAC}" in neighbours, neighbours
+    assert stack.stop() == 0
+    assert counter(stack.stderr, "nd_dad_passed") == (2 if not dad else 0), stack.stderr
+
+
+def test_tap_fragments_both_ways(netns: str, start_stack) -> None:
+    """``ping -6 -s 4000``: the request comes in three fragments (reassembled, RFC 8200 4.5) and
+    the reply leaves in three (our fragmentation above the 1500-byte MTU)."""
+    stack = start_stack(netns, *TAP_ARGS, "--no-dad")
+    result = kernel_ping(netns, "-6", "-s", "4000", "-c", "2", "-i", "0.2", "-w", "10", target=STACK_IP6)
+    assert len(replies(result.stdout)) == 2, result.stdout + result.stderr
+    assert all("4008 bytes from" in line for line in replies(result.stdout)), result.stdout
+    assert stack.stop() == 0
+    assert counter(stack.stderr, "ipv6_reassembled") == 2 and counter(stack.stderr, "ipv6_fragments_sent") >= 6
+
+
+def test_tap_duplicate_address_detection_gives_up_an_address_the_kernel_holds(netns: str, start_stack) -> None:
+    """RFC 4862 5.4.4: the kernel already has 2001:db8::7 on tap0; our probe for it is answered
+    (a Neighbor Advertisement), so ours is a duplicate: given up with a warning."""
+    in_ns(netns, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
+    in_ns(netns, "sysctl", "-q", "-w", "net.ipv6.conf.tap0.disable_ipv6=0")
+    in_ns(netns, "ip", "link", "set", "tap0", "up")
+    in_ns(netns, "ip", "-6", "address", "add", "2001:db8::7/64", "dev", "tap0", "nodad")
+    stack = start_stack(netns, "--tap", "tap0", "--ip", "2001:db8::7/64")
+    for _ in range(60):  # DAD: a probe after at most 1 s, then RetransTimer (1 s)
+        if "duplicate" in stack.stderr:
+            break
+        time.sleep(0.1)
+    assert stack.stop() == 0
+    assert counter(stack.stderr, "nd_duplicate_addresses") == 1, stack.stderr
+    assert "2001:db8::7" in stack.stderr and "duplicate" in stack.stderr
+
+
+def test_tap_a_lan_of_ipv6_hosts_each_with_its_own_mac(netns: str, start_stack) -> None:
+    """``--ip 2001:db8::10-2001:db8::13/64``: four hosts, each at 02:00 + its low 4 bytes, each
+    with its own link-local address."""
+    start_stack(netns, "--tap", "tap0", "--ip", "2001:db8::10-2001:db8::13/64", "--host-ip", f"{KERNEL_IP6}/64",
+                "--no-dad")
+    for last in ("10", "13"):
+        result = kernel_ping(netns, "-6", "-c", "1", "-w", "5", target=f"2001:db8::{last}")
+        assert len(replies(result.stdout)) == 1, result.stdout + result.stderr
+        local = kernel_ping(netns, "-6", "-c", "1", "-w", "5", target=f"fe80::ff:fe00:{last}%tap0")
+        assert len(replies(local.stdout)) == 1, local.stdout + local.stderr
+    neighbours = in_ns(netns, "ip", "-6", "neigh", "show", "dev", "tap0").stdout
+    assert "2001:db8::10 lladdr 02:00:00:00:00:10" in neighbours, neighbours
+    assert "2001:db8::13 lladdr 02:00:00:00:00:13" in neighbours, neighbours
