@@ -234,7 +234,7 @@ class VersionAction(argparse.Action):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="tapstack", description=(
-        "A userspace IPv4 host in pure Python on the other end of a TAP device (Ethernet frames) "
+        "A userspace IPv4 and IPv6 host in pure Python on the other end of a TAP device (Ethernet frames) "
         "or a TUN device (bare IP packets): the kernel can ping it, arp for it, scan it and "
         "capture it."), epilog="Start with: tapstack demo.  Help on a command: tapstack COMMAND -h.")
     parser.add_argument("--version", action=VersionAction)

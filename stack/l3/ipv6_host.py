@@ -355,7 +355,7 @@ class Ipv6Host:
             return []
         self.stats.count("icmpv6_echo_replies_received")
         self._record(EchoReply(packet.source, message.identifier, message.sequence, packet.hop_limit,
-                                     message.length, now - sent))
+                               len(message.payload), now - sent))
         return []
 
     def ping(self, destination: IPv6Address | str, now: float, identifier: int = 0,

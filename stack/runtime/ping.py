@@ -7,7 +7,7 @@ through the ``report`` callable (the CLI prints them, tests collect them).
 from __future__ import annotations
 
 from collections.abc import Callable
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from stack.buffers import Buffer
 from stack.l3.host import EchoReply
@@ -18,7 +18,7 @@ ICMP_HEADER_LENGTH = 8
 class PingSession:
     """Drives ``host.ping`` (a ``TapHost``, or anything with ``ping`` and ``take_echo_replies``)."""
 
-    def __init__(self, host, destination: IPv4Address | str, count: int = 5, interval: float = 1.0,
+    def __init__(self, host, destination: IPv4Address | IPv6Address | str, count: int = 5, interval: float = 1.0,
                  timeout: float = 2.0, size: int = 56, identifier: int = 0x7473,
                  report: Callable[[str], None] = lambda line: None) -> None:
         if count < 1:
@@ -26,7 +26,7 @@ class PingSession:
         if not 0 <= size <= 65507:  # 65535 - 20 (IPv4 header) - 8 (ICMP header)
             raise ValueError(f"size {size} is not between 0 and 65507")
         self.host = host
-        self.destination = IPv4Address(destination)
+        self.destination = ip_address(destination) if isinstance(destination, str) else destination
         self.count = count
         self.interval = interval
         self.timeout = timeout

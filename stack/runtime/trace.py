@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from ipaddress import IPv6Address
 from typing import TextIO
 
 from stack.buffers import Buffer, join, length
@@ -16,7 +17,9 @@ from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import EthernetFrame, EtherType
 from stack.packet_info import PacketInfo
 from stack.l3.icmp import IcmpMessage, IcmpType
+from stack.l3.icmpv6 import Icmpv6Message, Icmpv6Type
 from stack.l3.ipv4 import IpProto, Ipv4Packet
+from stack.l3.ipv6 import Ipv6Packet, NextHeader, walk_chain
 from stack.node import Verdict
 from stack.reasons import explain_drop
 
@@ -32,6 +35,24 @@ _ICMP_NAMES = {
     IcmpType.TIMESTAMP_REQUEST: "time stamp query",
     IcmpType.TIMESTAMP_REPLY: "time stamp reply",
 }
+#: ICMPv6 names as tcpdump prints them.
+_ICMPV6_NAMES = {
+    Icmpv6Type.DESTINATION_UNREACHABLE: "destination unreachable",
+    Icmpv6Type.PACKET_TOO_BIG: "packet too big",
+    Icmpv6Type.TIME_EXCEEDED: "time exceeded in-transit",
+    Icmpv6Type.PARAMETER_PROBLEM: "parameter problem",
+    Icmpv6Type.ECHO_REQUEST: "echo request",
+    Icmpv6Type.ECHO_REPLY: "echo reply",
+    Icmpv6Type.MLD_QUERY: "multicast listener query",
+    Icmpv6Type.MLDV1_REPORT: "multicast listener report",
+    Icmpv6Type.MLDV1_DONE: "multicast listener done",
+    Icmpv6Type.ROUTER_SOLICITATION: "router solicitation",
+    Icmpv6Type.ROUTER_ADVERTISEMENT: "router advertisement",
+    Icmpv6Type.NEIGHBOR_SOLICITATION: "neighbor solicitation",
+    Icmpv6Type.NEIGHBOR_ADVERTISEMENT: "neighbor advertisement",
+    Icmpv6Type.REDIRECT: "redirect",
+    Icmpv6Type.MLDV2_REPORT: "multicast listener report v2",
+}
 _ETHERTYPE_NAMES = {EtherType.IPV4: "IPv4", EtherType.ARP: "ARP", EtherType.IPV6: "IPv6",
                     EtherType.VLAN: "802.1Q", EtherType.QINQ: "802.1Q-QinQ"}
 
@@ -45,11 +66,13 @@ def summarize(frame: Buffer | Sequence[Buffer], medium: str = "ethernet",
         if medium == "ip" and packet_info:
             info = PacketInfo.parse(data)
             head = f"pi flags {info.flags:#x} proto {info.protocol:#06x}"
+            if info.protocol == EtherType.IPV6:
+                return f"{head}: {_ipv6(info.payload)}"
             if info.protocol != EtherType.IPV4:
                 return head
             return f"{head}: {_ipv4(info.payload)}"
         if medium == "ip":
-            return _ipv4(data)
+            return _ipv6(data) if len(data) and data[0] >> 4 == 6 else _ipv4(data)
         return _ethernet(data)
     except ParseError as error:
         return f"malformed: {error}"
@@ -68,6 +91,8 @@ def _ethernet(data: Buffer) -> str:
             return f"{head}: {_arp(frame.payload)}"
         if frame.ethertype == EtherType.IPV4:
             return f"{head}: {_ipv4(frame.payload)}"
+        if frame.ethertype == EtherType.IPV6:
+            return f"{head}: {_ipv6(frame.payload)}"
     except ParseError as error:
         return f"{head}: malformed: {error}"
     return head
@@ -99,6 +124,34 @@ def _ipv4(data: Buffer) -> str:
                     f"length {size}")
         return f"{head}ICMP {name}, length {size}"
     return f"{head}ip-proto-{packet.protocol} {length(packet.payload)}"
+
+
+def _ipv6(data: Buffer) -> str:
+    packet = Ipv6Packet.parse(data)
+    head = f"{packet.source} > {packet.destination}: "
+    chain = walk_chain(packet.next_header, packet.payload)
+    fragment = chain.fragment
+    if fragment is not None and not fragment.is_atomic:
+        head += (f"frag (id {fragment.identification} offset {fragment.fragment_offset * 8}"
+                 f"{'+' if fragment.more_fragments else ''}) ")
+        if fragment.fragment_offset:
+            return head + f"length {packet.payload_length}"
+    if chain.upper_layer == NextHeader.ICMPV6:
+        message = Icmpv6Message.parse(chain.upper_layer_data, packet.source, packet.destination) \
+            if fragment is None or fragment.is_atomic else None
+        if message is None:
+            return head + f"ICMP6, length {len(chain.upper_layer_data)}"
+        name = _ICMPV6_NAMES.get(message.type, f"type-#{message.type}")
+        size = message.length
+        if message.type in (Icmpv6Type.ECHO_REQUEST, Icmpv6Type.ECHO_REPLY):
+            return f"{head}ICMP6, {name}, id {message.identifier}, seq {message.sequence}, length {size}"
+        if message.type in (Icmpv6Type.NEIGHBOR_SOLICITATION, Icmpv6Type.NEIGHBOR_ADVERTISEMENT) \
+                and len(message.payload) >= 16:
+            target = IPv6Address(bytes(message.payload[:16]))
+            verb = "who has" if message.type == Icmpv6Type.NEIGHBOR_SOLICITATION else "tgt is"
+            return f"{head}ICMP6, {name}, {verb} {target}, length {size}"
+        return f"{head}ICMP6, {name}, length {size}"
+    return f"{head}ip-proto-{chain.upper_layer} {len(chain.upper_layer_data)}"
 
 
 class Tracer:

@@ -135,6 +135,19 @@ def echo6(**kwargs) -> bytes:
     return frames.ipv6_packet(frames.icmpv6_echo(128, 1, 1, b"x", src=src, dst=dst), src=src, dst=dst, **kwargs)
 
 
+def tap6_host(dad: int = 0) -> TapHost:
+    return TapHost([f"{H}/24", f"{frames.HOST_IP6}/64"], mac=frames.HOST_MAC, dad_transmits=dad)
+
+
+def nd6(type: int, body: bytes, src: str = frames.KERNEL_IP6, dst: str = frames.HOST_IP6,
+        hop_limit: int = 255) -> bytes:
+    """A Neighbor Discovery message in a frame to our MAC (RFC 4861: hop limit 255)."""
+    packet = frames.ipv6_packet(frames.icmpv6_message(type, 0, body, src=src, dst=dst), src=src, dst=dst,
+                                hop_limit=hop_limit)
+    mac = frames.HOST_MAC if not dst.startswith("ff") else bytes.fromhex("3333") + frames.ip6(dst)[12:]
+    return frames.ethernet_frame(mac, frames.KERNEL_MAC, 0x86DD, packet)
+
+
 TIMESTAMP = frames.icmp_message(13, 0, b"\x00\x01\x00\x01", bytes(12))
 
 
@@ -217,6 +230,12 @@ CASES = [
     ("icmpv6_echo_reply_unsolicited", tun6_host, [], frames.ipv6_packet(
         frames.icmpv6_echo(129, 1, 1, b"x"))),
     ("icmpv6_type_not_handled", tun6_host, [], frames.ipv6_packet(frames.icmpv6_message(200, 0, bytes(4)))),
+    ("icmpv6_nd_bad_hop_limit", tap6_host, [], nd6(135, bytes(4) + frames.ip6(frames.HOST_IP6), hop_limit=64)),
+    ("icmpv6_nd_target_not_ours", tap6_host, [], nd6(135, bytes(4) + frames.ip6("2001:db8::99"))),
+    ("icmpv6_nd_router_advertisement_ignored", tap6_host, [], nd6(
+        134, bytes(12), src="fe80::1", dst="ff02::1")),
+    ("ipv6_tentative_destination", lambda: tap6_host(dad=1), [], frames.ethernet_frame(
+        frames.HOST_MAC, frames.KERNEL_MAC, 0x86DD, echo6())),
     ("tun_runt", lambda: tun_host(True), [], b"\x00\x00\x08"),
     ("tun_truncated", lambda: tun_host(True), [], pi(0x0800, flags=1) + PLAIN),
     ("tun_ipv6_not_supported", tun_host, [], b"\x60" + bytes(39)),
@@ -234,7 +253,9 @@ CASES = [
      eth(datagram(TIMESTAMP))),
 ]
 #: Reasons counted by timers or on the way out, not for a frame received: checked without one.
-NOT_FROM_A_FRAME = {"arp_queue_full", "arp_unresolved", "ipv4_reassembly_evicted", "ipv4_reassembly_timeout"}
+NOT_FROM_A_FRAME = {"arp_queue_full", "arp_unresolved", "ipv4_reassembly_evicted", "ipv4_reassembly_timeout",
+                    "icmpv6_nd_queue_full", "icmpv6_nd_unresolved", "ipv6_reassembly_evicted",
+                    "ipv6_reassembly_timeout"}
 #: Reasons of the IPv6 codecs (issue 14) that no host counts yet: tests/core/l3/test_ipv6.py and
 #: test_icmpv6.py raise each one from bytes; they move into CASES when the host speaks IPv6.
 #: IPv6 reasons no frame to a host here produces yet: the codec's (ND options, MLD, fragments)
