@@ -583,12 +583,24 @@ class CostCheck:
 Costs = dict[str, dict[str, list[float]]]
 
 
+#: Issue 14's target: the IPv6 echo costs at most this many times the IPv4 echo, per round.
+IPV6_ECHO_RATIO = 1.2
+IPV6_ECHO_PAIRS = {"TapHost.receive IPv6": "TapHost.receive", "TunHost.receive IPv6": "TunHost.receive"}
+
+
 def cost_checks(costs: Costs) -> list[CostCheck]:
     kinds = costs.get("drop_cost.py", {})
     found = []
     for kind, limit in IN_PROCESS_TARGETS.items():
         cost = spread(kinds.get(kind, []))
         found.append(CostCheck(kind, cost, limit, cost.complete and cost.median <= limit))
+    echoes = costs.get("echo_cost.py", {})
+    for six, four in IPV6_ECHO_PAIRS.items():
+        # Each round's ratio, measured side by side in one run of echo_cost.py.
+        ratios = [a / b for a, b in zip(echoes.get(six, []), echoes.get(four, []))]
+        cost = spread(ratios)
+        found.append(CostCheck(f"{six} / IPv4 (ratio)", cost, IPV6_ECHO_RATIO,
+                               bool(ratios) and cost.complete and cost.median <= IPV6_ECHO_RATIO))
     return found
 
 
@@ -671,7 +683,10 @@ def in_process_report(costs: Costs, found: list[CostCheck], check: bool, rounds:
                 line += f"  target <= {c.limit:g} us  {verdict(c.passed, check)}"
             lines.append(line)
     for c in found:
-        if c.kind not in costs.get("drop_cost.py", {}):
+        if c.kind.endswith("(ratio)"):
+            lines.append(f"  {c.kind}: {show(c.cost, 2, 'x'):>22}  target <= {c.limit:g}x  "
+                         f"{verdict(c.passed, check)}")
+        elif c.kind not in costs.get("drop_cost.py", {}):
             lines.append(f"  {c.kind}: not reported by drop_cost.py  target <= {c.limit:g} us  "
                          f"{verdict(c.passed, check)}")
     return lines

@@ -138,7 +138,10 @@ class _Host:
     def _deliver6(self, datagram: Buffer, link_multicast: bool, now: float) -> list[Frame]:
         """The IPv6 handover: a packet the link took goes up to the IPv6 host; its answers back
         down through the link."""
-        return self._frames(self.ip6.receive(datagram, now, link_multicast), now)
+        outbounds = self.ip6.receive(datagram, now, link_multicast)
+        if len(outbounds) == 1:  # an echo reply: the common case, without the loop
+            return self.link.send(outbounds[0], now)
+        return self._frames(outbounds, now)
 
     def _frames(self, outbounds: list[Outbound], now: float) -> list[Frame]:
         send = self.link.send

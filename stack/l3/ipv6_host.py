@@ -28,6 +28,7 @@ from stack.buffers import Buffer, Payload
 from stack.checksum import internet_checksum
 from stack.errors import ParseError
 from stack.l3 import icmpv6, ipv6
+from stack.l3.fast_path6 import EchoFastPath6
 from stack.l3.icmp_responder import EVENT_CAPACITY, OUTSTANDING_ECHO_CAPACITY, EchoReply
 from stack.l3.icmpv6 import DestinationUnreachableCode, Icmpv6Message, Icmpv6Type, TimeExceededCode
 from stack.l3.ipv6 import (
@@ -124,6 +125,13 @@ class Ipv6Host:
         # our solicitations (an Ethernet link only: see stack.l3.mld on TUN links).
         self.mld = (MldReporter(stats, sorted(self.groups), link_multicast, uniform, link=True)
                     if resolver is not None and link_multicast is not None else None)
+        #: Header prediction for plain echo requests (``fast_path``); tests turn it off to
+        #: compare both paths.
+        self.predict = True
+        # (Its address is one of ours already: DAD's word is all it needs to ask.)
+        usable = resolver.usable if resolver is not None else (lambda address: True)
+        self.fast_path = EchoFastPath6({a.packed: a for a in self.addresses}, usable, self._out,
+                                       lambda: self.output.hop_limit, lambda: self.output.mtu, stats)
         # RFC 4443 2.4 (f): errors MUST be rate-limited (a token bucket, as for IPv4).
         self.errors = TokenBucket(float(choices.icmp_errors_per_second), choices.icmp_error_burst)
         self.events: deque[EchoReply] = deque(maxlen=EVENT_CAPACITY)
@@ -169,6 +177,10 @@ class Ipv6Host:
     # ------------------------------------------------------------------ receive
 
     def receive(self, datagram: Buffer, now: float, link_multicast: bool = False) -> list[Outbound]:
+        if self.predict and not link_multicast:
+            predicted = self.fast_path.answer(datagram, now)
+            if predicted is not None:
+                return predicted
         try:
             packet = Ipv6Packet.parse(datagram)
         except ParseError as error:
@@ -457,11 +469,15 @@ class Ipv6Host:
         out: list[Outbound] = []
         # RFC 8200 4.5, 5: above the link MTU our packet leaves in fragments.
         for datagram in self.output.datagrams(source, destination, next_header, payload):
-            if self.resolver is None:
-                out.append(Outbound(destination, datagram, source))
-            else:
-                out += self.resolver.resolve(datagram, destination, source, now)
+            out += self._out(source, destination, datagram, now)
         return out
+
+    def _out(self, source: IPv6Address, destination: IPv6Address, datagram: list[Buffer],
+             now: float) -> list[Outbound]:
+        """One datagram of ours into the link: through Neighbor Discovery on Ethernet."""
+        if self.resolver is None:
+            return [Outbound(destination, datagram, source)]
+        return self.resolver.resolve(datagram, destination, source, now)
 
     # ------------------------------------------------------------------ timers
 

@@ -412,7 +412,7 @@ class NeighborDiscovery:
         or a neighbour's), else held while the address is resolved."""
         if not self.started:
             self._start(now)
-        if next_hop.is_multicast:
+        if int(next_hop) >> 120 == 0xFF:  # (``is_multicast``, without its network lookup: per packet)
             # RFC 4861 7.2.1: multicast needs no resolution (RFC 2464 7: 33:33 + low 32 bits).
             return [Outbound(next_hop, datagram, source, self.multicast_mac(next_hop.packed))]
         entry = self.neighbors.get(next_hop)

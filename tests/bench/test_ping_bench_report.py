@@ -180,11 +180,27 @@ def test_the_report_has_one_table_per_mode_with_medians_spreads_and_verdicts() -
     assert "PASS" not in unchecked and "FAIL" not in unchecked and "(not checked)" in unchecked
 
 
+ECHOES = {"TapHost.receive": [9.0, 10.0, 9.5], "TunHost.receive": [6.0, 6.5, 6.0],
+          "TapHost.receive IPv6": [10.0, 11.0, 10.5], "TunHost.receive IPv6": [6.5, 7.0, 6.5]}
+
+
 def test_in_process_targets_fail_when_a_kind_is_missing_from_a_round() -> None:
-    costs = {"drop_cost.py": {kind: [limit / 2] * 3 for kind, limit in pb.IN_PROCESS_TARGETS.items()}}
+    costs = {"drop_cost.py": {kind: [limit / 2] * 3 for kind, limit in pb.IN_PROCESS_TARGETS.items()},
+             "echo_cost.py": {kind: list(values) for kind, values in ECHOES.items()}}
     assert all(c.passed for c in pb.cost_checks(costs))
     costs["drop_cost.py"]["another MAC"][1] = nan
     assert [c.kind for c in pb.cost_checks(costs) if not c.passed] == ["another MAC"]
+
+
+def test_the_ipv6_echo_is_held_to_1_2x_the_ipv4_echo_round_by_round() -> None:
+    costs = {"echo_cost.py": {kind: list(values) for kind, values in ECHOES.items()}}
+    ratios = {c.kind: c for c in pb.cost_checks(costs) if c.kind.endswith("(ratio)")}
+    assert ratios["TapHost.receive IPv6 / IPv4 (ratio)"].passed
+    assert ratios["TapHost.receive IPv6 / IPv4 (ratio)"].cost.median == pytest.approx(10.5 / 9.5)
+    costs["echo_cost.py"]["TunHost.receive IPv6"] = [8.0, 8.0, 8.0]  # 1.23-1.33x
+    assert not {c.kind: c for c in pb.cost_checks(costs)}["TunHost.receive IPv6 / IPv4 (ratio)"].passed
+    del costs["echo_cost.py"]["TapHost.receive IPv6"]  # not measured: not met
+    assert not {c.kind: c for c in pb.cost_checks(costs)}["TapHost.receive IPv6 / IPv4 (ratio)"].passed
 
 
 def test_the_cost_lines_of_the_in_process_scripts_are_read() -> None:
@@ -217,8 +233,9 @@ def test_the_schedule_visits_every_pair_each_round_odd_rounds_reversed() -> None
 def measured(monkeypatch: pytest.MonkeyPatch) -> None:
     """main() runs on the synthetic figures, as root with every tool, without touching signals."""
     results = synthetic()
-    costs = {"echo_cost.py": {"TapHost.receive": [9.0, 10.0, 11.0]},
+    costs = {"echo_cost.py": {kind: list(values) for kind, values in ECHOES.items()},
              "drop_cost.py": {kind: [limit / 2] * 3 for kind, limit in pb.IN_PROCESS_TARGETS.items()}}
+    costs["echo_cost.py"]["TapHost.receive"] = [9.0, 10.0, 11.0]
     monkeypatch.setattr(pb, "cannot_run", lambda modes: None)
     monkeypatch.setattr(pb.signal, "signal", lambda *args: None)
     monkeypatch.setattr(pb, "measure_all", lambda chosen, modes, rounds, counts: (
