@@ -200,6 +200,16 @@ class _Host:
         self.stats.count("tx_frames", len(out))
         return out
 
+    def forget_neighbours(self) -> None:
+        """Forget every neighbour learnt on the link (the link was replaced: a new interface on
+        the other end); entries an administrator set stay."""
+        cache = getattr(self.link, "cache", None)
+        if cache is not None:
+            cache.forget_learnt()
+        resolver = self.ip6.resolver if self.ip6 is not None else None
+        if resolver is not None:
+            resolver.forget_neighbours()
+
     @property
     def events(self) -> deque[EchoReply]:
         """Echo replies to our own pings, oldest first (a deque; pop them as you read them)."""

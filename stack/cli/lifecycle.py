@@ -115,12 +115,14 @@ def reattach(args: argparse.Namespace, loop, attachment, host, gone: Exception) 
                          "(--reattach-timeout)")
     loop.device_replaced(attachment, old_fd)
     host.mtu = device.mtu
-    if args.host_ip is not None:
-        from stack.runtime.kernel import configure_address
+    # A new interface on the other end: what we learnt about the old one's neighbours (its MAC
+    # first of all) no longer holds, as Linux flushes its neighbours when a link goes down.
+    host.forget_neighbours()
+    if args.host_ip is not None or getattr(args, "host_ip6", None) is not None:
+        from stack.cli.wiring import configure_kernel_side
 
-        peer = host.addresses[0] if args.tun else None
         try:
-            configure_address(name, args.host_ip, peer=peer)
+            configure_kernel_side(args, name, host)
         except (DeviceError, OSError, ImportError) as error:  # e.g. no longer root after --user
             log.warning("%s: the kernel side could not be configured again (%s): configure it "
                         "yourself", name, error)

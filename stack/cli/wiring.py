@@ -123,6 +123,22 @@ class CaptureOutput:
                 pass
 
 
+def configure_kernel_side(args: argparse.Namespace, name: str, host) -> None:
+    """``--host-ip`` (once per family): the kernel side's addresses, and the link up. On a TUN
+    link each is point to point, with the host's first address of its family as the peer.
+    Raises DeviceError."""
+    from stack.runtime.kernel import configure_address
+    from stack.tap.base import DeviceError
+
+    for given in (args.host_ip, getattr(args, "host_ip6", None)):  # IPv4 first: it turns IPv6 off
+        if given is None:
+            continue
+        ours = [a for a in host.addresses if a.version == given.version]
+        if args.tun and not ours:
+            raise DeviceError(f"--host-ip {given}: the host has no IPv{given.version} address to be its peer")
+        configure_address(name, given, peer=ours[0] if args.tun else None)
+
+
 def open_device(args: argparse.Namespace, host, capture: CaptureOutput | None = None):
     """The TAP or TUN device, its kernel side configured when asked, wrapped for capture when asked."""
     from stack.tap.base import DeviceError
@@ -133,21 +149,9 @@ def open_device(args: argparse.Namespace, host, capture: CaptureOutput | None = 
         device = TapDevice(name) if args.tap else TunDevice(name, packet_info=args.pi)
     except DeviceError as error:
         raise UsageError(str(error))
-    host_ip6 = getattr(args, "host_ip6", None)
-    if args.host_ip is not None or host_ip6 is not None:
-        from stack.runtime.kernel import configure_address
-
+    if args.host_ip is not None or getattr(args, "host_ip6", None) is not None:
         try:
-            for given in (args.host_ip, host_ip6):  # IPv4 first: it turns the device's IPv6 off
-                if given is None:
-                    continue
-                # On a TUN link the kernel side is point to point: its address, and ours (of
-                # the same family) as the peer.
-                ours = [a for a in host.addresses if a.version == given.version]
-                if args.tun and not ours:
-                    raise DeviceError(f"--host-ip {given}: the host has no IPv{given.version} address "
-                                      "to be its peer")
-                configure_address(name, given, peer=ours[0] if args.tun else None)
+            configure_kernel_side(args, name, host)
         except DeviceError as error:
             device.close()
             raise UsageError(str(error))

@@ -303,6 +303,12 @@ class NeighborCache:
         return min([p.next_request_at for p in self.pending.values()]
                    + [e.check_until for e in self.checking.values()])
 
+    def forget_learnt(self) -> None:
+        """Forget every learnt entry and resolution (permanent entries stay): the link changed."""
+        self.entries = {address: entry for address, entry in self.entries.items() if entry.permanent}
+        self.pending.clear()
+        self.checking.clear()
+
     def expire(self, now: float) -> int:
         """Forget entries whose lifetime is over; returns how many."""
         stale = [address for address, entry in self.entries.items() if now >= entry.expires_at]

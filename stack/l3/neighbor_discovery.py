@@ -171,6 +171,13 @@ class NeighborDiscovery:
         self._deadline: float | None = None
         self._deadline_known = False
 
+    def forget_neighbours(self) -> None:
+        """Forget every neighbour and resolution (their held packets with them): the link was
+        replaced (a new interface on the other end). Our addresses stay as they are."""
+        self.neighbors.clear()
+        self.incomplete = 0
+        self._deadline_known = False
+
     # ------------------------------------------------------------------ our addresses
 
     def usable(self, address: IPv6Address) -> bool:

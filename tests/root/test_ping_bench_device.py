@@ -61,7 +61,8 @@ def test_a_quick_run_reports_both_modes_every_round_and_the_ratios(require_devic
         assert math.isclose(found["ratio"], expected) and found["complete"] is True
         assert found["passed"] in (True, False)  # checked, though --no-check keeps the exit status 0
     assert {"TapHost.receive", "TunHost.receive"} <= set(document["in_process"]["echo_cost.py"])
-    assert len(document["in_process_checks"]) == 5
+    # issue 12's five drop-cost targets and issue 14's two IPv6/IPv4 echo ratios
+    assert len(document["in_process_checks"]) == 7
 
     assert out.count("== not pinned") == 1 and out.count("== pinned") == 1
     assert "tapstack / yardstick-tap" in out and "targets met (not checked: --no-check)" in out
