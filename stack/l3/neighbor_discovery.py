@@ -171,6 +171,11 @@ class NeighborDiscovery:
         self._deadline: float | None = None
         self._deadline_known = False
 
+    def learn(self, neighbor: IPv6Address, mac: bytes, now: float) -> list[Outbound]:
+        """A neighbour's MAC heard of elsewhere, as an NS with its source link-layer option would
+        tell it (RFC 4861 7.2.3: a new entry is STALE); returns what waited for it."""
+        return self._learn_from_solicitation(neighbor, bytes(mac), now)
+
     def forget_neighbours(self) -> None:
         """Forget every neighbour and resolution (their held packets with them): the link was
         replaced (a new interface on the other end). Our addresses stay as they are."""

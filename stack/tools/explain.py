@@ -17,7 +17,7 @@ are link padding (otherwise it cannot be known).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 from stack.checksum import internet_checksum
 from stack.documentation_addresses import DOCUMENTATION_NETWORKS, HOST
@@ -32,7 +32,7 @@ from stack.runtime.trace import summarize
 #: The address the explained host takes when the frame names none it could have.
 FALLBACK_ADDRESS = HOST
 
-ETHERTYPE_NAMES = {0x0800: "IPv4 (RFC 894)", 0x0806: "ARP (RFC 826)", 0x86DD: "IPv6 (not supported)",
+ETHERTYPE_NAMES = {0x0800: "IPv4 (RFC 894)", 0x0806: "ARP (RFC 826)", 0x86DD: "IPv6 (RFC 2464)",
               0x8100: "802.1Q VLAN tag (not supported)", 0x88A8: "802.1ad QinQ tag (not supported)"}
 PROTOCOLS = {1: "ICMP (RFC 792)", 2: "IGMP", 6: "TCP", 17: "UDP (RFC 768)", 41: "IPv6 in IPv4"}
 ICMP_TYPES = {0: "echo reply", 3: "destination unreachable", 4: "source quench", 5: "redirect",
@@ -54,8 +54,8 @@ class Explanation:
     #: The address an ARP announcement (sender IP = target IP, RFC 5227 3) announces.
     announcement: IPv4Address | None = None
     #: What the frame is addressed to and from, for the host that answers it.
-    destination_ip: IPv4Address | None = None
-    source_ip: IPv4Address | None = None
+    destination_ip: IPv4Address | IPv6Address | None = None
+    source_ip: IPv4Address | IPv6Address | None = None
     destination_mac: MacAddress | None = None
     source_mac: MacAddress | None = None
 
@@ -113,6 +113,8 @@ def ethernet(data: bytes, out: Explanation) -> None:
         arp(data, 14, out)
     elif ethertype == 0x0800:
         ipv4_datagram(data, 14, out)
+    elif ethertype == 0x86DD:
+        ipv6_packet(data, 14, out)
     if len(data) + out.uncaptured < 60:
         out.note(f"{len(data) + out.uncaptured} bytes: shorter than Ethernet's minimum of 60 (RFC 894: a NIC pads it on "
                  "the wire; a TAP device has no NIC, so Linux's short frames arrive as they are)")
@@ -328,6 +330,95 @@ def udp(payload: bytes, base: int, out: Explanation, datagram: bytes, whole: int
     out.row(base + 6, 2, "checksum", f"{carried:#06x}", verdict)
 
 
+NEXT_HEADERS = {0: "Hop-by-Hop Options (RFC 8200 4.3)", 6: "TCP", 17: "UDP (RFC 768)",
+                43: "Routing (RFC 8200 4.4)", 44: "Fragment (RFC 8200 4.5)", 58: "ICMPv6 (RFC 4443)",
+                59: "no next header (RFC 8200 4.7)", 60: "Destination Options (RFC 8200 4.6)"}
+ICMPV6_TYPES = {1: "destination unreachable", 2: "packet too big", 3: "time exceeded", 4: "parameter problem",
+                128: "echo request", 129: "echo reply", 130: "multicast listener query (RFC 3810)",
+                131: "multicast listener report v1", 132: "multicast listener done",
+                133: "router solicitation (RFC 4861)", 134: "router advertisement (RFC 4861)",
+                135: "neighbor solicitation (RFC 4861)", 136: "neighbor advertisement (RFC 4861)",
+                137: "redirect (RFC 4861)", 143: "multicast listener report v2 (RFC 3810)"}
+
+
+def _ipv6_meaning(address: IPv6Address) -> str:
+    if address.is_multicast:
+        if int(address) >> 24 == 0xFF0200000000000000000001FF:
+            return "solicited-node multicast (RFC 4291 2.7.1)"
+        return {"ff02::1": "all nodes (RFC 4291 2.7.1)", "ff02::2": "all routers",
+                "ff02::16": "all MLDv2 routers (RFC 3810)"}.get(str(address), "multicast")
+    if address.is_unspecified:
+        return "unspecified: only DAD and MLD send from it"
+    if address.is_link_local:
+        return "link-local (RFC 4291 2.5.6)"
+    if address in IPv6Interface("2001:db8::/32").network:
+        return "documentation (RFC 3849)"
+    return ""
+
+
+def ipv6_packet(data: bytes, base: int, out: Explanation) -> None:
+    """RFC 8200 3: the fixed header, then the extension headers' chain and the upper layer."""
+    from stack.l3.ipv6 import walk_chain
+
+    size = len(data) - base
+    out.section(f"IPv6 (RFC 8200), {out.size(size)}")
+    if size < 40:
+        out.note(f"only {size} bytes: an IPv6 header is 40")
+        return
+    first = int.from_bytes(data[base:base + 4], "big")
+    payload_length, next_header, hop_limit = int.from_bytes(data[base + 4:base + 6], "big"), data[base + 6], data[base + 7]
+    source, destination = IPv6Address(bytes(data[base + 8:base + 24])), IPv6Address(bytes(data[base + 24:base + 40]))
+    out.source_ip, out.destination_ip = source, destination
+    out.row(base, 1, "version", first >> 28, "IPv6" if first >> 28 == 6 else "not 6: discarded (RFC 8200 3)")
+    out.row(base, 4, "traffic class, flow label", f"{(first >> 20) & 0xFF}, {first & 0xFFFFF:#x}")
+    fits = 40 + payload_length <= size + out.uncaptured
+    out.row(base + 4, 2, "payload length", payload_length,
+            "after this header" if fits else "more than the packet holds: discarded (RFC 8200 3)")
+    out.row(base + 6, 1, "next header", next_header, NEXT_HEADERS.get(next_header, "unknown"))
+    out.row(base + 7, 1, "hop limit", hop_limit,
+            "255: a neighbour's ND message" if hop_limit == 255 else "not checked on delivery (RFC 8200 3)")
+    out.row(base + 8, 16, "source", source, _ipv6_meaning(source))
+    out.row(base + 24, 16, "destination", destination, _ipv6_meaning(destination))
+    out.needed = base + 40 + payload_length
+    if not fits:
+        return
+    payload = bytes(data[base + 40:base + 40 + payload_length])
+    try:
+        chain = walk_chain(next_header, payload)
+    except ParseError as error:
+        out.note(f"the extension headers do not parse: {error}")
+        return
+    for header in chain.headers:
+        out.row(base + header.offset, 2, NEXT_HEADERS.get(header.type, f"header {header.type}").split(" (")[0],
+                f"{len(header.data) if hasattr(header, 'data') else ''}".strip() or "-",
+                f"then {NEXT_HEADERS.get(header.next_header, header.next_header)}")
+    upper = chain.upper_layer_data
+    start = base + chain.upper_layer_offset
+    if chain.upper_layer == 58 and chain.fragment is None and len(upper) >= 4:
+        from stack.l3.icmpv6 import checksum as icmpv6_checksum
+
+        out.section(f"ICMPv6 (RFC 4443), {len(upper)} bytes")
+        kind = upper[0]
+        out.row(start, 1, "type", kind, ICMPV6_TYPES.get(kind, "unknown: an informational one is discarded "
+                                                         "(RFC 4443 2.4 (b))" if kind >= 128 else "unknown error"))
+        out.row(start + 1, 1, "code", upper[1])
+        carried = int.from_bytes(upper[2:4], "big")
+        computed = icmpv6_checksum(source, destination, [upper[:2], b"\x00\x00", upper[4:]])
+        out.row(start + 2, 2, "checksum", f"{carried:#06x}",
+                _checksum(carried, computed, "discarded (RFC 4443 2.3; pseudo-header RFC 8200 8.1)"))
+        if kind in (128, 129) and len(upper) >= 8:
+            out.row(start + 4, 2, "identifier", int.from_bytes(upper[4:6], "big"), "matches a reply to its request")
+            out.row(start + 6, 2, "sequence number", int.from_bytes(upper[6:8], "big"))
+        elif kind in (135, 136) and len(upper) >= 24:
+            out.row(start + 4, 4, "flags" if kind == 136 else "reserved", upper[4:8].hex())
+            out.row(start + 8, 16, "target", IPv6Address(bytes(upper[8:24])), "the address asked about")
+    elif chain.upper_layer == 17 and len(upper) >= 8:
+        out.section(f"UDP (RFC 768), {len(upper)} bytes")
+        out.row(start, 2, "source port", int.from_bytes(upper[0:2], "big"))
+        out.row(start + 2, 2, "destination port", int.from_bytes(upper[2:4], "big"),
+                "no service here: Port Unreachable (RFC 4443 3.1)")
+
+
 def decode(frame: bytes, medium: str = "ethernet", packet_info: bool = False,
            original_length: int | None = None) -> Explanation:
     """The field-by-field part (``original_length``: the frame's length when sent, if the
@@ -348,6 +439,10 @@ def decode(frame: bytes, medium: str = "ethernet", packet_info: bool = False,
             out.row(2, 2, "protocol", f"{protocol:#06x}", ETHERTYPE_NAMES.get(protocol, "unknown"))
             if protocol == 0x0800:
                 ipv4_datagram(frame, 4, out)
+            elif protocol == 0x86DD:
+                ipv6_packet(frame, 4, out)
+        elif len(frame) and frame[0] >> 4 == 6:
+            ipv6_packet(frame, 0, out)
         else:
             ipv4_datagram(frame, 0, out)
     except Exception as error:  # a bug here must not hide the rest: say so and go on
@@ -381,6 +476,8 @@ def answer(frame: bytes, out: Explanation, medium: str = "ethernet", packet_info
     """What a fresh host would do with the frame, as lines. Never raises."""
     from stack.node import TapHost, TunHost
 
+    if isinstance(out.destination_ip, IPv6Address) or isinstance(out.source_ip, IPv6Address):
+        return _answer6(frame, out, medium, packet_info)
     interface, why = _host_address(out, address)
     if out.uncaptured and (out.needed is None or len(frame) < out.needed):
         return [f"What tapstack would do: cannot be told from {len(frame)} of the frame's "
@@ -431,6 +528,53 @@ def answer(frame: bytes, out: Explanation, medium: str = "ethernet", packet_info
                  "icmp_error_about_link_broadcast", "icmp_error_about_fragment", "icmp_error_to_non_host"):
         if stats[name]:
             lines.append(f"  no ICMP error sent ({name.replace('_', ' ')}: RFC 1122 3.2.2)")
+    return lines
+
+
+def _answer6(frame: bytes, out: Explanation, medium: str, packet_info: bool) -> list[str]:
+    """As ``answer``, for an IPv6 packet: a host with the packet's destination (or 2001:db8::2)
+    as its address, duplicate address detection done, the sender's MAC known."""
+    from stack.node import TapHost, TunHost
+
+    destination = out.destination_ip
+    if isinstance(destination, IPv6Address) and not (destination.is_multicast or destination.is_unspecified):
+        interface, why = IPv6Interface(f"{destination}/64"), "the packet's destination, assuming a /64"
+    else:
+        interface, why = IPv6Interface("2001:db8::2/64"), "the packet names no address a host could have"
+    source = out.source_ip if isinstance(out.source_ip, IPv6Address) else None
+    lines = []
+    try:
+        if medium == "ethernet":
+            mac = out.destination_mac
+            if mac is None or mac.is_multicast:
+                mac = None
+            host = TapHost([interface], mac=mac, dad_transmits=0)
+            now = run_until_quiet(host, 0.0).now
+            known = source is not None and out.source_mac is not None and not out.source_mac.is_multicast \
+                and not source.is_unspecified and not source.is_multicast
+            if known:
+                host.ip6.resolver.learn(source, bytes(out.source_mac), now)  # the sender is known
+            lines.append(f"What tapstack would do, as {interface} at {host.mac} ({why})"
+                         + (f", knowing {source} at {out.source_mac}:" if known else ":"))
+        else:
+            host = TunHost([interface], packet_info=packet_info)
+            now = run_until_quiet(host, 0.0).now
+            lines.append(f"What tapstack would do, as {interface} on a TUN link ({why}):")
+        replies = run_until_quiet(host, now, [frame], within=0.0).sent
+    except (ValueError, ParseError) as error:
+        return [f"What tapstack would do: cannot set up a host as {interface}: {error}"]
+    except Exception as error:  # a bug in the stack: report it, never crash the command
+        return lines + [f"  internal error in the stack: {error!r} (please report the frame)"]
+    stats = host.stats
+    if stats["dropped"]:
+        lines.append(f"  drop {explain_drop(stats.last_drop or '', stats.last_drop_detail)}")
+    for reply in replies:
+        lines.append(f"  answer: {summarize(reply, medium, packet_info)}")
+    if not replies and not stats["dropped"]:
+        lines.append("  takes it and sends nothing back")
+    for name in ("icmpv6_error_about_icmpv6_error", "icmpv6_error_to_multicast", "icmpv6_error_to_unspecified_source"):
+        if stats[name]:
+            lines.append(f"  no ICMPv6 error sent ({name.replace('_', ' ')}: RFC 4443 2.4 (e))")
     return lines
 
 
