@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-lan clean
+.PHONY: demo test bench bench-lan bench-flood clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "make: cannot create a virtual environment: install python3-venv (apt-get install python3-venv)"; exit 1; }
@@ -27,6 +27,9 @@ bench: $(STAMP)
 
 bench-lan: $(STAMP)
 	$(BIN)/python bench/lan_bench.py
+
+bench-flood: $(STAMP)
+	$(BIN)/python bench/flood_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info
