@@ -18,8 +18,9 @@ ARP frame (50) -- an ARP request that claims the pinger's own address 192.0.2.1 
             veth pair to the responder's (veth1, 192.0.2.2, the kernel answers); the flood is
             written on veth0, the pinger's side, the same way.
 
-Reported per responder: pings answered of those sent during the flood, and 5 pings after it (a
-poisoned entry outlives a flood); tapstack's resident memory before and after the flood (and its
+Reported per responder: pings answered of those sent during the flood, the longest run of
+unanswered ones (gap, in seconds of pinging), and 5 pings after it (a poisoned entry outlives a
+flood); tapstack's resident memory before and after the flood (and its
 peak) and its counters at exit (SIGTERM: arp_mac_changes_refused, arp_checks_sent,
 arp_new_sender_rate_limited, ...); for Linux, the MAC its neighbour entry for the pinger holds at
 the end, against the pinger's real one. Target (issue 13): tapstack answers at least 99% with the
@@ -44,7 +45,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ping_bench import BenchError, in_ns, namespace, ping_summary, run, wait_until_answering
+from ping_bench import BenchError, cpu_seconds, in_ns, namespace, ping_summary, run, wait_until_answering
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATOR = REPO / "bench" / "flood_generator.py"
@@ -78,7 +79,11 @@ class Outcome:
     rss_before_kib: int | None = None
     rss_after_kib: int | None = None
     rss_peak_kib: int | None = None
+    longest_gap_s: float = 0.0  # the longest run of unanswered pings, in seconds of pinging
     counters: dict[str, int] = field(default_factory=dict)
+    pinger_entry_moves: int | None = None  # tapstack: its entry for the pinger followed a new MAC
+    device_drops: int | None = None  # tapstack: frames the kernel dropped at tap0 (tapstack too slow)
+    cpu_share: float | None = None  # tapstack: its CPU time during the flood / the flood's wall time
 
     @property
     def fraction(self) -> float:
@@ -171,12 +176,24 @@ def linux() -> Iterator[Topology]:
 RESPONDERS: dict[str, Callable[[], AbstractContextManager[Topology]]] = {"tapstack": tapstack, "linux": linux}
 
 
-def ping(ns: str, count: int, interval: float) -> tuple[int, int]:
-    result = run(in_ns(ns, "ping", "-n", "-q", "-i", str(interval), "-c", str(count), "-W", "1", RESPONDER_IP),
+SEQUENCE = re.compile(r"icmp_seq=(\d+)")
+
+
+def ping(ns: str, count: int, interval: float) -> tuple[int, int, int]:
+    """(sent, answered, the longest run of unanswered requests)."""
+    result = run(in_ns(ns, "ping", "-n", "-i", str(interval), "-c", str(count), "-W", "1", RESPONDER_IP),
                  timeout=count * interval * 3 + 30, check=False)
     if result.returncode not in (0, 1):  # 1: some unanswered; 2: ping itself failed
         raise BenchError(f"ping failed ({result.returncode}): {result.stderr.strip()}")
-    return ping_summary(result.stdout)
+    sent, answered = ping_summary(result.stdout)
+    answered_sequences = sorted({int(n) for n in SEQUENCE.findall(result.stdout)})
+    edges = [0, *answered_sequences, sent + 1]  # iputils numbers requests from 1
+    return sent, answered, max(b - a - 1 for a, b in zip(edges, edges[1:]))
+
+
+def tx_dropped(ns: str, interface: str) -> int | None:
+    stats = json.loads(run(["ip", "-j", "-s", "-n", ns, "link", "show", interface]).stdout)[0].get("stats64", {})
+    return stats.get("tx", {}).get("dropped")
 
 
 def measure(name: str, pings: int, rate: float, forged_every: int) -> Outcome:
@@ -186,6 +203,7 @@ def measure(name: str, pings: int, rate: float, forged_every: int) -> Outcome:
     with RESPONDERS[name]() as topology:
         outcome.pinger_mac = link_mac(topology.pinger, topology.interface)
         outcome.rss_before_kib = memory_kib(topology.pid, "VmRSS")
+        cpu_before, started = cpu_seconds(topology.pid), time.monotonic()
         seconds = pings * PING_INTERVAL_S * 2 + 2 * FLOOD_HEAD_START_S + 10  # ping runs slower when loaded
         generator = subprocess.Popen(
             in_ns(topology.pinger, sys.executable, str(GENERATOR), "--iface", topology.interface,
@@ -197,7 +215,8 @@ def measure(name: str, pings: int, rate: float, forged_every: int) -> Outcome:
             time.sleep(FLOOD_HEAD_START_S)
             if generator.poll() is not None:
                 raise BenchError(f"the flood generator exited with {generator.returncode}: {generator.stderr.read()}")
-            outcome.sent, outcome.answered = ping(topology.pinger, pings, PING_INTERVAL_S)
+            outcome.sent, outcome.answered, gap = ping(topology.pinger, pings, PING_INTERVAL_S)
+            outcome.longest_gap_s = gap * PING_INTERVAL_S
             time.sleep(FLOOD_HEAD_START_S)
         finally:
             if generator.poll() is None:
@@ -206,23 +225,30 @@ def measure(name: str, pings: int, rate: float, forged_every: int) -> Outcome:
         if generator.returncode != 0 or not out.strip():
             raise BenchError(f"the flood generator exited with {generator.returncode}: {err.strip()}")
         outcome.flood = json.loads(out.strip().splitlines()[-1])
+        if topology.pid is not None:
+            outcome.cpu_share = (cpu_seconds(topology.pid) - cpu_before) / (time.monotonic() - started)
         outcome.rss_after_kib = memory_kib(topology.pid, "VmRSS")
         outcome.rss_peak_kib = memory_kib(topology.pid, "VmHWM")
         if topology.responder_namespace is not None:
             outcome.entry_mac = neighbour_mac(topology.responder_namespace, PINGER_IP)
-        outcome.after_sent, outcome.after_answered = ping(topology.pinger, AFTER_PINGS, 0.2)
-        summary = topology.stop()
-        outcome.counters = {name: int(value) for name, value in COUNTER_LINE.findall(summary)}
+        if topology.pid is not None:
+            outcome.device_drops = tx_dropped(topology.pinger, topology.interface)
+        outcome.after_sent, outcome.after_answered, _ = ping(topology.pinger, AFTER_PINGS, 0.2)
+        output = topology.stop()
+        if topology.pid is not None:
+            outcome.counters = {name: int(value) for name, value in COUNTER_LINE.findall(output)}
+            # Its warnings (-q keeps them): "ARP: 192.0.2.1 moved from ... to ...".
+            outcome.pinger_entry_moves = output.count(f"ARP: {PINGER_IP} moved from")
     return outcome
 
 
 def report(outcomes: list[Outcome], check: bool) -> bool:
-    print(f"{'responder':<10} {'answered':>12} {'ratio':>7} {'after':>6} {'flood sent':>11} {'frames/s':>9} "
-          f"{'forged':>7} {'RSS before':>11} {'RSS after':>10} {'RSS peak':>9}")
+    print(f"{'responder':<10} {'answered':>12} {'ratio':>7} {'gap':>6} {'after':>6} {'flood sent':>11} "
+          f"{'frames/s':>9} {'forged':>7} {'RSS before':>11} {'RSS after':>10} {'RSS peak':>9}")
     for o in outcomes:
         def mib(kib: int | None) -> str:
             return "-" if kib is None else f"{kib / 1024:.1f} MiB"
-        print(f"{o.responder:<10} {f'{o.answered}/{o.sent}':>12} {o.fraction:>7.1%} "
+        print(f"{o.responder:<10} {f'{o.answered}/{o.sent}':>12} {o.fraction:>7.1%} {o.longest_gap_s:>5.2f}s "
               f"{f'{o.after_answered}/{o.after_sent}':>6} {o.flood.get('sent', 0):>11,} {o.flood.get('rate', 0):>9,} "
               f"{o.flood.get('forged_claims', 0):>7,} {mib(o.rss_before_kib):>11} {mib(o.rss_after_kib):>10} "
               f"{mib(o.rss_peak_kib):>9}")
@@ -230,6 +256,9 @@ def report(outcomes: list[Outcome], check: bool) -> bool:
         if o.counters:
             shown = ", ".join(f"{name} {o.counters.get(name, 0)}" for name in COUNTERS)
             print(f"{o.responder} counters at exit: {shown}")
+            print(f"{o.responder}'s entry for {PINGER_IP} moved to another MAC {o.pinger_entry_moves} times; "
+                  f"frames the kernel dropped at tap0 (the stack too slow): {o.device_drops}; "
+                  f"its CPU during the flood: {o.cpu_share or 0:.0%} of one CPU")
         if o.entry_mac is not None or o.responder == "linux":
             verdict = "the pinger's real MAC" if o.entry_mac == o.pinger_mac else "POISONED"
             print(f"{o.responder}'s entry for {PINGER_IP} at the end: {o.entry_mac} ({verdict}; "
