@@ -84,6 +84,8 @@ class Outcome:
     pinger_entry_moves: int | None = None  # tapstack: its entry for the pinger followed a new MAC
     device_drops: int | None = None  # tapstack: frames the kernel dropped at tap0 (tapstack too slow)
     cpu_share: float | None = None  # tapstack: its CPU time during the flood / the flood's wall time
+    cpu_us_per_frame: float | None = None  # tapstack: that CPU time / the frames it read (sent - dropped)
+    runqueue_share: float | None = None  # tapstack: time it waited for a CPU (runnable) / wall time
 
     @property
     def fraction(self) -> float:
@@ -107,6 +109,15 @@ def link_mac(ns: str, interface: str) -> str:
 def neighbour_mac(ns: str, address: str) -> str | None:
     entries = json.loads(run(["ip", "-j", "-n", ns, "neigh", "show", address]).stdout or "[]")
     return next((entry.get("lladdr") for entry in entries if entry.get("lladdr")), None)
+
+
+def runqueue_seconds(pid: int | None) -> float:
+    """Time the process has waited on a run queue, runnable but not running (second field of
+    /proc/PID/schedstat, nanoseconds): a starved responder waits here, an idle one does not."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def memory_kib(pid: int | None, field_name: str) -> int | None:
@@ -204,6 +215,7 @@ def measure(name: str, pings: int, rate: float, forged_every: int) -> Outcome:
         outcome.pinger_mac = link_mac(topology.pinger, topology.interface)
         outcome.rss_before_kib = memory_kib(topology.pid, "VmRSS")
         cpu_before, started = cpu_seconds(topology.pid), time.monotonic()
+        waited_before = runqueue_seconds(topology.pid)
         seconds = pings * PING_INTERVAL_S * 2 + 2 * FLOOD_HEAD_START_S + 10  # ping runs slower when loaded
         generator = subprocess.Popen(
             in_ns(topology.pinger, sys.executable, str(GENERATOR), "--iface", topology.interface,
@@ -226,13 +238,17 @@ def measure(name: str, pings: int, rate: float, forged_every: int) -> Outcome:
             raise BenchError(f"the flood generator exited with {generator.returncode}: {err.strip()}")
         outcome.flood = json.loads(out.strip().splitlines()[-1])
         if topology.pid is not None:
-            outcome.cpu_share = (cpu_seconds(topology.pid) - cpu_before) / (time.monotonic() - started)
+            cpu = cpu_seconds(topology.pid) - cpu_before
+            outcome.cpu_share = cpu / (time.monotonic() - started)
+            outcome.runqueue_share = (runqueue_seconds(topology.pid) - waited_before) / (time.monotonic() - started)
         outcome.rss_after_kib = memory_kib(topology.pid, "VmRSS")
         outcome.rss_peak_kib = memory_kib(topology.pid, "VmHWM")
         if topology.responder_namespace is not None:
             outcome.entry_mac = neighbour_mac(topology.responder_namespace, PINGER_IP)
         if topology.pid is not None:
             outcome.device_drops = tx_dropped(topology.pinger, topology.interface)
+            read = outcome.flood["sent"] + outcome.sent - (outcome.device_drops or 0)
+            outcome.cpu_us_per_frame = cpu / read * 1e6 if read > 0 else None
         outcome.after_sent, outcome.after_answered, _ = ping(topology.pinger, AFTER_PINGS, 0.2)
         output = topology.stop()
         if topology.pid is not None:
@@ -258,7 +274,9 @@ def report(outcomes: list[Outcome], check: bool) -> bool:
             print(f"{o.responder} counters at exit: {shown}")
             print(f"{o.responder}'s entry for {PINGER_IP} moved to another MAC {o.pinger_entry_moves} times; "
                   f"frames the kernel dropped at tap0 (the stack too slow): {o.device_drops}; "
-                  f"its CPU during the flood: {o.cpu_share or 0:.0%} of one CPU")
+                  f"its CPU during the flood: {o.cpu_share or 0:.0%} of one CPU, "
+                  f"{o.cpu_us_per_frame or 0:.0f} us per frame it read; runnable but waiting for a CPU "
+                  f"{o.runqueue_share or 0:.0%} of the time")
         if o.entry_mac is not None or o.responder == "linux":
             verdict = "the pinger's real MAC" if o.entry_mac == o.pinger_mac else "POISONED"
             print(f"{o.responder}'s entry for {PINGER_IP} at the end: {o.entry_mac} ({verdict}; "
@@ -270,7 +288,7 @@ def report(outcomes: list[Outcome], check: bool) -> bool:
     if "tapstack" in by_name:
         verdict = ("PASS" if passed else "FAIL") if check else "(not checked)"
         print(f"target: tapstack answers >= {MIN_ANSWERED:.0%} with forged claims in the flood: "
-              f"{by_name['tapstack'].fraction:.1%} {verdict}")
+              f"{by_name['tapstack'].fraction:.2%} {verdict}")
     return passed
 
 
@@ -302,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # SIGTERM unwinds like Ctrl-C, so every namespace and process is cleaned up.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    load_before = os.getloadavg()[0]
     try:
         outcomes = [measure(name, pings, args.rate, args.forged_every) for name in names]
     except (BenchError, subprocess.TimeoutExpired) as error:
@@ -311,10 +330,14 @@ def main(argv: list[str] | None = None) -> int:
         print("flood_bench: interrupted", file=sys.stderr)
         return 130
     passed = report(outcomes, check=not args.no_check)
+    load_after = os.getloadavg()[0]
+    print(f"load average (1 min) before and after: {load_before:.1f}, {load_after:.1f} on {os.cpu_count()} CPUs "
+          f"(the flood generator and ping need a CPU too)")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "method": {"pings": pings, "ping_interval_s": PING_INTERVAL_S, "flood_rate": args.rate,
-                       "forged_every": args.forged_every, "cpus": os.cpu_count()},
+                       "forged_every": args.forged_every, "cpus": os.cpu_count(),
+                       "load_average": [load_before, load_after]},
             "responders": [dict(asdict(o), fraction=o.fraction) for o in outcomes]}, indent=2) + "\n")
     return 0 if args.no_check or passed else 1
 

@@ -7,7 +7,7 @@ namespace of its own; the kernel on tap0's other end (192.0.2.1) pings it, and
 ``bench/flood_generator.py`` writes the flood on tap0 with an AF_PACKET socket, so it reaches
 tapstack as from the wire. A sniffer (an AF_PACKET socket for every protocol, so that it sees
 the kernel's outgoing frames too) tells where tapstack's echo replies went and what ARP the kernel
-sent. The flood is small (1,000-2,000 frames a second for 3 s): what is tested is the defence,
+sent. The flood is small (1,000 frames a second for 3.5 s): what is tested is the defence,
 not capacity (``bench/flood_bench.py`` measures that).
 """
 
@@ -219,10 +219,10 @@ def test_a_real_mac_change_is_followed_within_a_few_seconds(stack: Stack, arp_no
     summary = stack.stop()
 
     # Does Linux announce its new MAC (a gratuitous ARP)? Only with net.ipv4.conf.*.arp_notify=1
-    # (0 by default): measured here, not assumed. Either way it asks for 192.0.2.2 again from the
-    # new MAC (its neighbour entries are flushed on a MAC change).
+    # (0 by default): measured here, not assumed. Either way it asks for 192.0.2.2 again, from the
+    # new MAC (on Linux 6.18, at its next ping): that request is what tapstack checks and follows.
     from_new_mac = [frame for frame in seen["arp"] if frame["source"] == MOVED_MAC]
-    assert from_new_mac, seen["arp"]
+    assert any(frame["target"] == STACK_IP for frame in from_new_mac), seen["arp"]
     gratuitous = [frame for frame in from_new_mac if frame["sender"] == frame["target"] == KERNEL_IP]
     assert bool(gratuitous) == (notify == "1"), (notify, from_new_mac)
 
@@ -248,13 +248,13 @@ def found_moved(summary: str, old_mac: str) -> bool:
 
 def test_a_flood_of_new_senders_does_not_stop_the_answers(stack: Stack) -> None:
     ns = stack.ns
-    with sniffing(ns, 5.0) as seen, flood(ns, "newsender", rate=2000, seconds=3.5) as sent:
+    with sniffing(ns, 5.0) as seen, flood(ns, "newsender", rate=1000, seconds=3.5) as sent:
         during = ping(ns, 150, 0.02)
     summary = stack.stop()
 
-    # ARP requests for 192.0.2.2 from random documentation addresses (765 of them, the most the
-    # documentation ranges hold) at random MACs.
-    assert sent["sent"] >= 6000
+    # ARP requests for 192.0.2.2 from random documentation addresses (760 of them: every host
+    # address of the three ranges but ours and the kernel's) at random MACs.
+    assert sent["sent"] >= 3000
     transmitted, received = answered(during.stdout)
     assert received >= 0.99 * transmitted, during.stdout
     assert seen["replies"].get(3, 0) == 0, seen["replies"]
