@@ -20,10 +20,13 @@ ARP frame (50) -- an ARP request that claims the pinger's own address 192.0.2.1 
 
 Reported per responder: pings answered of those sent during the flood, the longest run of
 unanswered ones (gap, in seconds of pinging), and 5 pings after it (a poisoned entry outlives a
-flood); tapstack's resident memory before and after the flood (and its
-peak) and its counters at exit (SIGTERM: arp_mac_changes_refused, arp_checks_sent,
-arp_new_sender_rate_limited, ...); for Linux, the MAC its neighbour entry for the pinger holds at
-the end, against the pinger's real one. Target (issue 13): tapstack answers at least 99% with the
+flood). For tapstack: its resident memory before and after the flood (and its peak), its
+counters at exit (SIGTERM: arp_mac_changes_refused, arp_checks_sent, arp_new_sender_rate_limited,
+...), how often its entry for the pinger moved (its warnings), the frames the kernel dropped at
+tap0 because tapstack had not read them yet, and from /proc/PID/schedstat its CPU share, CPU time
+per frame read and the share of time it was runnable but waiting for a CPU (a loaded machine
+shows there). For Linux: the MAC its neighbour entry for the pinger holds at the end, against
+the pinger's real one. Target (issue 13): tapstack answers at least 99% with the
 forged claims in the flood. Exit status 0 when it does (or with --no-check), 1 when not (or a
 responder misbehaved), 2 when the benchmark cannot run here.
 """
