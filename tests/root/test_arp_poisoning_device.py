@@ -234,9 +234,9 @@ def test_a_real_mac_change_is_followed_within_a_few_seconds(stack: Stack, arp_no
     gap = max(later - earlier for earlier, later in zip(reply_times, reply_times[1:]))
     print(f"\nreal MAC change: the longest time without an answer {gap:.2f} s "
           f"(gratuitous ARP sent: {bool(gratuitous)}, arp_notify={notify}; ARP from the new MAC: {from_new_mac})")
-    # Without the change the answers come every 20 ms: this gap is the change's, about the check
-    # interval (1 s) whether or not the kernel announced its new MAC.
-    assert 0.5 <= gap <= 3.0, out
+    # About the check interval (1 s), whether or not the kernel announced its new MAC (RFC 826's
+    # plain merge, before issue 13, followed at once: 0.03 s).
+    assert gap <= 3.0, out
     transmitted, received = answered(out)
     assert received >= transmitted - int(3.0 / interval), out
     assert found_moved(summary, old_mac), summary
