@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-lan bench-queues clean
+.PHONY: demo test bench bench-lan bench-queues bench-flood clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "make: cannot create a virtual environment: install python3-venv (apt-get install python3-venv)"; exit 1; }
@@ -34,6 +34,9 @@ bench-lan: $(STAMP)
 
 bench-queues: $(STAMP)
 	$(BIN)/python bench/queue_bench.py
+
+bench-flood: $(STAMP)
+	$(BIN)/python bench/flood_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info
