@@ -47,6 +47,10 @@ _LIMITED_BROADCAST = LIMITED_BROADCAST.packed
 #: Senders we do not know that we answer (and make an entry for) a second, and how many at once.
 NEW_SENDERS_PER_SECOND = 100.0
 NEW_SENDERS_BURST = 100
+#: Checks of a neighbour's old MAC (one per neighbour per check interval) started a second, over
+#: all neighbours, and how many at once; beyond, a claim is refused without one.
+CHECKS_PER_SECOND = 20.0
+CHECKS_BURST = 20
 
 
 def ip_text(raw: bytes) -> str:
@@ -139,6 +143,9 @@ class EthernetLink:
         self.detector = detector if detector is not None else ConflictDetector(addresses, self._our_macs)
         #: The rate limit on senders we do not know yet (``receive_arp``).
         self.new_senders = TokenBucket(NEW_SENDERS_PER_SECOND, NEW_SENDERS_BURST)
+        #: The budget of checks (unicast requests, and their warnings) over all neighbours: a
+        #: flood claiming every known address from ever-new MACs starts at most so many a second.
+        self.checks = TokenBucket(CHECKS_PER_SECOND, CHECKS_BURST)
         for address in addresses:
             if not self.detector.in_use(address):
                 # RFC 5227 2.1: an address being probed is not used (nor answered for) yet.
@@ -275,7 +282,7 @@ class EthernetLink:
         """RFC 826's merge, hardened against ARP cache poisoning (``NeighborCache.merge``): another
         MAC for a valid entry is refused until the old MAC has been checked (a unicast request,
         at most one per address per check interval) and stayed silent. True when refused."""
-        resolved, refused, check = self.cache.merge(address, mac, now)
+        resolved, refused, check = self.cache.merge(address, mac, now, self.checks.take)
         frames += self.release(resolved, now)
         if refused:
             self._counters["arp_mac_changes_refused"] += 1

@@ -144,15 +144,17 @@ class NeighborCache:
         entry.used_at = now
         return entry.mac
 
-    def merge(self, address: IPv4Address, mac: MacAddress,
-              now: float) -> tuple[Resolved | None, bool, MacAddress | None]:
+    def merge(self, address: IPv4Address, mac: MacAddress, now: float,
+              may_check: Callable[[float], bool] | None = None) -> tuple[Resolved | None, bool, MacAddress | None]:
         """RFC 826's merge step for an ARP packet from ``address`` at ``mac``, hardened.
 
         Returns (the datagrams that were waiting for the address, if any; whether ``mac`` was
         refused; the MAC to check with a unicast request, when a check starts now). A new or
         expired entry is learnt; the same MAC confirms the entry; another MAC for a valid entry
-        is not believed at once: it becomes the entry's candidate, and the old MAC is checked.
-        A permanent entry stays as it is, silently (what an administrator set).
+        is not believed at once: it becomes the entry's candidate, and the old MAC is checked --
+        if ``may_check(now)`` allows one more check (a budget over all addresses); if not, the
+        claim is refused outright. A permanent entry stays as it is, silently (what an
+        administrator set).
         """
         entry = self.entries.get(address)
         if entry is None or now >= entry.expires_at:
@@ -165,9 +167,12 @@ class NeighborCache:
             if entry.candidate is not None:
                 entry.confirmed = True
             return None, False, None
-        entry.candidate = mac
         if address in self.checking or now < entry.check_until:
+            entry.candidate = mac
             return None, True, None  # a check is running: it ends in ``end_checks``
+        if may_check is not None and not may_check(now):
+            return None, True, None  # no check left in the budget: refused, the entry as it was
+        entry.candidate = mac
         entry.check_until = now + self.check_interval
         entry.confirmed = False
         self.checking[address] = entry

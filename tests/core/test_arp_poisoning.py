@@ -130,3 +130,24 @@ def test_merge_directly_on_the_cache():
     # An expired entry is learnt again at once (RFC 826).
     assert cache.merge(address, mac_a, 100.0) == (None, False, None)
     assert cache.lookup(address, 100.0) == mac_a
+
+
+def test_checks_have_a_budget_over_all_neighbours():
+    """A flood claiming many known addresses from new MACs starts at most CHECKS_BURST checks at
+    once (then CHECKS_PER_SECOND): beyond, claims are refused without a check (and no warning)."""
+    from stack.l2.link import CHECKS_BURST
+
+    tap = TapHost([f"{HOST_IP}/24"], mac="02:00:00:00:00:02", neighbor_cache=NeighborCache())
+    neighbours = [f"198.51.100.{i}" for i in range(1, 61)]
+    for i, address in enumerate(neighbours):  # 60 known neighbours
+        tap.receive(arp(1, bytes([2, 0, 0, 5, 0, i]), address, ZERO_MAC, HOST_IP), 0.0)
+    sent = 0
+    for i, address in enumerate(neighbours):  # each claimed from another MAC, at one instant
+        out = frames(tap.receive(arp(1, bytes([2, 0, 0, 6, 0, i]), address, ZERO_MAC, "192.0.2.99"), 1.0))
+        sent += len(out)
+    assert sent == CHECKS_BURST
+    assert tap.stats["arp_mac_changes_refused"] == 60
+    tap.poll(3.0)  # the checks end: nobody answered them, so those entries move; the rest stay
+    moved = sum(tap.link.cache.lookup(IPv4Address(a), 3.0) == bytes([2, 0, 0, 6, 0, i])
+                for i, a in enumerate(neighbours))
+    assert moved == CHECKS_BURST
