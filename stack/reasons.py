@@ -80,6 +80,9 @@ DROP_REASONS: dict[str, DropReason] = {
     "ipv4_bad_checksum": DropReason("the IPv4 header checksum is wrong", "RFC 1122 3.2.1.2"),
     "ipv4_bad_options": DropReason(
         "a malformed option (its length runs past the header)", "RFC 791 3.1; RFC 1122 3.2.1.8"),
+    "ipv4_source_route_unfinished": DropReason(
+        "a source route with hops still to go: we are not its destination and do not forward "
+        "(Linux drops it too; Source Route Failed would be the other answer)", "RFC 1122 3.3.5"),
     "ipv4_not_for_us": DropReason(
         "destination is none of our addresses or broadcasts (a host does not forward)",
         "RFC 1122 3.2.1.3, 3.3.1.1"),
@@ -100,6 +103,9 @@ DROP_REASONS: dict[str, DropReason] = {
         "fragments would make a datagram over 65,535 bytes (ping of death)", "RFC 791 3.1"),
     "ipv4_fragment_duplicate": DropReason(
         "an exact duplicate of a fragment already held (tolerated)", "RFC 791 3.2"),
+    "ipv4_fragment_empty": DropReason(
+        "a fragment with more to come and no data: it covers nothing (dropped alone; the "
+        "datagram goes on, as Linux does)", "RFC 791 3.2 (fragments carry data); issue 13"),
     "ipv4_fragment_overlap": DropReason(
         "a fragment overlaps another: the whole datagram is discarded", "RFC 5722 (as Linux for IPv4)"),
     "ipv4_fragment_inconsistent": DropReason(

@@ -37,7 +37,7 @@ from stack.l3.icmp_responder import (
     IcmpResponder,
     TimestampReply,
 )
-from stack.l3.ipv4 import IpProto, Ipv4Packet, read_header
+from stack.l3.ipv4 import IpOption, IpProto, Ipv4Packet, parse_options, read_header
 from stack.l3.output import Output
 from stack.l3.reassembly import Reassembler
 from stack.l3.seam import Delivery, Received
@@ -174,6 +174,13 @@ class Ipv4Host:
         if martian is not None:
             self.stats.drop(martian, log, packet.source)
             return []
+        if packet.options and self._unfinished_source_route(packet.options):
+            # RFC 1122 3.3.5: a host that does not forward a datagram with an unfinished source
+            # route (we are a hop, not its destination) SHOULD send Source Route Failed; Linux
+            # 6.18 drops it silently (all.accept_source_route = 0), and so do we (issue 13).
+            # A finished route is delivered (RFC 1122 3.2.1.8 (c): we are its final destination).
+            self.stats.drop("ipv4_source_route_unfinished", log, packet.destination)
+            return []
         # RFC 1122 3.2.1.7: TTL is not checked on datagrams delivered to this host.
         # RFC 1122 3.2.1.8: options we do not implement are ignored (parse has checked that each
         # is well formed; echo requests return Record Route and Timestamp, 3.2.2.6).
@@ -199,6 +206,16 @@ class Ipv4Host:
             return self.icmp.error(received, IcmpType.DESTINATION_UNREACHABLE, UNREACHABLE_PROTOCOL, now)
         self.stats.count("rx_ipv4_delivered")
         return handler(self, received, now)
+
+    @staticmethod
+    def _unfinished_source_route(options: bytes) -> bool:
+        """RFC 791 3.1: a Loose (131) or Strict (137) Source Route whose pointer still points
+        into its route data: the datagram has hops to go after us."""
+        for kind, option in parse_options(options):
+            if kind in (IpOption.LOOSE_SOURCE_ROUTE, IpOption.STRICT_SOURCE_ROUTE) and len(option) >= 3 \
+                    and option[2] <= len(option):
+                return True
+        return False
 
     def _count_evictions(self) -> None:
         while self.reassembler.evicted:

@@ -44,6 +44,8 @@ class IpOption(IntEnum):
     NO_OPERATION = 1
     RECORD_ROUTE = 7
     TIMESTAMP = 68
+    LOOSE_SOURCE_ROUTE = 131
+    STRICT_SOURCE_ROUTE = 137
 
 
 def parse_options(options: bytes) -> list[tuple[int, bytes]]:

@@ -81,6 +81,11 @@ class Reassembler:
             return Outcome(reason="ipv4_fragment_bad_length")
         if MINIMUM_HEADER_LENGTH + stop > MAXIMUM_TOTAL_LENGTH:
             return Outcome(reason="ipv4_fragment_too_large")  # the "ping of death"
+        if packet.more_fragments and not data:
+            # An empty fragment covers no bytes: it is dropped alone and the datagram goes on
+            # (stored, it would make the real fragment at its offset look like an overlap).
+            # Linux 6.18 reassembles around it too (tests/root/test_fragments_device.py).
+            return Outcome(reason="ipv4_fragment_empty")
         key = (packet.source, packet.destination, packet.protocol, packet.identification)
         partial = self.partials.get(key)
         if partial is None:

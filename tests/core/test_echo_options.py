@@ -94,3 +94,23 @@ def test_a_large_reply_carries_the_options_in_its_first_fragment_only():
     assert [p.opts for p in out] == [bytes([7, 7, 8]) + US + EOL, b"", b""]
     assert all(len(bytes(p)) <= 1500 for p in out)
     assert out[1].offset * 8 == len(bytes(out[0].data)) and out[0].mf and not out[-1].mf
+
+
+def lsrr(pointer: int, kind: int = 131) -> bytes:
+    """A source route through 198.51.100.7 (RFC 791 3.1: type, length 7, pointer, one address),
+    padded to the 4-byte boundary; ``pointer`` 4 still points at it, 8 is past it (finished)."""
+    return bytes([kind, 7, pointer]) + bytes([198, 51, 100, 7]) + EOL
+
+
+@pytest.mark.parametrize("kind", [131, 137], ids=["loose", "strict"])
+def test_rfc1122_3_3_5_an_unfinished_source_route_is_dropped_as_linux_does(kind):
+    tun = TunHost([HOST_IP], peer=KERNEL_IP)
+    assert tun.receive(request(lsrr(4, kind)), 1.0) == []
+    assert tun.verdict.drop_reason == "ipv4_source_route_unfinished"
+
+
+@pytest.mark.parametrize("kind", [131, 137], ids=["loose", "strict"])
+def test_rfc1122_3_2_1_8_a_finished_source_route_reached_us_and_is_answered(kind):
+    tun = TunHost([HOST_IP], peer=KERNEL_IP)
+    assert len(tun.receive(request(lsrr(8, kind)), 1.0)) == 1
+    assert tun.verdict.drop_reason is None

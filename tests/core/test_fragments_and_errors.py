@@ -111,6 +111,20 @@ def test_rfc5722_an_overlap_discards_the_whole_datagram():
         assert tun.receive(piece, 1.0) == []
 
 
+@pytest.mark.parametrize("offset", [0, 1480 // 8, 2 * 1480 // 8])
+def test_an_empty_fragment_covers_nothing_and_the_datagram_is_still_reassembled(offset):
+    """Issue 13 (found against Linux): an empty fragment with more to come, before the real one
+    at its offset, must not make that one an overlap; Linux 6.18 reassembles around it too."""
+    empty = frames.ipv4_datagram(KERNEL_IP, HOST_IP, 1, b"", identification=0x4242, more_fragments=True,
+                                 fragment_offset=offset)
+    tun = host()
+    out = tun.receive(empty, 1.0)
+    for fragment in fragments(ECHO_8000):
+        out += tun.receive(fragment, 1.0)
+    assert len(out) == 6 and tun.stats["ipv4_reassembled"] == 1
+    assert tun.stats.drops == {"ipv4_fragment_empty": 1}
+
+
 @pytest.mark.parametrize("fragment, reason", [
     (frames.ipv4_datagram(KERNEL_IP, HOST_IP, 1, bytes(13), more_fragments=True), "ipv4_fragment_bad_length"),
     (frames.ipv4_datagram(KERNEL_IP, HOST_IP, 1, bytes(16), fragment_offset=8189), "ipv4_fragment_too_large"),

@@ -379,7 +379,42 @@ def as_nobody() -> Iterator[None]:
         os.setgroups(groups)
 
 
-SCENARIOS = {f.__name__: f for f in (tap_kernel_arp_request, kernel_side_set_up, tap_send_round_trip, tap_jumbo_frames,
+def empty_fragments() -> dict:
+    """Linux owns 192.0.2.2 on tap0; fragments of one echo request (32 bytes: [0, 8) and [8, 32))
+    go in, with an empty fragment (more to come) first at offset 8, or at 0. Its echo replies
+    are counted: does an empty fragment spoil the datagram (issue 13)?"""
+    with TapDevice("tap0") as device:
+        configure_address("tap0", IPv4Interface("192.0.2.2/24"))
+        add_permanent_neighbours("tap0", {IPv4Address("192.0.2.1"): "02:00:00:00:00:01"})
+        kernel_mac = bytes.fromhex(open("/sys/class/net/tap0/address").read().strip().replace(":", "")) \
+            if os.path.exists("/sys/class/net/tap0/address") else None
+        if kernel_mac is None:
+            out = subprocess.run(["ip", "link", "show", "tap0"], capture_output=True, text=True).stdout
+            kernel_mac = bytes.fromhex(out.split("link/ether ")[1].split()[0].replace(":", ""))
+        echo = bytes(dpkt.icmp.ICMP(type=8, code=0, data=dpkt.icmp.ICMP.Echo(id=7, seq=1, data=bytes(range(24)))))
+
+        def fragment(data: bytes, offset: int, more: bool, ident: int) -> bytes:
+            ip = dpkt.ip.IP(src=bytes([192, 0, 2, 1]), dst=bytes([192, 0, 2, 2]), p=1, ttl=64, id=ident, data=data)
+            ip.mf, ip.offset, ip.len, ip.sum = int(more), offset, 20 + len(data), 0
+            return bytes(dpkt.ethernet.Ethernet(dst=kernel_mac, src=bytes.fromhex("020000000001"), type=0x0800,
+                                                data=bytes(ip)))
+
+        def replies(frames: list[bytes]) -> int:
+            for frame in frames:
+                device.send([frame], 0.0)
+            got = receive_until(device, lambda f: len(f) > 34 and f[12:14] == b"\x08\x00" and f[34] == 0)
+            return 1 if got is not None else 0
+
+        result = {}
+        for name, ident, empty_at in (("plain", 1, None), ("empty_at_8", 2, 1), ("empty_at_0", 3, 0)):
+            train = [fragment(echo[:8], 0, True, ident), fragment(echo[8:], 1, False, ident)]
+            if empty_at is not None:
+                train.insert(0, fragment(b"", empty_at, True, ident))
+            result[name] = replies(train)
+        return result
+
+
+SCENARIOS = {f.__name__: f for f in (empty_fragments, tap_kernel_arp_request, kernel_side_set_up, tap_send_round_trip, tap_jumbo_frames,
                                      tun_round_trip, tun_bursts, down_and_deleted, opening_errors, private_namespace,
                                      unprivileged)}
 
