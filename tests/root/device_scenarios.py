@@ -414,7 +414,35 @@ def empty_fragments() -> dict:
         return result
 
 
-SCENARIOS = {f.__name__: f for f in (empty_fragments, tap_kernel_arp_request, kernel_side_set_up, tap_send_round_trip, tap_jumbo_frames,
+def source_routes() -> dict:
+    """Linux owns 192.0.2.2 on tap0; echo requests with a Loose Source Route through
+    198.51.100.7, unfinished (pointer 4) and finished (pointer 8), and without one: its replies
+    counted, with the sysctl that decides (net.ipv4.conf.all.accept_source_route)."""
+    with TapDevice("tap0") as device:
+        configure_address("tap0", IPv4Interface("192.0.2.2/24"))
+        add_permanent_neighbours("tap0", {IPv4Address("192.0.2.1"): "02:00:00:00:00:01"})
+        out = subprocess.run(["ip", "link", "show", "tap0"], capture_output=True, text=True).stdout
+        kernel_mac = bytes.fromhex(out.split("link/ether ")[1].split()[0].replace(":", ""))
+
+        def echo(options: bytes, ident: int) -> bytes:
+            icmp = bytes(dpkt.icmp.ICMP(type=8, code=0, data=dpkt.icmp.ICMP.Echo(id=ident, seq=1, data=b"x" * 8)))
+            ip = dpkt.ip.IP(src=bytes([192, 0, 2, 1]), dst=bytes([192, 0, 2, 2]), p=1, ttl=64, id=ident, data=icmp)
+            ip.opts, ip.hl = options, 5 + len(options) // 4
+            ip.len, ip.sum = 20 + len(options) + len(icmp), 0
+            return bytes(dpkt.ethernet.Ethernet(dst=kernel_mac, src=bytes.fromhex("020000000001"), type=0x0800,
+                                                data=bytes(ip)))
+
+        result = {"accept_source_route_all": open("/proc/sys/net/ipv4/conf/all/accept_source_route").read().strip()}
+        for name, ident, options in (("none", 1, b""), ("unfinished", 2, bytes([131, 7, 4, 198, 51, 100, 7, 0])),
+                                     ("finished", 3, bytes([131, 7, 8, 198, 51, 100, 7, 0]))):
+            device.send([echo(options, ident)], 0.0)
+            got = receive_until(device, lambda f: len(f) > 34 and f[12:14] == b"\x08\x00"
+                                and f[14 + (f[14] & 0x0F) * 4] == 0, timeout=0.5)
+            result[name] = 1 if got is not None else 0
+        return result
+
+
+SCENARIOS = {f.__name__: f for f in (empty_fragments, source_routes, tap_kernel_arp_request, kernel_side_set_up, tap_send_round_trip, tap_jumbo_frames,
                                      tun_round_trip, tun_bursts, down_and_deleted, opening_errors, private_namespace,
                                      unprivileged)}
 
