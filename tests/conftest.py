@@ -103,7 +103,8 @@ def skip_or_fail_without_devices() -> None:
 
 
 #: The external tools tests use, with the Debian package that has each (``.ci/run`` installs them).
-TOOL_PACKAGES = {"ping": "iputils-ping", "arping": "arping", "nmap": "nmap", "tshark": "tshark", "tc": "iproute2"}
+TOOL_PACKAGES = {"ping": "iputils-ping", "arping": "arping", "nmap": "nmap", "tshark": "tshark", "tc": "iproute2",
+                 "tracepath": "iputils-tracepath"}
 
 
 def skip_or_fail(reason: str) -> None:

@@ -350,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     ping = sub.add_parser("ping", help="run a host and ping from it, like ping(8)")
     host_options(ping)
     ping.add_argument("target", type=any_address, metavar="TARGET", help="address to ping (IPv4 or IPv6)")
+    family = ping.add_mutually_exclusive_group()
+    family.add_argument("-4", dest="family", action="store_const", const=4,
+                        help="the target must be an IPv4 address (as ping -4)")
+    family.add_argument("-6", dest="family", action="store_const", const=6,
+                        help="the target must be an IPv6 address (as ping -6)")
     ping.add_argument("-c", "--count", type=positive_int, default=5, help="echo requests to send (5)")
     ping.add_argument("-i", "--interval", type=seconds, default=1.0, help="seconds between requests (1)")
     ping.add_argument("-W", "--timeout", type=seconds, default=2.0,

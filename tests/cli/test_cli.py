@@ -253,3 +253,11 @@ def test_bad_queue_options_are_one_line_before_any_device(args, fragments):
 def test_queues_is_a_run_option_only():
     result = tapstack("ping", *TAP, "192.0.2.1", "--queues=2")
     assert_usage_error(result, "unrecognized arguments: --queues=2")
+
+
+@pytest.mark.parametrize("flag, target", [("-6", "192.0.2.1"), ("-4", "2001:db8::1")])
+def test_ping_family_flag_must_match_the_target(flag: str, target: str, capsys) -> None:
+    from stack.cli import main
+    assert main(["ping", flag, "--tun", "tun0", "--ip", "192.0.2.2", target]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"tapstack: error: {flag}: {target} is not an IPv{flag[1]} address"

@@ -131,3 +131,23 @@ def test_tap_a_lan_of_ipv6_hosts_each_with_its_own_mac(netns: str, start_stack) 
     neighbours = in_ns(netns, "ip", "-6", "neigh", "show", "dev", "tap0").stdout
     assert "2001:db8::10 lladdr 02:00:00:00:00:10" in neighbours, neighbours
     assert "2001:db8::13 lladdr 02:00:00:00:00:13" in neighbours, neighbours
+
+
+@pytest.mark.tools("tracepath")
+def test_tap_tracepath_6_ends_at_us(netns: str, start_stack) -> None:
+    """tracepath -6: its UDP probe to a closed port, with hop limit 1, reaches us and is answered
+    with Port Unreachable (RFC 4443 3.1): "reached" at hop 1, the path MTU 1500."""
+    start_stack(netns, "--tap", "tap0", "--ip", f"{STACK_IP6}/64", "--host-ip", f"{KERNEL_IP6}/64", "--no-dad")
+    result = in_ns(netns, "tracepath", "-6", "-n", STACK_IP6, check=False, timeout=30)
+    assert re.search(rf"^\s*1:\s+{re.escape(STACK_IP6)}\s+\S+ms reached$", result.stdout, re.M), result.stdout
+    assert "pmtu 1500 hops 1 back 1" in result.stdout, result.stdout
+
+
+def test_tapstack_ping_6_from_the_virtual_host(netns: str) -> None:
+    """``tapstack ping -6``: the virtual host pings the kernel over TUN and prints ping's lines."""
+    from tests.root.test_cli_device import tapstack
+    result = tapstack(netns, "ping", "-6", "--tun", "tun0", "--ip", STACK_IP6, "--host-ip", KERNEL_IP6,
+                      "-c", "3", "-i", "0.2", KERNEL_IP6)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(re.findall(rf"bytes from {re.escape(KERNEL_IP6)}: icmp_seq=\d", result.stdout)) == 3, result.stdout
+    assert "3 packets transmitted, 3 received, 0% packet loss" in result.stdout
