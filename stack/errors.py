@@ -18,7 +18,7 @@ class ParseError(Exception):
     def __init__(self, layer: str, reason: str, detail: str, *args: object) -> None:
         """``detail`` is the sentence, or with ``args`` a %-format string for it: the words are
         made only when read (``detail``, ``str(error)``), as most errors are only counted."""
-        super().__init__(layer, reason)
+        self.args = (layer, reason)  # (what BaseException.__init__ would set, without the call)
         self.layer = layer
         self.reason = reason
         self._detail = detail
@@ -35,4 +35,11 @@ class ParseError(Exception):
     @property
     def drop_reason(self) -> str:
         """The counter name for this error, e.g. ``ipv4_bad_checksum``."""
-        return f"{self.layer.lower()}_{self.reason}"
+        name = _DROP_REASONS.get((self.layer, self.reason))
+        if name is None:
+            name = _DROP_REASONS[self.layer, self.reason] = f"{self.layer.lower()}_{self.reason}"
+        return name
+
+
+#: Drop reasons by (layer, reason), made once: a flood of one kind of garbage names the same one.
+_DROP_REASONS: dict[tuple[str, str], str] = {}

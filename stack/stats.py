@@ -44,11 +44,11 @@ class Stats:
         counters["drop." + reason] += 1
         counters["dropped"] += 1
         self.last_drop = reason
-        if isinstance(detail, ParseError):
-            # Its traceback would pin the frames that held the receive buffer: keep the error only.
-            detail.__traceback__ = None
         self._detail = detail
         self._detail_args = args
+        if not args and isinstance(detail, ParseError):
+            # Its traceback would pin the frames that held the receive buffer: keep the error only.
+            detail.__traceback__ = None
         if logger is not None and logger.isEnabledFor(logging.DEBUG):
             logger.debug("drop %s: %s", reason, self.last_drop_detail)
 

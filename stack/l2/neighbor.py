@@ -64,11 +64,16 @@ class Entry:
     permanent: bool = False
     #: When a datagram was last sent by it (``lookup``): entries in active use are evicted last.
     used_at: float = -math.inf
-    #: Another MAC claimed for the address while the entry was valid: taken only if the check
-    #: (``check_until``) ends without word from ``mac``.
-    candidate: MacAddress | None = None
-    check_until: float = -math.inf
-    #: ``mac`` spoke during the check: the claim is refused when the check ends.
+
+
+@dataclass(slots=True)
+class Check:
+    """Another MAC claimed for a valid entry's address: it is taken only if the check ends
+    (``until``) without word from the entry's own MAC (``confirmed``)."""
+
+    entry: Entry
+    candidate: MacAddress
+    until: float
     confirmed: bool = False
 
 
@@ -124,8 +129,8 @@ class NeighborCache:
         self.entries: dict[IPv4Address, Entry] = {}
         self.pending: dict[IPv4Address, Pending] = {}
         self.check_interval = ARP_CHECK_INTERVAL_S
-        #: Entries whose MAC is being checked, by address (usually empty).
-        self.checking: dict[IPv4Address, Entry] = {}
+        #: The checks running, by address (usually none).
+        self.checking: dict[IPv4Address, Check] = {}
         #: Called after every entry ``learn`` records from the wire (None: nobody listens).
         self.observer: Observer | None = None
 
@@ -161,46 +166,43 @@ class NeighborCache:
             return self.learn(address, mac, now), False, None
         if entry.permanent:
             return None, False, None
+        check = self.checking.get(address) if self.checking else None
         if entry.mac == mac:
             # RFC 826: the pair is in the table: refresh it; during a check, the old MAC spoke.
             entry.expires_at = now + self.lifetime
-            if entry.candidate is not None:
-                entry.confirmed = True
+            if check is not None:
+                check.confirmed = True
             return None, False, None
-        if address in self.checking or now < entry.check_until:
-            entry.candidate = mac
-            return None, True, None  # a check is running: it ends in ``end_checks``
+        if check is not None:
+            check.candidate = mac  # a check is running: it ends in ``end_checks``
+            return None, True, None
         if may_check is not None and not may_check(now):
             return None, True, None  # no check left in the budget: refused, the entry as it was
-        entry.candidate = mac
-        entry.check_until = now + self.check_interval
-        entry.confirmed = False
-        self.checking[address] = entry
+        self.checking[address] = Check(entry, mac, now + self.check_interval)
         return None, True, entry.mac
 
     def confirm(self, address: IPv4Address, mac: MacAddress) -> None:
         """Word from ``mac`` for ``address`` outside ARP (a unicast datagram from it to us, as
         smoltcp and lwIP take it): during a check, the old MAC is alive."""
-        entry = self.checking.get(address)
-        if entry is not None and entry.mac == mac:
-            entry.confirmed = True
+        check = self.checking.get(address)
+        if check is not None and check.entry.mac == mac:
+            check.confirmed = True
 
     def end_checks(self, now: float) -> list[Moved]:
         """Checks whose time is over: an entry whose MAC stayed silent follows its candidate (the
         neighbour really moved); a confirmed one stays. Returns the entries that moved."""
         moved: list[Moved] = []
-        for address, entry in list(self.checking.items()):
-            if now < entry.check_until:
+        for address, check in list(self.checking.items()):
+            if now < check.until:
                 continue
             del self.checking[address]
-            if not entry.confirmed and entry.candidate is not None and self.entries.get(address) is entry:
-                moved.append(Moved(address, entry.mac, entry.candidate))
-                entry.mac = entry.candidate
+            entry = check.entry
+            if not check.confirmed and self.entries.get(address) is entry:
+                moved.append(Moved(address, entry.mac, check.candidate))
+                entry.mac = check.candidate
                 entry.expires_at = now + self.lifetime
                 if self.observer is not None:
                     self.observer(address, entry.mac, now)
-            entry.candidate = None
-            entry.confirmed = False
         return moved
 
     def learn(self, address: IPv4Address, mac: MacAddress, now: float, tell: bool = True) -> Resolved | None:
@@ -247,14 +249,23 @@ class NeighborCache:
         not in active use (no datagram sent by them for ``ACTIVE_USE_S``), so a flood of new
         senders cannot push out the neighbours we talk to; permanent entries stay, even beyond."""
         active_since = now - ACTIVE_USE_S
-        while len(self.entries) > self.capacity:
-            oldest = next((address for address, entry in self.entries.items()
-                           if not entry.permanent and entry.used_at < active_since), None)
-            if oldest is None:  # every entry in active use: the least recently confirmed goes
-                oldest = next((address for address, entry in self.entries.items() if not entry.permanent), None)
+        entries = self.entries
+        while len(entries) > self.capacity:
+            oldest = None
+            # (A plain loop: a flood of new senders comes here once per sender, and the oldest
+            # entry is nearly always the one: a generator would cost more than the search.)
+            for address, entry in entries.items():
+                if not entry.permanent and entry.used_at < active_since:
+                    oldest = address
+                    break
+            else:  # every entry in active use: the least recently confirmed goes
+                for address, entry in entries.items():
+                    if not entry.permanent:
+                        oldest = address
+                        break
             if oldest is None:
                 return
-            del self.entries[oldest]
+            del entries[oldest]
             if self.checking:
                 self.checking.pop(oldest, None)
 
@@ -306,7 +317,7 @@ class NeighborCache:
         if not self.pending and not self.checking:  # the usual case, asked at every wake-up
             return None
         return min([p.next_request_at for p in self.pending.values()]
-                   + [e.check_until for e in self.checking.values()])
+                   + [c.until for c in self.checking.values()])
 
     def forget_learnt(self) -> None:
         """Forget every learnt entry and resolution (permanent entries stay): the link changed."""
