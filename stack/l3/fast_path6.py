@@ -46,6 +46,9 @@ class EchoFastPath6:
         self.mtu = mtu
         self.counters = stats.counters  # incremented directly: per frame, a call costs more
         self._sources: dict[bytes, IPv6Address] = {}
+        #: Our addresses (their 16 bytes) found usable: once DAD has passed, an address stays
+        #: usable (RFC 4862 5.4.5: only a tentative one is given up), so it is asked once.
+        self._usable: set[bytes] = set()
 
     def answer(self, datagram: Buffer, now: float) -> list[Outbound] | None:
         size = len(datagram)
@@ -58,9 +61,12 @@ class EchoFastPath6:
                 or datagram[HEADER_LENGTH] != 128 or datagram[HEADER_LENGTH + 1] != 0
                 or not HEADER_LENGTH + 8 <= end <= size or end > self.mtu()
                 # RFC 4291 2.7, RFC 4443 2.4 (e) 6: a source that is one node
-                or source[0] == 0xFF or source == _UNSPECIFIED
-                or not self.usable(our_address)):  # RFC 4862 5.4: not while tentative
+                or source[0] == 0xFF or source == _UNSPECIFIED):
             return None
+        if destination not in self._usable:
+            if not self.usable(our_address):  # RFC 4862 5.4: not while tentative
+                return None
+            self._usable.add(destination)
         view = memoryview(datagram)
         # RFC 4443 2.3: the checksum over the pseudo-header (RFC 8200 8.1) and the message: read
         # as integers, the sum of a correct one is a multiple of 0xFFFF (stack.checksum); an odd

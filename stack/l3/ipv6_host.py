@@ -120,7 +120,9 @@ class Ipv6Host:
         self.link_multicast = link_multicast
         # RFC 8200 3: our Hop Limit, as IPv4's TTL choice; fragments above the link MTU (4.5).
         self.output = Output6(stats, choices.ttl, max(mtu, ipv6.MINIMUM_MTU), uniform)
-        self.reassembler = Ipv6Reassembler(timeout=choices.reassembly_timeout)
+        # RFC 8200 4.5: 60 s for the fragments of one packet (Linux ip6frag_time too); IPv4's
+        # reassembly timeout choice (RFC 1122 3.3.2) is IPv4's.
+        self.reassembler = Ipv6Reassembler()
         # RFC 3810: MLDv2 reports for our solicited-node groups, so that snooping bridges pass
         # our solicitations (an Ethernet link only: see stack.l3.mld on TUN links).
         self.mld = (MldReporter(stats, sorted(self.groups), link_multicast, uniform, link=True)
