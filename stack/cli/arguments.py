@@ -179,6 +179,23 @@ positive_number = _number(float, "a number", lambda v: 0 < v <= 1e9, "must be ab
 non_negative_number = _number(float, "a number", lambda v: 0 <= v <= 1e9, "must be 0 or more")
 
 
+_SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _byte_size(text: str) -> int:
+    """``10M`` is 10 MiB: a whole number with an optional K, M or G (powers of 1024)."""
+    stripped = text.strip().upper().removesuffix("B")
+    suffix = stripped[-1:] if stripped[-1:] in ("K", "M", "G") else ""
+    number = stripped[:len(stripped) - len(suffix)]
+    if not number.isdigit():
+        raise ValueError(text)
+    return int(number) * _SIZE_SUFFIXES[suffix]
+
+
+byte_size = _number(_byte_size, "a size in bytes (a whole number, optionally with K, M or G)",
+                    lambda v: 1 <= v <= 1 << 50, "must be at least 1 byte")
+
+
 def bounded_int(low: int, high: int):
     return _number(int, "a whole number", lambda v: low <= v <= high, f"must be between {low} and {high}")
 
@@ -330,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print one tcpdump-like line per frame in and out, with the verdict")
         p.add_argument("--pcap", metavar="FILE",
                        help="write every frame in and out to a pcap file ('-' for stdout)")
+        p.add_argument("--pcap-max-bytes", type=byte_size, metavar="N",
+                       help="with --pcap FILE: when FILE would grow past N bytes (K, M, G: "
+                            "powers of 1024), move it to FILE.1 (the older FILE.1 is removed) "
+                            "and start a new FILE; at least 65575 (a header and a 64K frame)")
         p.add_argument("--busy-poll", type=microseconds, default=0, metavar="MICROSECONDS",
                        help="after frames arrive, keep looking for the next one without sleeping "
                             "for this long (as net.core.busy_poll): shorter round trips, one CPU "
@@ -350,11 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     ping = sub.add_parser("ping", help="run a host and ping from it, like ping(8)")
     host_options(ping)
     ping.add_argument("target", type=any_address, metavar="TARGET", help="address to ping (IPv4 or IPv6)")
-    family = ping.add_mutually_exclusive_group()
-    family.add_argument("-4", dest="family", action="store_const", const=4,
-                        help="the target must be an IPv4 address (as ping -4)")
-    family.add_argument("-6", dest="family", action="store_const", const=6,
-                        help="the target must be an IPv6 address (as ping -6)")
+
     ping.add_argument("-c", "--count", type=positive_int, default=5, help="echo requests to send (5)")
     ping.add_argument("-i", "--interval", type=seconds, default=1.0, help="seconds between requests (1)")
     ping.add_argument("-W", "--timeout", type=seconds, default=2.0,

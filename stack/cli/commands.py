@@ -24,8 +24,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_ping(args: argparse.Namespace) -> int:
     from stack.runtime.ping import PingSession
 
-    if args.family is not None and args.target.version != args.family:
-        raise UsageError(f"-{args.family}: {args.target} is not an IPv{args.family} address")
     if not 0 <= args.size <= 65507:
         raise UsageError(f"-s {args.size}: the ICMP data size must be between 0 and 65507")
 

@@ -22,7 +22,7 @@ log = logging.getLogger("stack")
 
 def check_queue_options(args: argparse.Namespace) -> None:
     """Flags that cannot work with several workers: one line, exit 2, before anything is opened."""
-    if args.pcap:
+    if args.pcap or getattr(args, "pcap_max_bytes", None) is not None:
         raise UsageError("--pcap cannot be used with --queues: the workers cannot share one capture "
                          f"file; capture on the kernel side instead (tcpdump -i {args.tap or args.tun} -w FILE)")
     for flag, given in (("--reattach", getattr(args, "reattach", False)),

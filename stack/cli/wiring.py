@@ -94,8 +94,31 @@ class CaptureOutput:
     written is one line and exit 2 with nothing changed. An existing file is emptied only once
     the device is ready (``start``), as tcpdump -w does; ``abandon`` leaves things as they were."""
 
-    def __init__(self, path: str) -> None:
+    #: ``--pcap-max-bytes``: the files kept, the one being written included (FILE, FILE.1),
+    #: as ``tcpdump -C N -W 2`` would, so a capture never takes more than twice N on disk.
+    FILES = 2
+    #: The smallest ``--pcap-max-bytes``: a file header and one record of the largest frame
+    #: (the snapshot length), so every file stays within the bound.
+    MIN_MAX_BYTES = 24 + 16 + 65_535
+
+    @classmethod
+    def check(cls, args: argparse.Namespace) -> None:
+        """``--pcap-max-bytes`` that cannot work: one line, exit 2, before anything is opened."""
+        max_bytes = getattr(args, "pcap_max_bytes", None)
+        if max_bytes is None:
+            return
+        if not getattr(args, "pcap", None):
+            raise UsageError("--pcap-max-bytes bounds a capture file: give --pcap FILE too")
+        if args.pcap == "-":
+            raise UsageError("--pcap-max-bytes cannot be used with --pcap - (stdout cannot be "
+                             "rotated; pipe it to tcpdump -r - -C N -w FILE instead)")
+        if max_bytes < cls.MIN_MAX_BYTES:
+            raise UsageError(f"--pcap-max-bytes {max_bytes} is too small: a file must hold its "
+                             f"header and one frame of the largest size ({cls.MIN_MAX_BYTES} bytes)")
+
+    def __init__(self, path: str, max_bytes: int | None = None) -> None:
         self.path = path
+        self.max_bytes = max_bytes
         if path == "-":
             self.stream, self.created = sys.stdout.buffer, False
             return
@@ -110,6 +133,28 @@ class CaptureOutput:
         """The stream to write the capture to, emptied first when it is a regular file."""
         if self.path != "-" and stat.S_ISREG(os.fstat(self.stream.fileno()).st_mode):
             self.stream.truncate(0)
+        return self.stream
+
+    def rotate(self):
+        """The capture file is full (``--pcap-max-bytes``): FILE.1 becomes FILE.2 and so on,
+        the oldest beyond ``FILES`` is removed, FILE becomes FILE.1, and a new FILE is opened
+        and returned (the device closes the full one). None, with a warning, if that fails."""
+        try:
+            for number in range(self.FILES - 1, 0, -1):
+                older = f"{self.path}.{number}"
+                if os.path.lexists(older):
+                    if number + 1 < self.FILES:
+                        os.replace(older, f"{self.path}.{number + 1}")
+                    else:
+                        os.unlink(older)
+            os.replace(self.path, f"{self.path}.1")
+            self.stream = open(self.path, "wb")
+        except OSError as error:
+            log.warning("--pcap-max-bytes: cannot rotate %s (%s): capture stopped",
+                        self.path, error.strerror)
+            return None
+        log.info("capture %s reached %d bytes: moved to %s.1, a new file started",
+                 self.path, self.max_bytes, self.path)
         return self.stream
 
     def abandon(self) -> None:
@@ -162,7 +207,9 @@ def open_device(args: argparse.Namespace, host, capture: CaptureOutput | None = 
         from stack.tap.pcap import PcapDevice
 
         # The loop's clock is monotonic; pcap wants wall-clock time.
-        device = PcapDevice(device, capture.start(), timestamp_offset=time.time() - time.monotonic())
+        device = PcapDevice(device, capture.start(), timestamp_offset=time.time() - time.monotonic(),
+                            max_bytes=capture.max_bytes,
+                            rotate=capture.rotate if capture.max_bytes is not None else None)
     return device
 
 
@@ -259,6 +306,7 @@ def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = F
     from stack.cli import lifecycle
 
     check_fault_options(args)
+    CaptureOutput.check(args)
     credentials = lifecycle.resolve_credentials(args)
     host = make_host(args)
     if check is not None:
@@ -266,7 +314,7 @@ def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = F
     warning = kernel_side_warning(args, host)
     if warning is not None:
         log.warning("%s", warning)
-    capture = CaptureOutput(args.pcap) if args.pcap else None
+    capture = CaptureOutput(args.pcap, getattr(args, "pcap_max_bytes", None)) if args.pcap else None
     try:
         device = open_device(args, host, capture)
     except BaseException:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -36,19 +36,35 @@ class PcapDevice(Device):
     Timestamps are the loop's ``now`` plus ``timestamp_offset`` (the caller passes wall-clock
     minus monotonic time); this module never reads the clock. The file stays the caller's: it
     is flushed at the end of every wake-up of the loop (``flush``: a pipe into Wireshark sees each
-burst at once, without a write per frame) but not closed. If
-    writing the capture fails (the reader of the pipe went away), capturing stops with a
-    warning and the device keeps working.
+    burst at once, without a write per frame) but not closed. If writing the capture fails (the
+    reader of the pipe went away), capturing stops with a warning and the device keeps working.
+
+    ``max_bytes`` with ``rotate`` bounds each file (tcpdump -C): before a frame's record would
+    take the file past ``max_bytes``, ``rotate()`` is called to move the files aside and open
+    the next one (None: it could not; capturing stops with a warning, so the bound holds), the
+    device goes on in it (``reopen``) and closes the full one. So every file is a whole pcap
+    file (its own header, whole records) and no frame is split or lost between two files. A
+    file holds at least one frame: a single record larger than ``max_bytes`` goes alone into
+    a file of its own (the CLI asks for a size that holds the largest frame, so it never does).
     """
 
     def __init__(self, inner: Device, file: BinaryIO, timestamp_offset: float = 0.0,
-                 packet_info: bool | None = None) -> None:
+                 packet_info: bool | None = None, max_bytes: int | None = None,
+                 rotate: Callable[[], BinaryIO | None] | None = None) -> None:
         """``packet_info``: every packet through ``inner`` starts with the 4-byte TUN
         packet-information header (default: what ``inner.packet_info`` says, False if nothing)."""
+        if (max_bytes is None) != (rotate is None):
+            raise ValueError("max_bytes and rotate go together")
+        if max_bytes is not None and max_bytes <= FILE_HEADER_SIZE:
+            raise ValueError(f"max_bytes {max_bytes} does not hold a pcap file header")
         self.inner = inner
         self.timestamp_offset = timestamp_offset
+        self.max_bytes = max_bytes
+        self._rotate = rotate
+        self.rotations = 0  # files filled and moved aside
         self._file: BinaryIO | None = file
         self._writer = dpkt.pcap.Writer(file, snaplen=SNAPLEN, linktype=LINKTYPES[inner.medium])
+        self._size = FILE_HEADER_SIZE  # bytes in the current file
         if packet_info is None:
             packet_info = getattr(inner, "packet_info", False)
         #: A TUN device with packet information: the capture is raw IP, so the 4-byte header
@@ -85,8 +101,16 @@ burst at once, without a write per frame) but not closed. If
     def _record(self, frame: Buffer, now: float) -> None:
         if self._file is None:
             return
+        data = frame[self._skip:]
+        size = RECORD_HEADER_SIZE + len(data)
+        if (self.max_bytes is not None and self._size + size > self.max_bytes
+                and self._size > FILE_HEADER_SIZE):
+            self._next_file()  # between two frames: this one goes whole into the next file
+            if self._file is None:
+                return
         try:
-            self._writer.writepkt(frame[self._skip:], ts=now + self.timestamp_offset)
+            self._writer.writepkt(data, ts=now + self.timestamp_offset)
+            self._size += size
             self._unflushed = True
         except (OSError, ValueError) as error:  # ValueError: the file was closed
             self._stop(error)
@@ -115,8 +139,28 @@ burst at once, without a write per frame) but not closed. If
         self._writer = dpkt.pcap.Writer(file, snaplen=SNAPLEN, linktype=LINKTYPES[self.inner.medium])
         file.flush()
         self._file = file
+        self._size = FILE_HEADER_SIZE
         self._unflushed = False
         return old
+
+    def _next_file(self) -> None:
+        """The current file is full: the caller's ``rotate`` moves it aside and opens the next."""
+        assert self._rotate is not None
+        try:
+            file = self._rotate()
+        except OSError as error:
+            file = None
+            log.warning("capture: cannot start the next file (%s)", error)
+        if file is None:
+            self._stop(OSError(f"the capture reached {self.max_bytes} bytes and could not be rotated"))
+            return
+        old = self.reopen(file)
+        self.rotations += 1
+        if old is not None:
+            try:
+                old.close()
+            except OSError as error:
+                log.warning("capture: closing the full file failed: %s", error)
 
     def _stop(self, error: Exception) -> None:
         log.warning("capture stopped: %s", error)

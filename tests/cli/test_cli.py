@@ -254,10 +254,55 @@ def test_queues_is_a_run_option_only():
     result = tapstack("ping", *TAP, "192.0.2.1", "--queues=2")
     assert_usage_error(result, "unrecognized arguments: --queues=2")
 
+@pytest.mark.parametrize("args, fragments", [
+    (["--pcap-max-bytes", "10M"], ["--pcap-max-bytes bounds a capture file: give --pcap FILE"]),
+    (["--pcap", "-", "--pcap-max-bytes", "10M"], ["cannot be used with --pcap -"]),
+    (["--pcap", "/tmp/never-written.pcap", "--pcap-max-bytes", "64K"],
+     ["--pcap-max-bytes 65536 is too small", "65575"]),
+    (["--pcap", "/tmp/never-written.pcap", "--pcap-max-bytes", "ten"], ["'ten' is not a size in bytes"]),
+    (["--pcap", "/tmp/never-written.pcap", "--pcap-max-bytes=-5M"], ["'-5M' is not a size"]),
+    (["--pcap", "/tmp/never-written.pcap", "--pcap-max-bytes", "0"], ["'0' must be at least 1 byte"]),
+    (["--pcap", "/tmp/never-written.pcap", "--pcap-max-bytes", "1.5M"], ["'1.5M' is not a size"]),
+], ids=["without-pcap", "stdout", "too-small", "words", "negative", "zero", "fraction"])
+@pytest.mark.parametrize("command", ["run", "ping"])
+def test_bad_pcap_max_bytes_is_one_line_and_nothing_created(command, args, fragments):
+    target = ["192.0.2.1"] if command == "ping" else []
+    result = tapstack(command, *TAP, "--host-ip", "192.0.2.1/24", *args, *target)
+    assert_usage_error(result, *fragments)
+    assert not os.path.exists("/tmp/never-written.pcap")
 
-@pytest.mark.parametrize("flag, target", [("-6", "192.0.2.1"), ("-4", "2001:db8::1")])
-def test_ping_family_flag_must_match_the_target(flag: str, target: str, capsys) -> None:
-    from stack.cli import main
-    assert main(["ping", flag, "--tun", "tun0", "--ip", "192.0.2.2", target]) == 2
-    err = capsys.readouterr().err
-    assert err.strip() == f"tapstack: error: {flag}: {target} is not an IPv{flag[1]} address"
+
+@pytest.mark.parametrize("text, expected", [("65575", 65_575), ("100K", 102_400), ("10M", 10 << 20),
+                                            ("2G", 2 << 30), ("10mb", 10 << 20), ("1k", 1024)])
+def test_pcap_max_bytes_takes_k_m_and_g_as_powers_of_1024(text, expected):
+    from stack.cli import build_parser
+
+    args = build_parser().parse_args(["run", *TAP, "--pcap", "x.pcap", "--pcap-max-bytes", text])
+    assert args.pcap_max_bytes == expected
+
+
+def test_rotation_moves_file_to_file_1_and_keeps_two_files(tmp_path):
+    from stack.cli.wiring import CaptureOutput
+
+    path = tmp_path / "cap.pcap"
+    capture = CaptureOutput(str(path), max_bytes=100_000)
+    capture.start().write(b"first")
+    for content in (b"second", b"third"):
+        old = capture.stream
+        new = capture.rotate()
+        old.close()
+        new.write(content)
+    capture.stream.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cap.pcap", "cap.pcap.1"]
+    assert path.read_bytes() == b"third" and (tmp_path / "cap.pcap.1").read_bytes() == b"second"
+
+
+def test_a_rotation_that_cannot_rename_is_none_with_a_warning(tmp_path, caplog):
+    from stack.cli.wiring import CaptureOutput
+
+    path = tmp_path / "cap.pcap"
+    capture = CaptureOutput(str(path), max_bytes=100_000)
+    path.unlink()  # moved away by someone else: nothing to rename
+    assert capture.rotate() is None
+    assert "cannot rotate" in caplog.text
+    capture.stream.close()

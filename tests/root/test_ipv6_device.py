@@ -82,7 +82,7 @@ def test_tap_global_and_link_local_answer_from_the_first_ping(netns: str, start_
     answered = {int(n) for n in re.findall(r"icmp_seq=(\d+)", six.stdout)}
     assert {1, 2, 3} <= answered, six.stdout + stack.stderr
     local = kernel_ping(netns, "-6", "-c", "3", "-i", "0.1", "-w", "10", target=f"{STACK_LINK_LOCAL}%tap0")
-    assert len(replies(local.stdout)) == 3, local.stdout + local.stderr
+    assert {1, 2, 3} <= {int(n) for n in re.findall(r"icmp_seq=(\d+)", local.stdout)}, local.stdout
     # The kernel resolved us with Neighbor Discovery: our MAC in its neighbour table.
     neighbours = in_ns(netns, "ip", "-6", "neigh", "show", "dev", "tap0").stdout
     assert f"{STACK_IP6} lladdr {STACK_MAC}" in neighbours, neighbours
@@ -143,10 +143,11 @@ def test_tap_tracepath_6_ends_at_us(netns: str, start_stack) -> None:
     assert "pmtu 1500 hops 1 back 1" in result.stdout, result.stdout
 
 
-def test_tapstack_ping_6_from_the_virtual_host(netns: str) -> None:
-    """``tapstack ping -6``: the virtual host pings the kernel over TUN and prints ping's lines."""
+def test_tapstack_ping_an_ipv6_target_from_the_virtual_host(netns: str) -> None:
+    """``tapstack ping ... 2001:db8::1``: the target's family decides; the virtual host pings the
+    kernel over TUN and prints ping's lines."""
     from tests.root.test_cli_device import tapstack
-    result = tapstack(netns, "ping", "-6", "--tun", "tun0", "--ip", STACK_IP6, "--host-ip", KERNEL_IP6,
+    result = tapstack(netns, "ping", "--tun", "tun0", "--ip", STACK_IP6, "--host-ip", KERNEL_IP6,
                       "-c", "3", "-i", "0.2", KERNEL_IP6)
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(re.findall(rf"bytes from {re.escape(KERNEL_IP6)}: icmp_seq=\d", result.stdout)) == 3, result.stdout
