@@ -357,7 +357,10 @@ class Ipv6Host:
             return []
         reply = Icmpv6Message(Icmpv6Type.ECHO_REPLY, 0, message.rest_of_header, message.payload)
         self.stats.count("icmpv6_echo_replies_sent")
-        return self._send(source, packet.source, NextHeader.ICMPV6, reply.buffers(source, packet.source), now)
+        # The request's Traffic Class (all 8 bits), as Linux 6.18 answers (seen with tapstack diff
+        # --ipv6) and as our IPv4 echo reply keeps the TOS (RFC 1349 5.1).
+        return self._send(source, packet.source, NextHeader.ICMPV6, reply.buffers(source, packet.source), now,
+                          packet.traffic_class)
 
     def _echo_reply(self, packet: Ipv6Packet, message: Icmpv6Message, now: float) -> list[Outbound]:
         key = (packet.source, message.identifier, message.sequence)
@@ -463,12 +466,13 @@ class Ipv6Host:
     # ------------------------------------------------------------------ send
 
     def _send(self, source: IPv6Address, destination: IPv6Address, next_header: int,
-              payload: list[Buffer], now: float) -> list[Outbound]:
+              payload: list[Buffer], now: float, traffic_class: int = 0) -> list[Outbound]:
         """Our packet to ``destination`` (every destination is on-link: no routers in this
         host). On an Ethernet link Neighbor Discovery finds its MAC."""
         out: list[Outbound] = []
         # RFC 8200 4.5, 5: above the link MTU our packet leaves in fragments.
-        for datagram in self.output.datagrams(source, destination, next_header, payload):
+        for datagram in self.output.datagrams(source, destination, next_header, payload,
+                                              traffic_class=traffic_class):
             out += self._out(source, destination, datagram, now)
         return out
 

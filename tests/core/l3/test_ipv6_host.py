@@ -49,6 +49,17 @@ def test_rfc4443_4_2_an_echo_request_is_answered_with_its_identifier_sequence_an
     assert host.stats["icmpv6_echo_replies_sent"] == 1 and host.verdict.drop_reason is None
 
 
+@pytest.mark.parametrize("predict", [True, False], ids=["fast path", "general path"])
+def test_an_echo_reply_keeps_the_requests_traffic_class_as_linux_does(host, predict):
+    # Linux 6.18 copies the whole Traffic Class byte (DSCP and ECN) into its echo reply (found by
+    # tapstack diff --ipv6), as our IPv4 echo reply keeps the TOS (RFC 1349 5.1); the flow
+    # label is the replier's own choice (RFC 6437) and ours is 0.
+    host.ip6.predict = predict
+    answer = f.ipv6_packet(f.icmpv6_echo(129, 0x1234, 1, DATA, src=HOST_IP6, dst=KERNEL_IP6), src=HOST_IP6,
+                           dst=KERNEL_IP6, traffic_class=0xB9)
+    assert out(host, echo(traffic_class=0xB9, flow_label=0x12345)) == [answer]
+
+
 def test_rfc4443_4_2_an_echo_to_all_nodes_is_answered_from_our_address(host):
     # RFC 4443 4.2: "An Echo Reply SHOULD be sent in response to an Echo Request message sent to
     # an IPv6 multicast or anycast address"; its source is one of our unicast addresses.
