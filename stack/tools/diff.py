@@ -396,6 +396,13 @@ def _to_solicited_node_group(frame: bytes) -> bool:
     return packet is not None and packet.destination in (solicited_node_multicast(HOST6.ip),)
 
 
+def _zero_length_hop_by_hop(frame: bytes) -> bool:
+    """A packet with Payload Length 0 whose first header is Hop-by-Hop Options (the form of an
+    RFC 2675 jumbogram)."""
+    packet = _ipv6_to_host(frame)
+    return packet is not None and packet.payload_length == 0 and packet.next_header == NextHeader.HOP_BY_HOP
+
+
 #: The Routing header types Linux 6.18 implements: RPL (3, RFC 6554) and SRv6 (4, RFC 8754).
 LINUX_ROUTING_TYPES = (3, 4)
 
@@ -457,6 +464,12 @@ DELIBERATE_DIFFERENCES = [
                "packet (the checks RFC 4942 2.1.9.5 suggests against covert channels); tapstack "
                "skips padding as RFC 8200 4.2 defines it, whatever its length and contents",
                _padding_linux_refuses),
+    Difference("zero-length-hop-by-hop", "Payload Length 0 with a Hop-by-Hop Options header "
+               "first (an RFC 2675 jumbogram's form) but no Jumbo Payload option: Linux 6.18 reads "
+               "the packet to the end of the frame and answers what it finds there; tapstack "
+               "supports no jumbograms and reads a payload of 0 octets (RFC 8200 3), which holds "
+               "no header: dropped (neither sends RFC 2675 3's Parameter Problem)",
+               _zero_length_hop_by_hop),
     Difference("routing-header-not-to-host", "a packet with a Routing header to a multicast "
                "address or in a link-layer multicast frame: Linux 6.18 discards it whatever the "
                "type and Segments Left (RFC 2460 4.4 forbade a multicast destination with a type 0 "
