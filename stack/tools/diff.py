@@ -16,8 +16,12 @@ answers still differ is a disagreement unless one of ``DELIBERATE_DIFFERENCES`` 
 list, each entry with its RFC, is the only allow-list. Hypothesis generates the frames and shrinks
 a disagreement to a minimal frame, printed with both answers.
 
-Not compared: fragments (reassembly state and its 30 s timers would outlive one example) and
-IPv6 (not supported).
+With ``family=6`` (``tapstack diff --ipv6``) the same for IPv6: both hosts are HOST6 at the
+same MAC, the peers permanent neighbours on both sides (no answer waits for Neighbor Discovery),
+no DAD; packets from ``probe_frames6``; the flow label set aside too; the kernel's own Router
+Solicitations and MLD reports taken out of its answers (``is_kernel_noise``).
+
+Not compared: fragments (reassembly state and its 30 s / 60 s timers would outlive one example).
 """
 
 from __future__ import annotations
