@@ -406,7 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="frames to generate and compare (500)")
     diff.add_argument("--seed", type=int, help="seed for the generator (default: a fixed one)")
     diff.add_argument("--tun", action="store_true",
-                      help="compare over a TUN device (bare IPv4 packets, point to point)")
+                      help="compare over a TUN device (bare IP packets, point to point)")
+    diff.add_argument("--ipv6", action="store_true",
+                      help="compare IPv6 (2001:db8::2/64, Neighbor Discovery over TAP) instead of IPv4")
     diff.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     diff.add_argument("-q", "--quiet", action="store_true", help="only the result")
     fuzz = sub.add_parser("fuzz", help="send generated frames (valid and broken) to another stack "

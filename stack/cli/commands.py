@@ -131,10 +131,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
     try:
         enter_private_namespace()
         medium = "ip" if args.tun else "ethernet"
-        kernel = diff.KernelHost(medium)
+        family = 6 if args.ipv6 else 4
+        kernel = diff.KernelHost(medium, family)
     except DeviceError as error:
         raise UsageError(str(error))
-    comparison = diff.Comparison(kernel, diff.StackHost(medium), medium)
+    comparison = diff.Comparison(kernel, diff.StackHost(medium, family), medium, family)
     report = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
     try:
         outcome = diff.run_examples(comparison, args.examples, args.seed, progress=report)

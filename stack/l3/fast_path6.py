@@ -25,6 +25,7 @@ _ICMPV6 = 58
 _ECHO_REQUEST_WORD = 128 << 8  # type 128, code 0
 _ECHO_REPLY_WORD = 129 << 8
 _VERSION_6 = 6 << 28
+_TRAFFIC_CLASS = 0xFF << 20
 _UNSPECIFIED = bytes(16)
 #: Sources remembered as ``IPv6Address`` values (building one costs more than the rest of a reply).
 SOURCE_MEMO_CAPACITY = 256
@@ -91,6 +92,8 @@ class EchoFastPath6:
         checksum = update(int.from_bytes(view[HEADER_LENGTH + 2:HEADER_LENGTH + 4], "big"),
                           _ECHO_REQUEST_WORD, _ECHO_REPLY_WORD)
         reply = bytes((129, 0)) + checksum.to_bytes(2, "big") + bytes(view[HEADER_LENGTH + 4:HEADER_LENGTH + 8])
-        header = HEADER.pack(_VERSION_6, payload_length, _ICMPV6, self.hop_limit(), destination, source)
+        # The request's Traffic Class, as the general path keeps it.
+        header = HEADER.pack(_VERSION_6 | first_word & _TRAFFIC_CLASS, payload_length, _ICMPV6, self.hop_limit(),
+                             destination, source)
         counters["icmpv6_echo_replies_sent"] += 1
         return self.send(our_address, peer, [header, reply, view[HEADER_LENGTH + 8:end]], now)

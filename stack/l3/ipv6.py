@@ -110,6 +110,9 @@ class Ipv6ParseError(ParseError):
         super().__init__(layer, reason, detail)
         self.pointer = pointer
         self.code = code
+        #: The extension headers ``walk_chain`` read before the one at fault (RFC 8200 4: they
+        #: are processed, in order, before it).
+        self.before: tuple[ExtensionHeader, ...] = ()
 
 
 # ----------------------------------------------------------------------------- the fixed header
@@ -486,7 +489,8 @@ def walk_chain(next_header: int, payload: Buffer, base: int = HEADER_LENGTH,
     whose payload (after the 40-byte header) is ``payload``; offsets count from the packet's
     start (``base`` is where ``payload`` begins). Integrity only: each header must fit, and
     option areas must parse. The host decides about unknown options, routing types and the
-    upper layer. Raises ``Ipv6ParseError`` (a ParseError) with the pointer and code.
+    upper layer. Raises ``Ipv6ParseError`` (a ParseError) with the pointer and code, and the
+    headers read before the one at fault (``before``).
     """
     view = memoryview(payload)
     size = len(view)
@@ -494,48 +498,52 @@ def walk_chain(next_header: int, payload: Buffer, base: int = HEADER_LENGTH,
     index = 0  # in payload
     pointer = NEXT_HEADER_OFFSET  # the Next Header field naming the current header, in the packet
     first_fragment = False
-    while next_header in EXTENSION_HEADERS:
-        offset = base + index
-        # RFC 8200 4: a Hop-by-Hop Options header must immediately follow the IPv6 header; a
-        # Next Header of zero in any other header is treated as unrecognised (Parameter Problem
-        # code 1 pointing at it).
-        if next_header == NextHeader.HOP_BY_HOP and headers:
-            raise Ipv6ParseError("IPv6", "hop_by_hop_not_first",
-                                 f"Hop-by-Hop Options header at offset {offset} is not first",
-                                 pointer=pointer, code=ParameterProblemCode.UNRECOGNIZED_NEXT_HEADER)
-        if len(headers) >= limit:
-            raise Ipv6ParseError("IPv6", "chain_too_long",
-                                 f"more than {limit} extension headers", pointer=offset)
-        if next_header == NextHeader.FRAGMENT:
-            header_length = FRAGMENT_HEADER_LENGTH
-        else:
-            header_length = (view[index + 1] + 1) * 8 if index + 2 <= size else 8
-        if index + header_length > size:
-            # RFC 7112 5: a first fragment without the whole header chain SHOULD be discarded
-            # with Parameter Problem code 3, its pointer set to zero.
-            if first_fragment:
-                raise Ipv6ParseError("IPv6", "incomplete_chain",
-                                     f"the first fragment ends inside header {next_header} at offset {offset}",
-                                     pointer=0, code=ParameterProblemCode.INCOMPLETE_HEADER_CHAIN)
-            raise Ipv6ParseError("IPv6", "extension_truncated",
-                                 f"header {next_header} of {header_length} bytes at offset {offset} "
-                                 f"runs past the payload ({size - index} bytes left)", pointer=offset)
-        data = bytes(view[index:index + header_length])
-        value: OptionsHeader | RoutingHeader | FragmentHeader
-        if next_header == NextHeader.FRAGMENT:
-            value = _fragment(data, offset, index, size - index - header_length)
-        elif next_header == NextHeader.ROUTING:
-            value = RoutingHeader(data[0], data[2], data[3], data[4:])
-        else:
-            value = OptionsHeader(data[0], parse_options(data[2:], offset + 2))
-        headers.append(ExtensionHeader(next_header, offset, data, value))
-        pointer = offset
-        next_header = data[0]
-        index += header_length
-        if isinstance(value, FragmentHeader):
-            if value.fragment_offset != 0:
-                break  # RFC 8200 4.5: after a later fragment's Fragment header comes fragment data
-            first_fragment = value.more_fragments
+    try:
+        while next_header in EXTENSION_HEADERS:
+            offset = base + index
+            # RFC 8200 4: a Hop-by-Hop Options header must immediately follow the IPv6 header; a
+            # Next Header of zero in any other header is treated as unrecognised (Parameter Problem
+            # code 1 pointing at it).
+            if next_header == NextHeader.HOP_BY_HOP and headers:
+                raise Ipv6ParseError("IPv6", "hop_by_hop_not_first",
+                                     f"Hop-by-Hop Options header at offset {offset} is not first",
+                                     pointer=pointer, code=ParameterProblemCode.UNRECOGNIZED_NEXT_HEADER)
+            if len(headers) >= limit:
+                raise Ipv6ParseError("IPv6", "chain_too_long",
+                                     f"more than {limit} extension headers", pointer=offset)
+            if next_header == NextHeader.FRAGMENT:
+                header_length = FRAGMENT_HEADER_LENGTH
+            else:
+                header_length = (view[index + 1] + 1) * 8 if index + 2 <= size else 8
+            if index + header_length > size:
+                # RFC 7112 5: a first fragment without the whole header chain SHOULD be discarded
+                # with Parameter Problem code 3, its pointer set to zero.
+                if first_fragment:
+                    raise Ipv6ParseError("IPv6", "incomplete_chain",
+                                         f"the first fragment ends inside header {next_header} at offset {offset}",
+                                         pointer=0, code=ParameterProblemCode.INCOMPLETE_HEADER_CHAIN)
+                raise Ipv6ParseError("IPv6", "extension_truncated",
+                                     f"header {next_header} of {header_length} bytes at offset {offset} "
+                                     f"runs past the payload ({size - index} bytes left)", pointer=offset)
+            data = bytes(view[index:index + header_length])
+            value: OptionsHeader | RoutingHeader | FragmentHeader
+            if next_header == NextHeader.FRAGMENT:
+                value = _fragment(data, offset, index, size - index - header_length)
+            elif next_header == NextHeader.ROUTING:
+                value = RoutingHeader(data[0], data[2], data[3], data[4:])
+            else:
+                value = OptionsHeader(data[0], parse_options(data[2:], offset + 2))
+            headers.append(ExtensionHeader(next_header, offset, data, value))
+            pointer = offset
+            next_header = data[0]
+            index += header_length
+            if isinstance(value, FragmentHeader):
+                if value.fragment_offset != 0:
+                    break  # RFC 8200 4.5: after a later fragment's Fragment header comes fragment data
+                first_fragment = value.more_fragments
+    except Ipv6ParseError as error:
+        error.before = tuple(headers)
+        raise
     return HeaderChain(tuple(headers), next_header, base + index, pointer, view[index:])
 
 

@@ -32,6 +32,7 @@ from stack.l3.fast_path6 import EchoFastPath6
 from stack.l3.icmp_responder import EVENT_CAPACITY, OUTSTANDING_ECHO_CAPACITY, EchoReply
 from stack.l3.icmpv6 import DestinationUnreachableCode, Icmpv6Message, Icmpv6Type, TimeExceededCode
 from stack.l3.ipv6 import (
+    ExtensionHeader,
     HeaderChain,
     Ipv6Packet,
     Ipv6ParseError,
@@ -207,6 +208,12 @@ class Ipv6Host:
         try:
             chain = walk_chain(packet.next_header, packet.payload)
         except Ipv6ParseError as error:
+            # RFC 8200 4: extension headers are processed strictly in order: those before the
+            # one at fault first, up to a Fragment header (an unknown option or routing header
+            # there decides, as Linux 6.18 does: found by tapstack diff --ipv6).
+            verdict = self._headers_before(packet, raw, error, multicast, link_multicast, now)
+            if verdict is not None:
+                return verdict
             self.stats.drop(error.drop_reason, log, error)
             if error.code is None:
                 return []
@@ -239,6 +246,22 @@ class Ipv6Host:
         return self._error(packet, raw, multicast, link_multicast, Icmpv6Type.PARAMETER_PROBLEM,
                            ParameterProblemCode.UNRECOGNIZED_NEXT_HEADER, chain.upper_layer_pointer, now,
                            chain=chain)
+
+    def _headers_before(self, packet: Ipv6Packet, raw: Buffer, error: Ipv6ParseError, multicast: bool,
+                        link_multicast: bool, now: float) -> list[Outbound] | None:
+        """The extension headers read before a fault in the chain, processed as
+        ``_extension_headers`` does (None: they let the packet on to the fault)."""
+        before: list[ExtensionHeader] = []
+        for header in error.before:
+            if header.type == NextHeader.FRAGMENT:
+                break
+            before.append(header)
+        if not before:
+            return None
+        last = before[-1]
+        end = last.offset + len(last.data)
+        partial = HeaderChain(tuple(before), last.next_header, end, last.offset, raw[end:])
+        return self._extension_headers(packet, raw, partial, multicast, link_multicast, now)
 
     def _extension_headers(self, packet: Ipv6Packet, raw: Buffer, chain: HeaderChain, multicast: bool,
                            link_multicast: bool, now: float) -> list[Outbound] | None:
@@ -359,7 +382,10 @@ class Ipv6Host:
             return []
         reply = Icmpv6Message(Icmpv6Type.ECHO_REPLY, 0, message.rest_of_header, message.payload)
         self.stats.count("icmpv6_echo_replies_sent")
-        return self._send(source, packet.source, NextHeader.ICMPV6, reply.buffers(source, packet.source), now)
+        # The request's Traffic Class (all 8 bits), as Linux 6.18 answers (seen with tapstack diff
+        # --ipv6) and as our IPv4 echo reply keeps the TOS (RFC 1349 5.1).
+        return self._send(source, packet.source, NextHeader.ICMPV6, reply.buffers(source, packet.source), now,
+                          packet.traffic_class)
 
     def _echo_reply(self, packet: Ipv6Packet, message: Icmpv6Message, now: float) -> list[Outbound]:
         key = (packet.source, message.identifier, message.sequence)
@@ -465,12 +491,13 @@ class Ipv6Host:
     # ------------------------------------------------------------------ send
 
     def _send(self, source: IPv6Address, destination: IPv6Address, next_header: int,
-              payload: list[Buffer], now: float) -> list[Outbound]:
+              payload: list[Buffer], now: float, traffic_class: int = 0) -> list[Outbound]:
         """Our packet to ``destination`` (every destination is on-link: no routers in this
         host). On an Ethernet link Neighbor Discovery finds its MAC."""
         out: list[Outbound] = []
         # RFC 8200 4.5, 5: above the link MTU our packet leaves in fragments.
-        for datagram in self.output.datagrams(source, destination, next_header, payload):
+        for datagram in self.output.datagrams(source, destination, next_header, payload,
+                                              traffic_class=traffic_class):
             out += self._out(source, destination, datagram, now)
         return out
 

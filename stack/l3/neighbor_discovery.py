@@ -85,6 +85,10 @@ class State(Enum):
     STALE = "stale"  # not known reachable; nothing is done until a datagram is sent to it
     DELAY = "delay"  # sent to while STALE: wait DELAY_FIRST_PROBE_TIME for a confirmation
     PROBE = "probe"  # unicast NS every RetransTimer
+    # Not one of RFC 4861's states: an entry an administrator set (``add_permanent``; Linux's
+    # NUD_PERMANENT, ``ip -6 neigh replace ... nud permanent``): no timers, no NUD, never
+    # changed by ND messages, never evicted.
+    PERMANENT = "permanent"
 
 
 class Phase(Enum):
@@ -178,10 +182,29 @@ class NeighborDiscovery:
 
     def forget_neighbours(self) -> None:
         """Forget every neighbour and resolution (their held packets with them): the link was
-        replaced (a new interface on the other end). Our addresses stay as they are."""
-        self.neighbors.clear()
+        replaced (a new interface on the other end). Our addresses and permanent entries stay."""
+        self.neighbors = {address: entry for address, entry in self.neighbors.items()
+                          if entry.state is State.PERMANENT}
         self.incomplete = 0
         self._deadline_known = False
+
+    def add_permanent(self, address: IPv6Address | str, mac: bytes) -> list[Outbound]:
+        """A neighbour whose MAC is known in advance (``ip -6 neigh replace ADDRESS lladdr MAC
+        nud permanent``): used without resolution, never probed, aged or changed by an ND
+        message. The datagrams that waited for it, if it was being resolved, are returned."""
+        address = IPv6Address(address)
+        mac = bytes(mac)
+        if address.is_multicast or address == UNSPECIFIED:
+            raise ValueError(f"{address} is not a unicast address")
+        if len(mac) != 6:
+            raise ValueError(f"a MAC is 6 bytes, not {len(mac)}")
+        entry = self.neighbors.get(address)
+        out: list[Outbound] = []
+        if entry is not None and entry.state is State.INCOMPLETE:
+            out = self._resolved(address, entry, mac, State.STALE, 0.0)
+        self.neighbors[address] = Neighbor(State.PERMANENT, mac)
+        self._deadline_known = False
+        return out
 
     # ------------------------------------------------------------------ our addresses
 
@@ -307,6 +330,9 @@ class NeighborDiscovery:
             # RFC 4861 7.3.3 (and 7.2.3): INCOMPLETE + a link-layer address -> STALE; the queued
             # datagrams go out.
             return self._resolved(source, entry, mac, State.STALE, now)
+        if entry.state is State.PERMANENT:
+            # An administrator's entry: ND does not change it (as Linux's NUD_PERMANENT).
+            return []
         if entry.mac != mac:
             # RFC 4861 7.2.3: a different address replaces the cached one; the state MUST be STALE.
             entry.mac = mac
@@ -342,6 +368,9 @@ class NeighborDiscovery:
             self.stats.drop("icmpv6_nd_advertisement_unknown_target", log, target)
             return []
         self.stats.count("nd_advertisements_received")
+        if entry.state is State.PERMANENT:
+            # An administrator's entry: ND does not change it (as Linux's NUD_PERMANENT).
+            return []
         mac = advertisement.target_link_layer_address
         if entry.state is State.INCOMPLETE:
             # RFC 4861 7.2.5: without the target link-layer option the NA is silently discarded.
@@ -587,7 +616,7 @@ class NeighborDiscovery:
         """Upper-layer reachability confirmation (RFC 4861 7.3.1): a known neighbour becomes
         REACHABLE (nothing when it is unknown or INCOMPLETE)."""
         entry = self.neighbors.get(neighbor)
-        if entry is not None and entry.state is not State.INCOMPLETE:
+        if entry is not None and entry.state not in (State.INCOMPLETE, State.PERMANENT):
             self._reachable(entry, now)
 
     # ------------------------------------------------------------------ helpers
@@ -626,12 +655,13 @@ class NeighborDiscovery:
 
     def _make_room(self) -> bool:
         """Room for one more entry: over capacity, the oldest entry that is not being resolved
-        goes (a STALE one first). False when every entry is INCOMPLETE."""
+        goes (a STALE one first). False when every entry is INCOMPLETE or PERMANENT."""
         if len(self.neighbors) < self.capacity:
             return True
         victim = next((a for a, e in self.neighbors.items() if e.state is State.STALE), None)
         if victim is None:
-            victim = next((a for a, e in self.neighbors.items() if e.state is not State.INCOMPLETE), None)
+            victim = next((a for a, e in self.neighbors.items()
+                           if e.state not in (State.INCOMPLETE, State.PERMANENT)), None)
         if victim is None:
             return False
         del self.neighbors[victim]

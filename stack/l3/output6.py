@@ -45,7 +45,8 @@ class Output6:
 
     def datagrams(self, source: IPv6Address, destination: IPv6Address, next_header: int,
                   payload: list[Buffer], hop_limit: int | None = None,
-                  extension: bytes = b"", extension_type: int = NextHeader.HOP_BY_HOP) -> list[list[Buffer]]:
+                  extension: bytes = b"", extension_type: int = NextHeader.HOP_BY_HOP,
+                  traffic_class: int = 0) -> list[list[Buffer]]:
         """Our packet as one datagram (buffers, the IPv6 header first) or, above the link MTU,
         as fragments (RFC 8200 4.5).
 
@@ -53,7 +54,8 @@ class Output6:
         Unfragmentable Part (RFC 8200 4.5: Hop-by-Hop, Routing): a Hop-by-Hop Options header
         first, e.g. MLD's Router Alert, unless it starts with a Routing or Destination Options
         header (``extension_type``). Their Next Header fields chain among themselves; the last
-        one is set here (to ``next_header``, or 44 in fragments).
+        one is set here (to ``next_header``, or 44 in fragments). ``traffic_class``: the
+        header's (an echo reply's is the request's).
         """
         hop_limit = self.hop_limit if hop_limit is None else hop_limit
         size = length(payload)
@@ -62,8 +64,8 @@ class Output6:
         first_type = extension_type
         if HEADER_LENGTH + len(extension) + size <= self.mtu:
             if not extension:
-                return [[header_bytes(source, destination, next_header, size, hop_limit), *payload]]
-            return [[header_bytes(source, destination, first_type, len(extension) + size, hop_limit),
+                return [[header_bytes(source, destination, next_header, size, hop_limit, traffic_class), *payload]]
+            return [[header_bytes(source, destination, first_type, len(extension) + size, hop_limit, traffic_class),
                      _chained(extension, next_header), *payload]]
         # RFC 8200 4.5: the Fragmentable Part goes in pieces of a multiple of 8 octets (all but
         # the last), each after the Unfragmentable Part and a Fragment header; the same
@@ -80,7 +82,8 @@ class Output6:
             more = stop < size
             fragment = FRAGMENT.pack(next_header, 0, start // 8 << FRAGMENT_OFFSET_SHIFT | more, identification)
             header = header_bytes(source, destination, first_type if extension else NextHeader.FRAGMENT,
-                                  len(unfragmentable) + FRAGMENT_HEADER_LENGTH + stop - start, hop_limit)
+                                  len(unfragmentable) + FRAGMENT_HEADER_LENGTH + stop - start, hop_limit,
+                                  traffic_class)
             out.append([header, *([unfragmentable] if unfragmentable else []), fragment,
                         *slice_buffers(payload, start, stop)])
             start = stop

@@ -22,9 +22,11 @@ def register() -> None:
     from stack.l2.ethernet import EthernetFrame, MacAddress
     from stack.l3.icmp import IcmpMessage
     from stack.l3.ipv4 import Ipv4Packet
+    from stack.l3.ipv6 import Ipv6Packet
 
     st.register_type_strategy(MacAddress, _lazily("mac_addresses"))
     st.register_type_strategy(ArpPacket, _lazily("arp_packets"))
     st.register_type_strategy(Ipv4Packet, _lazily("ipv4_packets"))
+    st.register_type_strategy(Ipv6Packet, _lazily("ipv6_packet_values"))
     st.register_type_strategy(IcmpMessage, _lazily("any_icmp_messages"))
     st.register_type_strategy(EthernetFrame, _lazily("ethernet_frames"))

@@ -16,8 +16,12 @@ answers still differ is a disagreement unless one of ``DELIBERATE_DIFFERENCES`` 
 list, each entry with its RFC, is the only allow-list. Hypothesis generates the frames and shrinks
 a disagreement to a minimal frame, printed with both answers.
 
-Not compared: fragments (reassembly state and its 30 s timers would outlive one example) and
-IPv6 (not supported).
+With ``family=6`` (``tapstack diff --ipv6``) the same for IPv6: both hosts are HOST6 at the
+same MAC, the peers permanent neighbours on both sides (no answer waits for Neighbor Discovery),
+no DAD; packets from ``probe_frames6``; the flow label set aside too; the kernel's own Router
+Solicitations and MLD reports taken out of its answers (``is_kernel_noise``).
+
+Not compared: fragments (reassembly state and its 30 s / 60 s timers would outlive one example).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 from stack.buffers import Buffer, join
 from stack.checksum import internet_checksum
@@ -37,7 +41,9 @@ from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import BROADCAST, EthernetFrame, EtherType, MacAddress
 from stack.l2.neighbor import NeighborCache
 from stack.l3.icmp import IcmpMessage, IcmpType
+from stack.l3.icmpv6 import Icmpv6Type
 from stack.l3.ipv4 import IpOption, IpProto, Ipv4Packet, parse_options
+from stack.l3.ipv6 import Ipv6Packet, Ipv6ParseError, NextHeader, link_local_address, solicited_node_multicast
 from stack.l4.udp import UdpDatagram
 from stack.node import TapHost, TunHost, mac_for
 from stack.runtime.settle import run_until_quiet
@@ -50,6 +56,17 @@ PEERS = {PEER.ip: MacAddress(PEER_MAC), SECOND_PEER: MacAddress(SECOND_PEER_MAC)
 #: Over TUN (``medium="ip"``): a point-to-point link, the kernel HOST's address with the first
 #: peer at the other end; bare IPv4 packets, no ARP.
 TUN_PEER = PEER.ip
+#: With ``family=6`` (``tapstack diff --ipv6``) both hosts are HOST6 at the same MAC (and its
+#: link-local address, fe80::c0ff:fe00:202, made from it by modified EUI-64); the peers, their
+#: global and link-local addresses, are known to both in advance (permanent neighbour entries).
+HOST6 = IPv6Interface("2001:db8::2/64")
+PEER6 = IPv6Address("2001:db8::1")
+SECOND_PEER6 = IPv6Address("2001:db8::3")
+PEERS6 = {PEER6: MacAddress(PEER_MAC), SECOND_PEER6: MacAddress(SECOND_PEER_MAC),
+          link_local_address(bytes(MacAddress(PEER_MAC))): MacAddress(PEER_MAC),
+          link_local_address(bytes(MacAddress(SECOND_PEER_MAC))): MacAddress(SECOND_PEER_MAC)}
+#: Over TUN with ``family=6``: HOST6 (a /128) with PEER6 at the other end of the link.
+TUN_PEER6 = PEER6
 #: The kernel has answered a frame once the device has been quiet this long after it.
 QUIET_S = 0.02
 #: The longest we wait for the kernel's answers to one frame.
@@ -73,6 +90,20 @@ TAP_SYSCTLS = {
     # tapstack's RFC 826 merge does: set explicitly so a distribution default cannot change it.
     f"net/ipv4/conf/{DEVICE}/arp_accept": "0",
 }
+#: With ``family=6``: compare every ICMPv6 error (tapstack's bucket is kept full), as for IPv4.
+KERNEL_SYSCTLS6 = {"net/ipv6/icmp/ratelimit": "0"}
+
+
+def device_sysctls6(device: str) -> dict[str, str]:
+    """The IPv6 settings of the kernel's device, written before the link comes up."""
+    return {
+        # RFC 4862 5.4 (DAD) off for the link-local address too (``nodad`` is set on the global
+        # one), as tapstack's dad_transmits=0: both hosts use their addresses at once.
+        f"net/ipv6/conf/{device}/accept_dad": "0",
+        # No unsolicited NA when an address comes up (Linux's default, set so a distribution's
+        # cannot change it); tapstack's start-up NA goes before the first frame.
+        f"net/ipv6/conf/{device}/ndisc_notify": "0",
+    }
 
 
 # ---------------------------------------------------------------------- normalising
@@ -87,10 +118,14 @@ def normalize(frame: Buffer, medium: str = "ethernet") -> bytes:
     - The IPv4 identification is any value unique per source, destination and protocol (RFC 791,
       RFC 6864): set to 0 and the header checksum recomputed.
     - The time values in a Timestamp option are our clocks': set to 0.
+    - IPv6: padding is cut to the payload length; the flow label is any value the source
+      chooses for the flow (RFC 6437 3; Linux hashes one, or reflects the request's): set to 0.
     """
     data = bytes(frame)
     if medium == "ip":
         header, payload = b"", data
+        if data[:1] and data[0] >> 4 == 6:
+            return header + _normalize6(payload)
     else:
         try:
             ethernet = EthernetFrame.parse(data)
@@ -99,6 +134,8 @@ def normalize(frame: Buffer, medium: str = "ethernet") -> bytes:
         header, payload = data[:14], bytes(ethernet.payload)
         if ethernet.ethertype == EtherType.ARP and len(payload) >= 28:
             return header + payload[:28]
+        if ethernet.ethertype == EtherType.IPV6:
+            return header + _normalize6(payload)
         if ethernet.ethertype != EtherType.IPV4:
             return data
     try:
@@ -113,6 +150,42 @@ def normalize(frame: Buffer, medium: str = "ethernet") -> bytes:
     ip_header[10:12] = b"\0\0"
     ip_header[10:12] = internet_checksum(bytes(ip_header)).to_bytes(2, "big")
     return header + bytes(ip_header) + payload[header_length:packet.total_length]
+
+
+def _normalize6(packet: bytes) -> bytes:
+    """An IPv6 packet with its flow label cleared and padding cut (see ``normalize``)."""
+    try:
+        parsed = Ipv6Packet.parse(packet)
+    except ParseError:
+        return packet
+    header = bytearray(packet[:40])
+    header[1] &= 0xF0
+    header[2:4] = b"\0\0"
+    return bytes(header) + packet[40:40 + parsed.payload_length]
+
+
+#: What a kernel with IPv6 on sends on its own, never in answer to a frame of ours: Router
+#: Solicitations (RFC 4861 6.3.7, when an interface comes up: up to 3, 4 s apart) and MLD reports
+#: (RFC 3810 6.1, unsolicited ones when it joins a group: repeated by its robustness variable,
+#: 1 s apart). ``tapstack diff --ipv6`` sends no Router Advertisement and no MLD query, the only
+#: messages that ask for these, so any of them in the kernel's answers is noise from an earlier
+#: moment, set aside by what it is rather than by when it came (the repeats are seconds apart and
+#: land on any later frame).
+KERNEL_NOISE_TYPES = frozenset({Icmpv6Type.ROUTER_SOLICITATION, 131, 132, 143})  # RS; MLDv1 report, done; MLDv2 report
+
+
+def is_kernel_noise(frame: bytes, medium: str = "ethernet") -> bool:
+    """True for a Router Solicitation or an MLD report (``KERNEL_NOISE_TYPES``)."""
+    if medium == "ethernet":
+        if frame[12:14] != b"\x86\xdd":
+            return False
+        frame = frame[14:]
+    try:
+        chain = Ipv6Packet.parse(frame).chain()
+    except (ParseError, ValueError):
+        return False
+    data = chain.upper_layer_data
+    return chain.upper_layer == NextHeader.ICMPV6 and len(data) >= 1 and data[0] in KERNEL_NOISE_TYPES
 
 
 def _timestamps_cleared(options: bytes) -> bytes:
@@ -140,6 +213,7 @@ class Difference:
     name: str
     why: str  # the RFC rule that leaves the choice open, and the choice
     covers: Callable[[bytes], bool]  # which input frames it covers
+    media: tuple[str, ...] = ("ethernet", "ip")  # over TAP, TUN, or both
 
 
 def _ipv4_to_host(frame: bytes) -> Ipv4Packet | None:
@@ -191,10 +265,20 @@ def _with_route_or_time(frame: bytes) -> bool:
     return bool(kinds & {IpOption.RECORD_ROUTE, IpOption.TIMESTAMP})
 
 
+def _joined_macs() -> frozenset[bytes]:
+    """The Ethernet group addresses the hosts listen on: broadcast, all-hosts (224.0.0.1) and,
+    with IPv6, all-nodes and the solicited-node groups of HOST6 and its link-local address."""
+    from stack.l2.ipv6_multicast import ipv6_multicast_mac
+
+    groups6 = [IPv6Address("ff02::1"), solicited_node_multicast(HOST6.ip),
+               solicited_node_multicast(link_local_address(bytes(HOST_MAC)))]
+    return frozenset({bytes(BROADCAST), bytes.fromhex("01005e000001"),
+                      *(bytes(ipv6_multicast_mac(group.packed)) for group in groups6)})
+
+
 def _unjoined_multicast(frame: bytes) -> bool:
-    """A frame to an Ethernet group address other than broadcast and all-hosts."""
-    return (len(frame) >= 6 and frame[0] & 1 == 1 and frame[:6] != BROADCAST
-            and frame[:6] != bytes.fromhex("01005e000001"))
+    """A frame to an Ethernet group address the host has not joined (``_joined_macs``)."""
+    return len(frame) >= 6 and frame[0] & 1 == 1 and bytes(frame[:6]) not in _JOINED_MACS
 
 
 def _arp(frame: bytes) -> ArpPacket | None:
@@ -228,6 +312,107 @@ def _echo_with_code(frame: bytes) -> bool:
     return len(message) >= 2 and message[0] == IcmpType.ECHO_REQUEST and message[1] != 0
 
 
+def _ipv6_to_host(frame: bytes) -> Ipv6Packet | None:
+    try:
+        ethernet = EthernetFrame.parse(frame)
+        if ethernet.ethertype != EtherType.IPV6:
+            return None
+        return Ipv6Packet.parse(ethernet.payload)
+    except ParseError:
+        return None
+
+
+def _unicast_solicitation(frame: bytes) -> bool:
+    """A Neighbor Solicitation sent to a unicast address (not a solicited-node group)."""
+    packet = _ipv6_to_host(frame)
+    if packet is None or packet.next_header != NextHeader.ICMPV6 or packet.destination.is_multicast:
+        return False
+    message = join(packet.payload)
+    return len(message) >= 1 and message[0] == Icmpv6Type.NEIGHBOR_SOLICITATION
+
+
+def _routing_types_linux_has(frame: bytes) -> bool:
+    """An IPv6 packet whose header chain holds a Routing header of type 3 (RPL) or 4 (SRv6)."""
+    packet = _ipv6_to_host(frame)
+    return packet is not None and any(header.type == NextHeader.ROUTING and header.data[2] in LINUX_ROUTING_TYPES
+                                      for header in _headers(packet))
+
+
+def _padding_linux_refuses(frame: bytes) -> bool:
+    """An options header with more than 7 consecutive octets of padding, or a PadN whose data
+    is not all zeros."""
+    packet = _ipv6_to_host(frame)
+    if packet is None:
+        return False
+    for header in _headers(packet):
+        if header.type not in (NextHeader.HOP_BY_HOP, NextHeader.DESTINATION_OPTIONS):
+            continue
+        run = 0
+        for option in header.value.options:
+            if not option.is_padding:
+                run = 0
+                continue
+            run += 1 if option.type == 0 else 2 + len(option.data)
+            if run > 7 or any(option.data):
+                return True
+    return False
+
+
+def _headers(packet: Ipv6Packet) -> tuple:
+    """The extension headers of a packet, as far as they can be read."""
+    try:
+        return packet.chain().headers
+    except Ipv6ParseError as error:
+        return error.before
+    except (ParseError, ValueError):
+        return ()
+
+
+def _routing_header_not_to_host(frame: bytes) -> bool:
+    """A packet with a Routing header to a multicast address, or in a link-layer group frame."""
+    packet = _ipv6_to_host(frame)
+    if packet is None or not any(header.type == NextHeader.ROUTING for header in _headers(packet)):
+        return False
+    return packet.destination.is_multicast or frame[0] & 1 == 1
+
+
+def _ours6() -> frozenset[IPv6Address]:
+    return frozenset({HOST6.ip, link_local_address(bytes(HOST_MAC)), IPv6Address("ff02::1"),
+                      solicited_node_multicast(HOST6.ip),
+                      solicited_node_multicast(link_local_address(bytes(HOST_MAC)))})
+
+
+def _hop_by_hop_not_ours(frame: bytes) -> bool:
+    """A packet with a Hop-by-Hop Options header to an address that is not the host's."""
+    packet = _ipv6_to_host(frame)
+    return (packet is not None and packet.next_header == NextHeader.HOP_BY_HOP
+            and packet.destination not in _ours6())
+
+
+def _not_ours_over_tun(frame: bytes) -> bool:
+    """A packet to a unicast address that is not the host's."""
+    packet = _ipv6_to_host(frame)
+    return packet is not None and not packet.destination.is_multicast and packet.destination not in _ours6()
+
+
+def _to_solicited_node_group(frame: bytes) -> bool:
+    packet = _ipv6_to_host(frame)
+    return packet is not None and packet.destination in (solicited_node_multicast(HOST6.ip),)
+
+
+def _zero_length_hop_by_hop(frame: bytes) -> bool:
+    """A packet with Payload Length 0 whose first header is Hop-by-Hop Options (the form of an
+    RFC 2675 jumbogram)."""
+    packet = _ipv6_to_host(frame)
+    return packet is not None and packet.payload_length == 0 and packet.next_header == NextHeader.HOP_BY_HOP
+
+
+#: The Routing header types Linux 6.18 implements: RPL (3, RFC 6554) and SRv6 (4, RFC 8754).
+LINUX_ROUTING_TYPES = (3, 4)
+
+
+_JOINED_MACS = _joined_macs()
+
 #: Where tapstack answers unlike Linux on purpose. The only allow-list of ``tapstack diff``.
 DELIBERATE_DIFFERENCES = [
     Difference("tcp", "TCP is not implemented: Linux answers a segment to a closed port with a "
@@ -250,7 +435,7 @@ DELIBERATE_DIFFERENCES = [
                "options in tapstack, while Linux quotes it as it updated it and echoes the options",
                _with_route_or_time),
     Difference("unjoined-multicast-mac", "a frame to an Ethernet multicast address the host has "
-               "not joined: tapstack drops it, as the multicast address filter of a NIC does; "
+               "not joined (IPv4 or IPv6): tapstack drops it, as the multicast address filter of a NIC does; "
                "a Linux TAP device has no filter and hands it to ARP and IP",
                _unjoined_multicast),
     Difference("arp-group-sender-mac", "an ARP packet whose sender MAC is a group (multicast, "
@@ -266,6 +451,50 @@ DELIBERATE_DIFFERENCES = [
                "tapstack sends 0xffff, the one value that verifies (RFC 1071: the sum must be all "
                "ones); Linux's incremental update (RFC 1624 eqn. 3) gives 0x0000",
                _zero_echo),
+    # IPv6 (``--ipv6``)
+    Difference("nd-unicast-solicitation", "a Neighbor Solicitation to a unicast address: "
+               "tapstack's advertisement has Override set and the target link-layer option (RFC "
+               "4861 7.2.4: O SHOULD be set for an address that is not anycast; the option MAY be "
+               "omitted for a unicast NS); Linux 6.18 clears O and omits the option "
+               "(tests/root/test_nd_device.py)", _unicast_solicitation),
+    Difference("routing-types-linux-has", "a Routing header of type 3 (RPL, RFC 6554) or 4 (SRv6, "
+               "RFC 8754): Linux implements them and, off by default (rpl_seg_enabled, seg6_enabled "
+               "0), discards the packet silently whatever Segments Left is; tapstack implements "
+               "neither and applies RFC 8200 4.4 to an unrecognised type (Segments Left 0: "
+               "ignored, the packet processed; otherwise Parameter Problem code 0)",
+               _routing_types_linux_has),
+    Difference("padding-linux-refuses", "an options header with more than 7 consecutive octets "
+               "of padding (Pad1, PadN) or a PadN carrying other than zeros: Linux 6.18 discards the "
+               "packet (the checks RFC 4942 2.1.9.5 suggests against covert channels); tapstack "
+               "skips padding as RFC 8200 4.2 defines it, whatever its length and contents",
+               _padding_linux_refuses),
+    Difference("zero-length-hop-by-hop", "Payload Length 0 with a Hop-by-Hop Options header "
+               "first (an RFC 2675 jumbogram's form) but no Jumbo Payload option: Linux 6.18 reads "
+               "the packet to the end of the frame and answers what it finds there; tapstack "
+               "supports no jumbograms and reads a payload of 0 octets (RFC 8200 3), which holds "
+               "no header: dropped (neither sends RFC 2675 3's Parameter Problem)",
+               _zero_length_hop_by_hop),
+    Difference("routing-header-not-to-host", "a packet with a Routing header to a multicast "
+               "address or in a link-layer multicast frame: Linux 6.18 discards it whatever the "
+               "type and Segments Left (RFC 2460 4.4 forbade a multicast destination with a type 0 "
+               "header); tapstack applies RFC 8200 4.4 (Segments Left 0: the header is ignored)",
+               _routing_header_not_to_host),
+    Difference("hop-by-hop-not-ours", "a packet with a Hop-by-Hop Options header to an address "
+               "that is not the host's: Linux 6.18 reads the header before deciding whether the "
+               "packet is its own and reports an unknown option (Parameter Problem code 2); "
+               "tapstack, a host that does not forward, is on no packet's path but its own (RFC "
+               "8200 4.3: the header is for nodes along the delivery path) and drops it unread",
+               _hop_by_hop_not_ours),
+    Difference("no-route-over-tun", "over TUN, a packet to an address that is not the host's: "
+               "Linux 6.18 has no route for it and answers Destination Unreachable code 0 (no "
+               "route), as a router does; tapstack, a host that does not forward, drops it (RFC "
+               "4443 3.1: SHOULD be generated by a router, or by the IPv6 layer of the originating "
+               "node)", _not_ours_over_tun, media=("ip",)),
+    Difference("solicited-node-over-tun", "over TUN, a packet to the host's solicited-node "
+               "group: tapstack has joined it (RFC 4291 2.8: a node MUST recognise the solicited-"
+               "node address of each of its unicast addresses) and answers; Linux 6.18 joins no "
+               "solicited-node group on a device without Neighbor Discovery (IFF_NOARP) and drops "
+               "it", _to_solicited_node_group, media=("ip",)),
 ]
 
 
@@ -276,9 +505,18 @@ class StackHost:
     """tapstack as the host under test: a ``TapHost`` in this process (with ``medium="ip"``, a
     ``TunHost`` with TUN_PEER at the other end)."""
 
-    def __init__(self, medium: str = "ethernet") -> None:
+    def __init__(self, medium: str = "ethernet", family: int = 4) -> None:
         self.medium = medium
-        if medium == "ip":
+        if family == 6 and medium == "ip":
+            self.host = TunHost([f"{HOST6.ip}/128"], peer=TUN_PEER6)
+        elif family == 6:
+            # DAD off (the kernel's addresses are nodad too); the peers permanent on both sides
+            # (``ip -6 neigh replace ... nud permanent`` on the kernel's).
+            self.host = TapHost([HOST6], mac=HOST_MAC, dad_transmits=0)
+            assert self.host.ip6 is not None and self.host.ip6.resolver is not None
+            for address, mac in PEERS6.items():
+                self.host.ip6.resolver.add_permanent(address, bytes(mac))
+        elif medium == "ip":
             self.host = TunHost([f"{HOST.ip}/32"], peer=TUN_PEER)
         else:
             self.host = TapHost([HOST], mac=HOST_MAC, neighbor_cache=NeighborCache(lifetime=math.inf))
@@ -331,18 +569,28 @@ class KernelHost:
     """The Linux kernel as the host under test, over a TAP device (or with ``medium="ip"`` a
     TUN device). Call in a private network namespace only."""
 
-    def __init__(self, medium: str = "ethernet") -> None:
+    def __init__(self, medium: str = "ethernet", family: int = 4) -> None:
         from stack.runtime import kernel
         from stack.runtime.loop import Loop
         from stack.tap.linux import TapDevice, TunDevice
 
         self.medium = medium
+        self.family = family
         self.device = TunDevice(TUN_DEVICE) if medium == "ip" else TapDevice(DEVICE)
         name = self.device.name
         try:
             # The kernel side: our address (and MAC) on the device, IPv6 off, up; over TAP the
-            # peers permanent, as they are on tapstack's side; the sysctls above.
-            if medium == "ip":
+            # peers permanent, as they are on tapstack's side; the sysctls above. With
+            # ``family=6``: IPv6 on for the device only, HOST6 without DAD (nodad).
+            if family == 6:
+                kernel.set_ipv6(name, enabled=True)
+                kernel.write_sysctls({**KERNEL_SYSCTLS6, **device_sysctls6(name)})
+            if family == 6 and medium == "ip":
+                kernel.configure_address(name, IPv6Interface(f"{HOST6.ip}/128"), peer=TUN_PEER6)
+            elif family == 6:
+                kernel.configure_address(name, HOST6, mac=HOST_MAC)
+                kernel.add_permanent_neighbours(name, PEERS6)
+            elif medium == "ip":
                 kernel.configure_point_to_point(name, HOST.ip, TUN_PEER)
                 kernel.write_sysctls(KERNEL_SYSCTLS)
             else:
@@ -364,7 +612,11 @@ class KernelHost:
 
     def answer(self, frame: bytes) -> list[bytes]:
         self.device.send([frame], 0.0)
-        return self._collect()
+        answers = self._collect()
+        if self.family == 6:
+            # Set aside what the kernel sends on its own (see ``KERNEL_NOISE_TYPES``).
+            answers = [answer for answer in answers if not is_kernel_noise(answer, self.medium)]
+        return answers
 
     def close(self) -> None:
         self.loop.close()
@@ -420,10 +672,11 @@ class Disagreement(AssertionError):
 class Comparison:
     """Both hosts, side by side."""
 
-    def __init__(self, kernel, stack, medium: str = "ethernet") -> None:
+    def __init__(self, kernel, stack, medium: str = "ethernet", family: int = 4) -> None:
         self.kernel = kernel
         self.stack = stack
         self.medium = medium
+        self.family = family
         self.tally = Tally()
 
     def compare(self, frame: bytes) -> Outcome:
@@ -434,8 +687,9 @@ class Comparison:
             outcome = Outcome(frame, kernel, stack, "agree", medium=medium)
         else:
             # The allow-list reads Ethernet frames: give a bare packet the header it would have.
-            as_frame = frame if medium == "ethernet" else bytes(14 - 2) + b"\x08\x00" + frame
-            allowed = next((d for d in DELIBERATE_DIFFERENCES if d.covers(as_frame)), None)
+            ethertype = b"\x86\xdd" if frame[:1] and frame[0] >> 4 == 6 else b"\x08\x00"
+            as_frame = frame if medium == "ethernet" else bytes(14 - 2) + ethertype + frame
+            allowed = next((d for d in DELIBERATE_DIFFERENCES if medium in d.media and d.covers(as_frame)), None)
             outcome = Outcome(frame, kernel, stack, "allowed" if allowed else "disagree",
                               allowed.name if allowed else None, medium)
         self.tally.add(outcome)
@@ -534,6 +788,51 @@ def _udp(source: IPv4Address, destination: IPv4Address, source_port: int, destin
     return UdpDatagram(source_port, destination_port, data).to_bytes(source, destination, summed=with_checksum)
 
 
+def probe_frames6(medium: str = "ethernet"):
+    """IPv6 frames (or, with ``medium="ip"``, bare packets) from the peers to HOST6, drawn with
+    the public strategies (``stack.testing.strategies``): echo requests (some with a broken
+    checksum, any size up to what a frame holds), UDP to closed ports, extension-header chains
+    (options of each action class, routing headers type 0 or other with Segments Left 0 or 1,
+    unknown next headers), Neighbor Solicitations for our addresses and others (from a peer or
+    from ::, a DAD probe); to our global and link-local addresses, ff02::1, our solicited-node
+    group, or a neighbour that is not us; one in four broken (``broken_ipv6``: payload length,
+    version, truncation, a checksum). Not fragments: reassembly state and its 60 s timers would
+    outlive one example (as for IPv4)."""
+    from hypothesis import strategies as st
+
+    from stack.testing import strategies as generate
+
+    if medium == "ip":
+        peers = {TUN_PEER6: PEERS6[TUN_PEER6]}
+        ours = [HOST6.ip]
+    else:
+        peers = PEERS6
+        ours = [HOST6.ip, link_local_address(bytes(HOST_MAC))]
+    stranger = HOST6.network.network_address + 77
+    destinations = [*ours, IPv6Address("ff02::1"), solicited_node_multicast(HOST6.ip), stranger]
+
+    @st.composite
+    def packets(draw) -> bytes:
+        source = draw(st.sampled_from(sorted(peers)))
+        destination = draw(st.sampled_from(ours) | st.sampled_from(destinations))
+        fields = dict(source=source, destination=destination, source_mac=peers[source],
+                      destination_mac=HOST_MAC, medium=medium)
+        kinds = [generate.ipv6_echo_requests(**fields, bad_checksum=st.integers(0, 7).map(lambda n: n == 0)),
+                 generate.ipv6_udp_datagrams(**fields), generate.ipv6_extension_chains(**fields)]
+        if medium == "ethernet":
+            # Solicitations for our addresses, mostly; some for another; some from :: (a DAD probe).
+            solicitor = draw(st.sampled_from([source, source, source, IPv6Address("::")]))
+            kinds.append(generate.neighbor_solicitations(
+                source=solicitor, target=st.sampled_from([*ours, *ours, stranger]), source_mac=peers[source],
+                destination_mac=HOST_MAC))
+        packet = draw(st.one_of(*kinds))
+        if draw(st.integers(0, 3)) == 0:
+            _, packet = draw(generate.broken_ipv6(st.just(packet), medium))
+        return packet
+
+    return packets()
+
+
 # ---------------------------------------------------------------------- running
 
 
@@ -549,9 +848,14 @@ def run_examples(comparison: Comparison, examples: int, seed: int | None,
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as with_seed
 
+    if comparison.family == 6:
+        frames = probe_frames6(comparison.medium)
+    else:
+        frames = tun_probe_frames() if comparison.medium == "ip" else probe_frames()
+
     @settings(max_examples=examples, database=None, deadline=None, derandomize=seed is None,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
-    @given(tun_probe_frames() if comparison.medium == "ip" else probe_frames())
+    @given(frames)
     def check(frame: bytes) -> None:
         outcome = comparison.compare(frame)
         done = sum(comparison.tally.outcomes.values())

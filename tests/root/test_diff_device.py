@@ -19,10 +19,10 @@ CI_EXAMPLES = 300
 CI_SEEDS = (1, 2, 3)
 
 
-def _diff(device: list[str], seed: int) -> subprocess.Popen:
+def _diff(device: list[str], seed: int, examples: int = CI_EXAMPLES) -> subprocess.Popen:
     return subprocess.Popen(
         ["unshare", "--net", "--mount", sys.executable, "-m", "stack", "diff", *device, "--examples",
-         str(CI_EXAMPLES), "--seed", str(seed), "-q"],
+         str(examples), "--seed", str(seed), "-q"],
         cwd=REPO, env=stack_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         stdin=subprocess.DEVNULL)
 
@@ -42,6 +42,86 @@ def test_tapstack_answers_every_generated_frame_as_linux_does(device: list[str])
         compared, agreed = int(summary.group(1)), int(summary.group(2))
         # Duplicates count once; over TUN, ARP frames are not drawn.
         assert compared > CI_EXAMPLES * 0.5 and agreed > compared * 0.75, f"--seed {seed}:\n{output}"
+
+
+#: IPv6 packets compared in CI per seed (``tapstack diff --ipv6``).
+CI_EXAMPLES6 = 200
+
+
+@pytest.mark.parametrize("device", [["--ipv6"], ["--ipv6", "--tun"]], ids=["tap", "tun"])
+def test_tapstack_answers_every_generated_ipv6_packet_as_linux_does(device: list[str]) -> None:
+    runs = {seed: _diff(device, seed, CI_EXAMPLES6) for seed in CI_SEEDS}
+    outputs = {seed: run.communicate(timeout=300)[0] for seed, run in runs.items()}
+    for seed, run in runs.items():
+        output = outputs[seed]
+        assert run.returncode == 0, f"--seed {seed}:\n{output}"
+        summary = re.search(r"(\d+) frames: (\d+) agree with Linux, (\d+) differ deliberately .*, 0 disagree",
+                            output)
+        assert summary, f"--seed {seed}:\n{output}"
+        compared, agreed = int(summary.group(1)), int(summary.group(2))
+        # Over TUN a tenth go to an address with no route (no-route-over-tun).
+        assert compared > CI_EXAMPLES6 * 0.5 and agreed > compared * 0.75, f"--seed {seed}:\n{output}"
+
+
+#: What Linux 6.18 does with the IPv6 packets the allow-list says it treats unlike tapstack,
+#: checked on the running kernel in a namespace of its own (each entry's claim, one packet each).
+IPV6_PROBE = """
+import json
+from stack.testing import frames as f
+from stack.tools import diff
+
+kernel = diff.KernelHost("ethernet", 6)
+mac = bytes(diff.HOST_MAC)
+peer = f.mac("02:00:00:00:00:01")
+def ask(packet, destination=mac):
+    answers = kernel.answer(f.ethernet_frame(destination, peer, 0x86DD, packet))
+    return [[answer[14 + 40], answer[14 + 41], (answer[14] & 0x0F) << 4 | answer[15] >> 4] for answer in answers]
+def packet(payload, next_header=58, dst="2001:db8::2", **kw):
+    return f.ipv6_packet(payload, next_header, src="2001:db8::1", dst=dst, **kw)
+echo = f.icmpv6_echo(128, 1, 1, b"abc", src="2001:db8::1", dst="2001:db8::2")
+echo_all = f.icmpv6_echo(128, 1, 1, b"abc", src="2001:db8::1", dst="ff02::1")
+ns = f.icmpv6_message(135, 0, bytes(4) + bytes.fromhex("20010db8000000000000000000000002"), src="2001:db8::1",
+                      dst="2001:db8::2")
+print(json.dumps({
+    "echo": ask(packet(echo, traffic_class=0xB9)),
+    "unicast ns": [list(a) for a in kernel.answer(f.ethernet_frame(mac, peer, 0x86DD, packet(ns, hop_limit=255)))],
+    "srv6": ask(packet(f.routing_header(58, 4, 0) + echo, 43)),
+    "rpl": ask(packet(f.routing_header(58, 3, 1) + echo, 43)),
+    "unknown routing": ask(packet(f.routing_header(58, 253, 1) + echo, 43)),
+    "routing to all-nodes": ask(packet(f.routing_header(58, 0, 0) + echo_all, 43, dst="ff02::1"),
+                                bytes.fromhex("333300000001")),
+    "long padding": ask(packet(f.options_header(58, b"\\x01\\x06" + bytes(6)) + echo, 60)),
+    "hop-by-hop to another": ask(packet(f.options_header(59, b"\\x8b\\x00"), 0, dst="2001:db8::4d")),
+    "jumbogram form": ask(packet(b"", 0) + f.options_header(58, b"") + echo),
+}))
+kernel.close()
+"""
+
+
+def test_linux_treats_the_ipv6_packets_of_the_allow_list_as_it_says() -> None:
+    import json
+
+    result = subprocess.run(["unshare", "--net", "--mount", sys.executable, "-c", IPV6_PROBE], cwd=REPO,
+                            env=stack_env(), capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    # [ICMPv6 type, code, traffic class] of each answer. The echo reply keeps the Traffic Class.
+    assert seen["echo"] == [[129, 0, 0xB9]]
+    # nd-unicast-solicitation: S set, O clear, no target link-layer option (24 bytes of NA).
+    [advertisement] = seen["unicast ns"]
+    assert advertisement[14 + 40] == 136 and advertisement[14 + 44] & 0x60 == 0x40
+    assert len(advertisement) == 14 + 40 + 24
+    # routing-types-linux-has: SRv6 and RPL dropped silently, whatever Segments Left; an unknown
+    # type with Segments Left gets Parameter Problem code 0 (as tapstack).
+    assert seen["srv6"] == seen["rpl"] == []
+    assert seen["unknown routing"] == [[4, 0, 0]]
+    # routing-header-not-to-host, padding-linux-refuses: silent.
+    assert seen["routing to all-nodes"] == [] and seen["long padding"] == []
+    # hop-by-hop-not-ours: the option reported although the packet is not Linux's.
+    assert seen["hop-by-hop to another"] == [[4, 2, 0]]
+    # zero-length-hop-by-hop: the echo behind it answered.
+    assert seen["jumbogram form"] == [[129, 0, 0]]
 
 
 #: What Linux does with an ARP packet whose sender MAC is not the peer's, or whose sender address

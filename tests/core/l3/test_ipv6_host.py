@@ -49,6 +49,17 @@ def test_rfc4443_4_2_an_echo_request_is_answered_with_its_identifier_sequence_an
     assert host.stats["icmpv6_echo_replies_sent"] == 1 and host.verdict.drop_reason is None
 
 
+@pytest.mark.parametrize("predict", [True, False], ids=["fast path", "general path"])
+def test_an_echo_reply_keeps_the_requests_traffic_class_as_linux_does(host, predict):
+    # Linux 6.18 copies the whole Traffic Class byte (DSCP and ECN) into its echo reply (found by
+    # tapstack diff --ipv6), as our IPv4 echo reply keeps the TOS (RFC 1349 5.1); the flow
+    # label is the replier's own choice (RFC 6437) and ours is 0.
+    host.ip6.predict = predict
+    answer = f.ipv6_packet(f.icmpv6_echo(129, 0x1234, 1, DATA, src=HOST_IP6, dst=KERNEL_IP6), src=HOST_IP6,
+                           dst=KERNEL_IP6, traffic_class=0xB9)
+    assert out(host, echo(traffic_class=0xB9, flow_label=0x12345)) == [answer]
+
+
 def test_rfc4443_4_2_an_echo_to_all_nodes_is_answered_from_our_address(host):
     # RFC 4443 4.2: "An Echo Reply SHOULD be sent in response to an Echo Request message sent to
     # an IPv6 multicast or anycast address"; its source is one of our unicast addresses.
@@ -133,6 +144,33 @@ def test_rfc5095_rfc8200_4_4_a_routing_header_with_segments_left_gets_parameter_
                            next_header=43)
     assert out(host, packet) == [error(4, 0, 42, packet)]  # the routing type field: 40 + 2
     assert host.verdict.drop_reason == "ipv6_routing_header_rejected"
+
+
+def test_rfc8200_4_headers_before_a_hop_by_hop_header_out_of_place_are_processed_first(host):
+    # RFC 8200 4: strictly in order. A routing header with segments left comes before the
+    # misplaced Hop-by-Hop header: its Parameter Problem (code 0 at the routing type) wins, as
+    # Linux 6.18 answers (tapstack diff --ipv6); without it, code 1 at the Next Header naming 0.
+    first = f.ipv6_packet(f.routing_header(0, 0, 1, bytes(20)) + f.options_header(58, b"")
+                          + f.icmpv6_echo(128, 1, 1, DATA), next_header=43)
+    assert out(host, first) == [error(4, 0, 42, first)]
+    assert host.verdict.drop_reason == "ipv6_routing_header_rejected"
+    second = f.ipv6_packet(f.routing_header(0, 0, 0) + f.options_header(58, b"") + f.icmpv6_echo(128, 1, 1, DATA),
+                           next_header=43)
+    assert out(host, second) == [error(4, 1, 40, second)]
+    assert host.verdict.drop_reason == "ipv6_hop_by_hop_not_first"
+
+
+def test_rfc8200_4_an_unknown_option_before_a_truncated_header_is_acted_on_first(host):
+    # A Destination Options header with an option of action 10, then a header that runs past the
+    # payload: the option's Parameter Problem (code 2), as Linux 6.18 answers; without the option
+    # the packet is dropped as truncated, silently.
+    truncated = b"\x3c\x05" + bytes(6)  # another Destination Options header, 48 bytes long
+    packet = f.ipv6_packet(f.options_header(60, bytes([0x8B, 0])) + truncated, next_header=60)
+    assert out(host, packet) == [error(4, 2, 42, packet)]
+    assert host.verdict.drop_reason == "ipv6_unrecognised_option"
+    quiet = f.ipv6_packet(f.options_header(60, bytes([0x0B, 0])) + truncated, next_header=60)
+    assert out(host, quiet) == []
+    assert host.verdict.drop_reason == "ipv6_extension_truncated"
 
 
 def test_rfc6946_an_atomic_fragment_is_processed_at_once(host):

@@ -598,6 +598,42 @@ def test_rfc4861_7_3_1_an_upper_layer_confirmation_makes_an_entry_reachable():
     assert nd.state(OTHER) is None
 
 
+def test_a_permanent_neighbour_is_used_at_once_and_never_changed_aged_or_evicted():
+    # As Linux's NUD_PERMANENT (``ip -6 neigh replace ... nud permanent``), which tapstack diff
+    # sets on both hosts.
+    nd, stats = make(capacity=2)
+    assert nd.add_permanent(PEER, PEER_MAC) == []
+    [out] = nd.resolve(datagram(), PEER, OURS, 1.0)
+    assert out.link_destination == PEER_MAC and stats["nd_solicitations_sent"] == 0
+    # Neither an NS with another source link-layer address nor an overriding NA changes it.
+    [answer] = feed(nd, ns_packet(PEER, snm(OURS), OURS, PEER_MAC_2), 2.0)
+    assert answer.link_destination == PEER_MAC
+    feed(nd, na_packet(PEER, OURS, PEER, S | O, PEER_MAC_2), 3.0)
+    nd.confirm(PEER, 3.0)
+    assert nd.state(PEER) is State.PERMANENT and nd.neighbors[PEER].mac == PEER_MAC
+    assert stats["nd_link_address_changed"] == 0 and stats["nd_overrides"] == 0
+    # No timer: no NUD, no ageing, ever.
+    assert nd.next_deadline(4.0) is None and nd.poll(1e9) == []
+    # A full cache evicts learnt entries, never a permanent one; forgetting keeps it too.
+    feed(nd, ns_packet(OTHER_PEER, snm(OURS), OURS, PEER_MAC_2), 5.0)
+    feed(nd, ns_packet(IPv6Address("2001:db8::8"), snm(OURS), OURS, PEER_MAC_2), 6.0)
+    assert PEER in nd.neighbors and stats["nd_neighbors_evicted"] == 1
+    nd.forget_neighbours()
+    assert list(nd.neighbors) == [PEER]
+
+
+def test_a_permanent_entry_releases_what_waited_for_its_resolution():
+    nd, _ = make()
+    assert len(nd.resolve(datagram(seed=7), PEER, OURS, 1.0)) == 1  # the multicast NS
+    [released] = nd.add_permanent(PEER, PEER_MAC)
+    assert released.link_destination == PEER_MAC and sent(released) == join(datagram(seed=7))
+    assert nd.state(PEER) is State.PERMANENT and nd.incomplete == 0
+    with pytest.raises(ValueError):
+        nd.add_permanent(ALL_NODES, PEER_MAC)
+    with pytest.raises(ValueError):
+        nd.add_permanent(PEER, bytes(5))
+
+
 def test_misuse_is_refused():
     with pytest.raises(ValueError):
         NeighborDiscovery(Stats(), [(IPv6Address("ff02::1"), OUR_MAC)], ipv6_multicast_mac)
