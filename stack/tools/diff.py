@@ -265,6 +265,20 @@ def _with_route_or_time(frame: bytes) -> bool:
     return bool(kinds & {IpOption.RECORD_ROUTE, IpOption.TIMESTAMP})
 
 
+def _finished_source_route(frame: bytes) -> bool:
+    """An IPv4 datagram whose Loose or Strict Source Route has no hop left (we are its final
+    destination, RFC 1122 3.2.1.8 (c))."""
+    packet = _ipv4_to_host(frame)
+    if packet is None or not packet.options:
+        return False
+    try:
+        options = parse_options(packet.options)
+    except ParseError:
+        return False
+    return any(kind in (IpOption.LOOSE_SOURCE_ROUTE, IpOption.STRICT_SOURCE_ROUTE) and len(option) >= 3
+               and option[2] > len(option) for kind, option in options)
+
+
 def _joined_macs() -> frozenset[bytes]:
     """The Ethernet group addresses the hosts listen on: broadcast, all-hosts (224.0.0.1) and,
     with IPv6, all-nodes and the solicited-node groups of HOST6 and its link-local address."""
@@ -447,6 +461,11 @@ DELIBERATE_DIFFERENCES = [
                "its sender address: tapstack defends the address with one announcement at most "
                "every 10 s (RFC 5227 2.4: a host MUST respond to a conflicting ARP packet, here by "
                "(b) or (c)); the Linux 6.18 kernel answers nothing", _arp_claiming_our_address),
+    Difference("finished-source-route", "a datagram whose source route is finished (we are its "
+               "final destination): tapstack takes and answers it (RFC 1122 3.2.1.8 (c): a host "
+               "MUST be able to act as the final destination of a source route); Linux 6.18 drops "
+               "every source-routed datagram (net.ipv4.conf.all.accept_source_route = 0; "
+               "tests/root/test_fragments_device.py)", _finished_source_route),
     Difference("zero-echo-checksum", "an echo reply that is all zeros but for its checksum: "
                "tapstack sends 0xffff, the one value that verifies (RFC 1071: the sum must be all "
                "ones); Linux's incremental update (RFC 1624 eqn. 3) gives 0x0000",
@@ -743,9 +762,13 @@ def probe_frames(host: IPv4Interface = HOST, host_mac: MacAddress = HOST_MAC,
         else:
             protocol = draw(st.integers(0, 255).filter(lambda p: p not in (1, 6, 17)))
             payload = draw(st.binary(max_size=32))
-        options = draw(st.sampled_from([b"", b"", b"", b"\x01\x01\x01\x00",
+        # Source routes through 198.51.100.7 with a hop to go (pointer 4) or none (8): issue 13,
+        # where a host answered an unfinished route it should not have delivered.
+        routes = [bytes([kind, 7, pointer, 198, 51, 100, 7, 0])
+                  for kind in (IpOption.LOOSE_SOURCE_ROUTE, IpOption.STRICT_SOURCE_ROUTE) for pointer in (4, 8)]
+        options = draw(st.sampled_from([b"", b"", b"", b"", b"", b"\x01\x01\x01\x00",
                                         bytes([IpOption.RECORD_ROUTE, 11, 4]) + bytes(8) + b"\x00",
-                                        bytes([IpOption.TIMESTAMP, 12, 5, 0]) + bytes(8)]))
+                                        bytes([IpOption.TIMESTAMP, 12, 5, 0]) + bytes(8), *routes]))
         packet = Ipv4Packet(source, destination, protocol, payload, ttl=draw(st.integers(1, 255)),
                             identification=draw(st.integers(0, 0xFFFF)),
                             dont_fragment=draw(st.booleans()),
