@@ -62,10 +62,6 @@ class Stats:
             return f"{detail.layer} {detail.detail}"
         return detail
 
-    @last_drop_detail.setter
-    def last_drop_detail(self, value: object) -> None:
-        self._detail, self._detail_args = value, ()
-
     def __getitem__(self, name: str) -> int:
         return self.counters[name]
 

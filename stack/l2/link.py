@@ -24,7 +24,7 @@ from stack.l2.arp import HARDWARE_ETHERNET, ArpOp, ArpPacket
 from stack.l2.arp import PACKET as ARP_PACKET
 from stack.l2.arp import read as arp_read
 from stack.l2.conflict import Action, ConflictDetector, Verdict
-from stack.l2.ethernet import (BROADCAST, HEADER, HEADER_LENGTH, ZERO, EthernetFrame, EtherType, MacAddress,
+from stack.l2.ethernet import (BROADCAST, HEADER, HEADER_LENGTH, ZERO, EtherType, MacAddress,
                                frame_buffers, mac_text)
 from stack.l2.ipv6_multicast import ipv6_multicast_mac
 from stack.l2.neighbor import NeighborCache, Resolved
@@ -269,10 +269,8 @@ class EthernetLink:
             # RFC 826: "Swap hardware and protocol fields, putting the local hardware and protocol
             # addresses in the sender fields ... send the packet to the (new) target hardware
             # address on the same hardware on which the request was received."
-            mac = self.mac_of(target_ip)
-            reply = ARP_PACKET.pack(HARDWARE_ETHERNET, _IPV4, 6, 4, _REPLY, mac, target_packed,
-                                    sender_mac, sender_packed)
-            frames.append(frame_buffers(sender_mac, mac, _ARP, [reply]))
+            frames.append(self._arp_frame(sender_mac, self.mac_of(target_ip), _REPLY, target_packed,
+                                          sender_mac, sender_packed))
             self._counters["arp_replies_sent"] += 1
         else:
             self._counters["arp_replies_received"] += 1
@@ -298,10 +296,7 @@ class EthernetLink:
         poll): a neighbour still there answers it, which confirms the entry."""
         self._counters["arp_checks_sent"] += 1
         source = self.network.preferred_source(address)
-        speaker = self.mac_of(source)
-        request = ARP_PACKET.pack(HARDWARE_ETHERNET, _IPV4, 6, 4, _REQUEST, speaker, source.packed,
-                                  ZERO, address.packed)
-        return frame_buffers(mac, speaker, _ARP, [request])
+        return self._arp_frame(mac, self.mac_of(source), _REQUEST, source.packed, ZERO, address.packed)
 
     def _confirm(self, frame: Buffer, source_mac: bytes) -> None:
         """A datagram from a neighbour whose MAC is being checked: from the old MAC, it confirms
@@ -363,9 +358,16 @@ class EthernetLink:
     def _arp_broadcast(self, speaker: IPv4Address, sender_ip: IPv4Address,
                        target_ip: IPv4Address) -> Frame:
         """An ARP request to everyone, from the MAC of our address ``speaker``."""
-        mac = self.mac_of(speaker)
-        request = ArpPacket(ArpOp.REQUEST, mac, sender_ip, ZERO, target_ip)
-        return EthernetFrame(BROADCAST, mac, EtherType.ARP, bytes(request)).buffers()
+        return self._arp_frame(BROADCAST, self.mac_of(speaker), _REQUEST, sender_ip.packed, ZERO, target_ip.packed)
+
+    @staticmethod
+    def _arp_frame(destination: bytes, speaker: bytes, operation: int, sender_ip: bytes,
+                   target_mac: bytes, target_ip: bytes) -> Frame:
+        """One ARP packet for Ethernet and IPv4 (RFC 826) from our MAC ``speaker``, in a frame to
+        ``destination``: every ARP frame the link sends is built here."""
+        packet = ARP_PACKET.pack(HARDWARE_ETHERNET, _IPV4, 6, 4, operation, speaker, sender_ip,
+                                 target_mac, target_ip)
+        return frame_buffers(destination, speaker, _ARP, [packet])
 
     def release(self, resolved: Resolved | None, now: float) -> list[Frame]:
         """The datagrams that waited for a neighbour just resolved, framed to it (counted)."""

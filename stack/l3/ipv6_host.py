@@ -531,13 +531,7 @@ class Ipv6Host:
         assert self.mld is not None
         # RFC 3810 5.2.13: reports come from our link-local address, or :: while none is usable.
         link_local = next((a for a in self.addresses if a.is_link_local and self.usable(a)), UNSPECIFIED)
-        reports = self.mld.poll(now, link_local)
-        if self.resolver is None:
-            return reports
-        out: list[Outbound] = []
-        for report in reports:  # multicast: Neighbor Discovery maps the group to its MAC
-            out += self.resolver.resolve(report.datagram, report.next_hop, report.source, now)
-        return out
+        return self.mld.poll(now, link_local)  # to groups: each report carries its group's MAC
 
     def next_deadline(self, now: float) -> float | None:
         deadlines = [self.reassembler.next_deadline()]
