@@ -248,6 +248,10 @@ DROP_REASONS: dict[str, DropReason] = {
     "icmpv6_nd_unresolved": DropReason(
         "a datagram dropped: its next hop did not answer 3 Neighbor Solicitations", "RFC 4861 7.2.2"),
     # UDP
+    "tcp_truncated": DropReason("shorter than the 20-byte TCP header", "RFC 9293 3.1"),
+    "tcp_bad_header_length": DropReason(
+        "TCP data offset below 5 words or past the segment", "RFC 9293 3.1"),
+    "tcp_bad_checksum": DropReason("the TCP checksum is wrong", "RFC 9293 3.1; RFC 1122 4.2.2.7"),
     "udp_truncated": DropReason("shorter than the 8-byte UDP header", "RFC 768"),
     "udp_bad_length": DropReason("UDP length outside 8 to the datagram's size", "RFC 768"),
     "udp_bad_checksum": DropReason("the UDP checksum is wrong", "RFC 1122 4.1.3.4"),

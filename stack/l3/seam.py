@@ -5,7 +5,8 @@ Read first: RFC 1122 3.2.1.3 (how a datagram is addressed to a host); RFC 768 an
 
 The transport layer (``stack.l4``) imports only this module of l3: a datagram for us as the
 protocol handlers see it (``Received``), how it was addressed (``Delivery``), the protocol
-numbers (``IpProto``) and the IPv4 pseudo-header.
+numbers (``IpProto``) and the pseudo-headers (IPv4 below; ``transport_pseudo_header`` picks the
+family, so a transport codec such as TCP's works over IPv6 unchanged).
 
     +--------+--------+--------+--------+
     |          source address           |
@@ -21,12 +22,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import Enum
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from stack.buffers import Buffer
 from stack.l3.ipv4 import IpProto, Ipv4Packet
+from stack.l3.ipv6 import pseudo_header as ipv6_pseudo_header
 
-__all__ = ["Delivery", "IpProto", "PSEUDO_HEADER", "Received", "pseudo_header"]
+__all__ = ["Delivery", "IpProto", "PSEUDO_HEADER", "Received", "pseudo_header", "transport_pseudo_header"]
 
 PSEUDO_HEADER = struct.Struct("!4s4sxBH")
 
@@ -52,4 +54,13 @@ class Received:
 
 def pseudo_header(source: IPv4Address, destination: IPv4Address, protocol: int, length: int) -> bytes:
     """The 12 bytes in front of a UDP or TCP segment that its checksum covers too (RFC 768)."""
+    return PSEUDO_HEADER.pack(source.packed, destination.packed, protocol, length)
+
+
+def transport_pseudo_header(source: IPv4Address | IPv6Address, destination: IPv4Address | IPv6Address,
+                            protocol: int, length: int) -> bytes:
+    """The pseudo-header of either family: RFC 9293 3.1 for IPv4 (12 bytes), RFC 8200 8.1 for
+    IPv6 (40 bytes). Both addresses are of one family."""
+    if isinstance(source, IPv6Address):
+        return ipv6_pseudo_header(source, destination, length, protocol)  # type: ignore[arg-type]
     return PSEUDO_HEADER.pack(source.packed, destination.packed, protocol, length)
