@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
 
 from stack.choices import HostChoices
@@ -198,6 +199,100 @@ byte_size = _number(_byte_size, "a size in bytes (a whole number, optionally wit
 
 def bounded_int(low: int, high: int):
     return _number(int, "a whole number", lambda v: low <= v <= high, f"must be between {low} and {high}")
+
+
+#: The services ``--tcp`` opens, and those ``--udp`` opens (RFC 862, 863, 864, 867; HTTP/1.1;
+#: ``banner:TEXT``).
+TCP_SERVICES = ("echo", "discard", "chargen", "daytime", "http", "banner")
+UDP_SERVICES = ("echo", "discard", "daytime")
+#: A port given without a service runs the one its number is known for, else discard.
+WELL_KNOWN_SERVICES = {7: "echo", 9: "discard", 13: "daytime", 19: "chargen", 80: "http", 8080: "http"}
+#: The longest ``banner:TEXT``: one line, as SSH's (RFC 4253 4.2: at most 255 characters).
+MAX_BANNER = 255
+
+
+@dataclass(frozen=True, slots=True)
+class PortService:
+    """One ``--tcp``/``--udp`` word: ports ``first``..``last`` run ``service`` (with ``text``
+    for a banner; "" when none was named: each port its well-known one), on ``address`` only or
+    (None) on every address of the stack."""
+
+    protocol: str
+    first: int
+    last: int
+    service: str = ""
+    text: str = ""
+    address: IPv4Address | IPv6Address | None = None
+
+    @property
+    def ports(self) -> range:
+        return range(self.first, self.last + 1)
+
+    def service_of(self, port: int) -> str:
+        """The service ``port`` runs: the one named, else the one its number is known for
+        (``WELL_KNOWN_SERVICES``), else discard."""
+        if self.service:
+            return self.service
+        known = TCP_SERVICES if self.protocol == "tcp" else UDP_SERVICES
+        name = WELL_KNOWN_SERVICES.get(port, "discard")
+        return name if name in known else "discard"
+
+
+def _port_service(protocol: str, text: str) -> PortService:
+    """``[ADDRESS:]PORT[-PORT][:SERVICE]``; an IPv6 address in brackets (``[2001:db8::2]:80``),
+    as in a URL (RFC 3986 3.2.2); ``banner:TEXT`` takes the rest of the word as its text."""
+    known = TCP_SERVICES if protocol == "tcp" else UDP_SERVICES
+    example = "80:http" if protocol == "tcp" else "7:echo"
+    rest, address = text, None
+    if rest.startswith("["):
+        inside, bracket, rest = rest[1:].partition("]:")
+        if not bracket:
+            raise argparse.ArgumentTypeError(f"{text!r}: an IPv6 address is written [ADDRESS]:PORT")
+        try:
+            address = IPv6Address(inside)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: {inside!r} is not an IPv6 address")
+    else:
+        head, colon, tail = rest.partition(":")
+        if "." in head:
+            try:
+                address = IPv4Address(head)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{text!r}: {head!r} is not an IPv4 address")
+            rest = tail
+            if not colon:
+                raise argparse.ArgumentTypeError(f"{text!r} names no port, e.g. {head}:{example}")
+    ports, _, service = rest.partition(":")
+    first_text, dash, last_text = ports.partition("-")
+    if not first_text.isdigit() or (dash and not last_text.isdigit()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not [ADDRESS:]PORT[-PORT][:SERVICE], e.g. {example}")
+    first = int(first_text)
+    last = int(last_text) if dash else first
+    if not 1 <= first <= last <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: ports run from 1 to 65535, first to last")
+    name, _, banner = service.partition(":")
+    if service and name not in known:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: {name!r} is not a {protocol.upper()} service; one of: {', '.join(known)}")
+    if name == "banner":
+        if not banner or len(banner) > MAX_BANNER or not banner.isprintable():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: banner:TEXT needs 1 to {MAX_BANNER} printable characters")
+    elif banner:
+        raise argparse.ArgumentTypeError(f"{text!r}: only banner takes a text ({name} does not)")
+    return PortService(protocol, first, last, name, banner, address)
+
+
+def tcp_service(text: str) -> PortService:
+    """``--tcp``: ``80``, ``80:http``, ``7-9``, ``22:banner:SSH-2.0-tapstack``, ``192.0.2.3:80:http``,
+    ``[2001:db8::2]:7:echo``."""
+    return _port_service("tcp", text)
+
+
+def udp_service(text: str) -> PortService:
+    """``--udp``: ``7:echo``, ``9``, ``13:daytime``, with an address as for ``--tcp``."""
+    return _port_service("udp", text)
 
 
 # ---------------------------------------------------------------------- parser

@@ -9,7 +9,10 @@ The device-dependent errors (a TUN device given to ``--tap``, no permission) are
 
 from __future__ import annotations
 
+import argparse
+import ipaddress
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -306,3 +309,45 @@ def test_a_rotation_that_cannot_rename_is_none_with_a_warning(tmp_path, caplog):
     assert capture.rotate() is None
     assert "cannot rotate" in caplog.text
     capture.stream.close()
+
+
+# ---------------------------------------------------------------------- --tcp / --udp words
+
+@pytest.mark.parametrize("text, expected", [
+    ("80", dict(first=80, last=80, service="", address=None)),
+    ("80:http", dict(first=80, last=80, service="http")),
+    ("7-9", dict(first=7, last=9, service="")),
+    ("22:banner:SSH-2.0-tapstack", dict(first=22, service="banner", text="SSH-2.0-tapstack")),
+    ("192.0.2.3:80:http", dict(service="http", address=ipaddress.ip_address("192.0.2.3"))),
+    ("[2001:db8::2]:7:echo", dict(first=7, service="echo", address=ipaddress.ip_address("2001:db8::2"))),
+])
+def test_tcp_words_name_ports_services_and_addresses(text, expected):
+    from stack.cli.arguments import tcp_service
+    word = tcp_service(text)
+    for name, value in expected.items():
+        assert getattr(word, name) == value, name
+
+
+def test_a_port_without_a_service_runs_the_one_its_number_is_known_for():
+    from stack.cli.arguments import tcp_service, udp_service
+    assert [tcp_service("7-9").service_of(p) for p in (7, 8, 9)] == ["echo", "discard", "discard"]
+    assert tcp_service("19").service_of(19) == "chargen" and tcp_service("8080").service_of(8080) == "http"
+    assert udp_service("19").service_of(19) == "discard"  # no UDP chargen here
+
+
+@pytest.mark.parametrize("text, words", [
+    ("0", "from 1 to 65535"), ("9-7", "from 1 to 65535"), ("x", "[ADDRESS:]PORT"),
+    ("80:ftp", "not a TCP service"), ("192.0.2.300:80", "not an IPv4 address"),
+    ("[2001:db8::2:80", "[ADDRESS]:PORT"), ("13:daytime:x", "only banner"), ("22:banner:", "printable"),
+    ("192.0.2.3", "names no port"),
+])
+def test_bad_tcp_words_are_one_clear_line(text, words):
+    from stack.cli.arguments import tcp_service
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(words)):
+        tcp_service(text)
+
+
+def test_udp_words_refuse_tcp_only_services():
+    from stack.cli.arguments import udp_service
+    with pytest.raises(argparse.ArgumentTypeError, match="not a UDP service"):
+        udp_service("19:chargen")
