@@ -539,6 +539,18 @@ class TcpConnection:
             self.send_next = self.iss
             self._rtt_sample = None
             return
+        if self.state is TcpState.SYN_RECEIVED and segment.flags & (TcpFlags.SYN | TcpFlags.ACK | TcpFlags.RST) \
+                == TcpFlags.SYN | TcpFlags.ACK and segment.sequence == self.irs \
+                and _after(segment.acknowledgment, self.send_unacknowledged) \
+                and not _after(segment.acknowledgment, self.send_max):
+            # Simultaneous open (RFC 9293 3.5, figure 7, line 4): the peer's SYN-ACK acknowledges
+            # our SYN: ESTABLISHED, and ACK it (the acceptability test would refuse its SYN).
+            self._establish(segment)
+            self.send_window = segment.window  # RFC 7323 2.2: a SYN's window is not scaled
+            self.maximum_send_window = max(self.maximum_send_window, self.send_window)
+            self._acknowledge(segment.acknowledgment, now)
+            self._ack_now = True
+            return
         # RFC 7323 4.3: remember the peer's newest timestamp from segments at the left edge.
         # RFC 7323 5 (PAWS) is not implemented: old duplicates are caught by the window test only.
         if self._timestamps and segment.options.timestamps is not None and \
@@ -872,8 +884,8 @@ class TcpConnection:
             if self._retransmit_deadline is None:
                 self._retransmit_deadline = now + self._rto
             return out
-        if self.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED, TcpState.CLOSED):
-            return out
+        if self.state in (TcpState.SYN_SENT, TcpState.CLOSED):
+            return out  # (in SYN-RECEIVED only ACKs go out: no data before the handshake ends)
         if self._resend_first:
             self._resend_first = False
             out += self._resend_earliest(now)
