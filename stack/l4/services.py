@@ -258,15 +258,16 @@ class Http:
 TCP_SERVICES = ("echo", "discard", "chargen", "daytime", "http", "banner:TEXT")
 
 
-def tcp_service(spec: str, *, epoch: float = 0.0, http_body: bytes = HTTP_BODY,
+def tcp_service(spec: str, *, epoch: float | None = None, http_body: bytes = HTTP_BODY,
                 chargen_maximum: int = CHARGEN_MAXIMUM_BYTES) -> ServiceFactory:
     """The factory for a service named ``spec`` (``echo``, ``http``, ``banner:TEXT``, ...);
-    ValueError, naming the choices, for anything else."""
+    ValueError, naming the choices, for anything else. ``epoch`` makes ``now`` wall-clock time
+    (daytime, HTTP's Date); without it daytime counts from 1970 and HTTP sends no Date."""
     name, colon, argument = spec.partition(":")
     factories: dict[str, Callable[[], TcpService]] = {
         "echo": Echo, "discard": Discard,
         "chargen": lambda: Chargen(chargen_maximum),
-        "daytime": lambda: Daytime(epoch),
+        "daytime": lambda: Daytime(epoch or 0.0),
         "http": lambda: Http(http_body, epoch),
     }
     if name == "banner":
