@@ -96,6 +96,10 @@ DELAYED_ACK_S = 0.2
 #: RFC 9293 3.4.2: MSL is "2 minutes" there, an engineering choice; we use 30 s, so TIME-WAIT
 #: (2 * MSL, RFC 9293 3.10.7.4) lasts 60 s. The layer also bounds how many are kept.
 MAXIMUM_SEGMENT_LIFETIME_S = 30.0
+#: Ours (RFC 9293 sets no limit): a connection we closed waits at most this long in FIN-WAIT-2
+#: for the peer's FIN, counted from the last segment received, so a vanished peer cannot hold
+#: it for ever.
+FIN_WAIT_2_TIMEOUT_S = 60.0
 #: RFC 9293 3.7.1: without an MSS option, the default send MSS is 536 (IPv4) / 1220 (IPv6).
 DEFAULT_SEND_MSS = 536
 #: Bytes we buffer each way (the receive buffer is the window we offer).
@@ -388,7 +392,8 @@ class TcpConnection:
         if self.closed:
             return []
         if self._time_wait_deadline is not None and now >= self._time_wait_deadline:
-            self._enter_closed(None)  # RFC 9293 3.10.8: TIME-WAIT timeout: delete the TCB
+            # RFC 9293 3.10.8: TIME-WAIT timeout: delete the TCB (or FIN-WAIT-2's, ours).
+            self._enter_closed(None if self.state is TcpState.TIME_WAIT else "timeout")
             return []
         out: list[TcpSegment] = []
         if self._retransmit_deadline is not None and now >= self._retransmit_deadline:
@@ -450,6 +455,8 @@ class TcpConnection:
             self._receive_synchronized(segment, now)
         if self.closed:
             return self._pending_reset()
+        if self.state is TcpState.FIN_WAIT_2:
+            self._time_wait_deadline = now + FIN_WAIT_2_TIMEOUT_S  # restarted by every segment
         return self._pending_reset() + self._output(now)
 
     _reset_out: TcpSegment | None = None
@@ -650,6 +657,8 @@ class TcpConnection:
     def _acknowledge(self, ack: int, now: float) -> None:
         """New data (or our SYN/FIN) acknowledged: SND.UNA moves (RFC 9293 3.10.7.4 fifth)."""
         acknowledged = _distance(ack, self.send_unacknowledged)
+        if self.send_unacknowledged == self.iss:
+            acknowledged -= 1  # the SYN's sequence number is no data
         self.send_unacknowledged = ack
         if _after(ack, self.send_next):
             self.send_next = ack
@@ -664,7 +673,7 @@ class TcpConnection:
             self._measure(now - self._rtt_sample[1])
             self._rtt_sample = None
         self._retries = 0
-        if self.state in SYNCHRONIZED and self.state is not TcpState.SYN_RECEIVED:
+        if self.state in SYNCHRONIZED and self.state is not TcpState.SYN_RECEIVED and acknowledged > 0:
             self._grow_window(acknowledged)
         # RFC 6298 5.2 / 5.3: all acknowledged: stop the timer; new data acknowledged: restart.
         if self.send_unacknowledged == self.send_max:
@@ -753,7 +762,11 @@ class TcpConnection:
             fin = False  # RFC 9293 3.10.7.4: what lies past the window (and its FIN) is dropped
         if sequence != self.receive_next:
             # Out of order: keep it (bounded) and ACK at once (RFC 5681 4.2: SHOULD send an
-            # immediate duplicate ACK when an out-of-order segment arrives).
+            # immediate duplicate ACK when an out-of-order segment arrives). A bare ACK ahead of
+            # RCV.NXT (the peer's data before it was lost) is not answered: two such ends would
+            # otherwise trade ACKs until a retransmission.
+            if not data and not fin:
+                return
             self._ack_now = True
             if data:
                 if self._out_of_order_bytes + len(data) > self.config.receive_buffer:
@@ -885,6 +898,7 @@ class TcpConnection:
                 self._retransmit_deadline = now + self._rto
             return out
         if self.state in (TcpState.SYN_SENT, TcpState.CLOSED):
+            self._ack_now = False  # nothing to acknowledge before the peer's SYN
             return out  # (in SYN-RECEIVED only ACKs go out: no data before the handshake ends)
         if self._resend_first:
             self._resend_first = False

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from stack.l4.tcp import TcpFlags, TcpOptions, TcpSegment
-from stack.l4.tcp_connection import (DELAYED_ACK_S, MAXIMUM_RETRANSMISSIONS, MAXIMUM_SEGMENT_LIFETIME_S,
+from stack.l4.tcp_connection import (DELAYED_ACK_S, FIN_WAIT_2_TIMEOUT_S, MAXIMUM_RETRANSMISSIONS, MAXIMUM_SEGMENT_LIFETIME_S,
                                      MAXIMUM_SYN_RETRANSMISSIONS, RTO_MAXIMUM_S, TcpConfig, TcpConnection,
                                      TcpState)
 from tests.core.l4.tcp_pipe import A6, B6, Link, run
@@ -336,6 +336,72 @@ def test_rfc9293_3_10_7_4_time_wait_lasts_two_msl_and_a_retransmitted_fin_restar
     assert a.poll(now + 30 + 2 * MAXIMUM_SEGMENT_LIFETIME_S) == [] and a.closed
 
 
+def test_fin_wait_2_ends_after_a_minute_without_a_segment_from_the_peer():
+    a, b, link, ends, now = open_pair()
+    a.close()
+    now = run(link, ends, now, lambda: a.state is TcpState.FIN_WAIT_2, 5)
+    assert a.next_deadline() == pytest.approx(now + FIN_WAIT_2_TIMEOUT_S)
+    b.send(b"still talking")  # a half-closed connection still receives, and that restarts the wait
+    link.send("b", b.poll(now + 30), now + 30)
+    now = run(link, ends, now + 30, lambda: a.next_deadline() > now + FIN_WAIT_2_TIMEOUT_S, 1)
+    assert a.read() == b"still talking" and a.state is TcpState.FIN_WAIT_2
+    assert a.poll(a.next_deadline()) == [] and a.closed and a.error == "timeout"
+
+
+def drive_to(state: TcpState):
+    """A pair with A in ``state`` (B in its counterpart), by the diagram's own paths."""
+    if state is TcpState.SYN_SENT:
+        a, _ = TcpConnection.active_open(40000, 80, ISS_A, 0.0)
+        return a, None, 0.0
+    if state is TcpState.SYN_RECEIVED:
+        a, _ = TcpConnection.passive_open(syn(), ISS_A, 0.0)
+        return a, None, 0.0
+    a, b, link, ends, now = open_pair()
+    if state is TcpState.ESTABLISHED:
+        return a, b, now
+    if state in (TcpState.CLOSE_WAIT, TcpState.LAST_ACK):
+        b.close()
+        now = run(link, ends, now, lambda: a.state is TcpState.CLOSE_WAIT and not link.queue, 5)
+        if state is TcpState.LAST_ACK:
+            a.close()
+            a.poll(now)  # the FIN goes nowhere: A waits in LAST-ACK
+        return a, b, now
+    a.close()
+    if state is TcpState.FIN_WAIT_1:
+        a.poll(now)
+        return a, b, now
+    if state is TcpState.CLOSING:
+        b.close()
+        fin_a, fin_b = a.poll(now), b.poll(now)
+        a.receive(fin_b[0], now)  # B's FIN before the ACK of ours
+        return a, b, now
+    now = run(link, ends, now, lambda: a.state is TcpState.FIN_WAIT_2, 5)
+    if state is TcpState.TIME_WAIT:
+        b.close()
+        a.receive(b.poll(now)[0], now)
+    return a, b, now
+
+
+@pytest.mark.parametrize("state", [s for s in TcpState if s not in (TcpState.CLOSED, TcpState.LISTEN)],
+                         ids=lambda s: s.value)
+def test_rfc9293_3_10_7_a_reset_closes_every_state_only_at_rcv_nxt(state):
+    a, _, now = drive_to(state)
+    assert a.state is state
+    if state is TcpState.SYN_SENT:
+        a.receive(TcpSegment(80, 40000, 0, ISS_A + 1, TcpFlags.RST | TcpFlags.ACK, 0), now)
+        assert a.closed and a.error == "refused"
+        return
+    # RFC 5961 3.2: in the window but not at RCV.NXT: a challenge ACK, nothing else changes.
+    [challenge] = a.receive(TcpSegment(a.remote_port, a.local_port, (a.receive_next + 1) % 2**32, 0,
+                                       TcpFlags.RST, 0), now)
+    assert challenge.flags == TcpFlags.ACK and a.state is state
+    assert a.receive(TcpSegment(a.remote_port, a.local_port, a.receive_next, 0, TcpFlags.RST, 0), now) == []
+    assert a.closed
+    expected = {TcpState.SYN_RECEIVED: None, TcpState.CLOSING: None, TcpState.LAST_ACK: None,
+                TcpState.TIME_WAIT: None}.get(state, "reset")
+    assert a.error == expected  # RFC 9293 3.10.7.4 second: "connection reset" where a user listens
+
+
 def test_close_in_syn_received_sends_the_fin_after_the_handshake():
     b, _ = TcpConnection.passive_open(syn(), ISS_B, 0.0)
     b.close()
@@ -541,6 +607,8 @@ class StateDiagram(RuleBasedStateMachine):
             if self.model[name] is TcpState.TIME_WAIT and \
                     self.now - self.time_wait_since[name] >= 2 * MAXIMUM_SEGMENT_LIFETIME_S:
                 self.model[name] = TcpState.CLOSED
+            if self.model[name] is TcpState.FIN_WAIT_2:
+                self.model[name] = TcpState.CLOSED  # FIN_WAIT_2_TIMEOUT_S (60 s) without a segment
         self.poll_both()
 
     def poll_both(self):
