@@ -268,7 +268,8 @@ DROP_REASONS: dict[str, DropReason] = {
         "the oldest half-open (SYN-RECEIVED) connection was dropped to make room for a new SYN",
         "RFC 4987 3.4 (SYN flood: oldest drop)"),
     "tcp_time_wait_evicted": DropReason(
-        "the oldest TIME-WAIT connection was dropped: too many held", "RFC 1122 4.2.2.13; RFC 6191"),
+        "the oldest TIME-WAIT connection was dropped: too many held",
+        "RFC 1122 4.2.2.13; docs/how-it-works.md TCP bounds"),
     # TCP: one connection (stack/l4/tcp_connection.py)
     "tcp_out_of_window": DropReason(
         "sequence number outside the receive window: answered with an ACK", "RFC 9293 3.10.7.4 (first)"),

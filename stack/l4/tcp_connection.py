@@ -96,9 +96,10 @@ DELAYED_ACK_S = 0.2
 #: RFC 9293 3.4.2: MSL is "2 minutes" there, an engineering choice; we use 30 s, so TIME-WAIT
 #: (2 * MSL, RFC 9293 3.10.7.4) lasts 60 s. The layer also bounds how many are kept.
 MAXIMUM_SEGMENT_LIFETIME_S = 30.0
-#: Ours (RFC 9293 sets no limit): a connection we closed waits at most this long in FIN-WAIT-2
-#: for the peer's FIN, counted from the last segment received, so a vanished peer cannot hold
-#: it for ever.
+#: Ours (RFC 9293 sets no limit; ``TcpConfig.fin_wait_2_timeout``): how long a connection we
+#: closed may wait in FIN-WAIT-2 for the peer's FIN, counted from the last segment received, so
+#: a vanished peer cannot hold it for ever. The port table sets it for the connections its
+#: services run (they read no more once they close); a bare connection waits as the RFC says.
 FIN_WAIT_2_TIMEOUT_S = 60.0
 #: RFC 9293 3.7.1: without an MSS option, the default send MSS is 536 (IPv4) / 1220 (IPv6).
 DEFAULT_SEND_MSS = 536
@@ -159,6 +160,8 @@ class TcpConfig:
     nagle: bool = False
     #: The default MSS for a peer that sends none (RFC 9293 3.7.1): 536 IPv4, 1220 IPv6.
     default_send_mss: int = DEFAULT_SEND_MSS
+    #: Seconds without a segment after which FIN-WAIT-2 gives up (None: wait, as RFC 9293 does).
+    fin_wait_2_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not 64 <= self.mss <= 0xFFFF:
@@ -364,7 +367,7 @@ class TcpConnection:
         """RFC 9293 3.10.5, ABORT call: a RST in synchronized states, then CLOSED."""
         out = []
         if self.state in SYNCHRONIZED and self.state is not TcpState.TIME_WAIT:
-            out.append(self._segment(self.send_next, TcpFlags.RST, timestamps=False))
+            out.append(self._segment(self.send_max, TcpFlags.RST, timestamps=False))
         if not self.closed:
             self._enter_closed("aborted")
         return out
@@ -455,8 +458,8 @@ class TcpConnection:
             self._receive_synchronized(segment, now)
         if self.closed:
             return self._pending_reset()
-        if self.state is TcpState.FIN_WAIT_2:
-            self._time_wait_deadline = now + FIN_WAIT_2_TIMEOUT_S  # restarted by every segment
+        if self.state is TcpState.FIN_WAIT_2 and self.config.fin_wait_2_timeout is not None:
+            self._time_wait_deadline = now + self.config.fin_wait_2_timeout  # restarted by each segment
         return self._pending_reset() + self._output(now)
 
     _reset_out: TcpSegment | None = None
@@ -922,7 +925,11 @@ class TcpConnection:
                 continue
             break
         if self._ack_now and not out and self.state is not TcpState.CLOSED:
-            out.append(self._segment(self.send_next, TcpFlags.ACK))
+            # A bare ACK carries the highest sequence number sent (as 4.4BSD's tcp_output does),
+            # not SND.NXT: after a retransmission timeout SND.NXT is back at SND.UNA, below what
+            # the peer has received, and an ACK from there would fail its acceptability test
+            # (and be answered with an ACK, and so on).
+            out.append(self._segment(self.send_max, TcpFlags.ACK))
         if out:
             self._acknowledgment_sent()
         return out

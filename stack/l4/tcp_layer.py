@@ -26,12 +26,12 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
 from stack.l4.tcp import TcpFlags, TcpSegment, reset_for
-from stack.l4.tcp_connection import MODULO, TcpConfig, TcpConnection, TcpState
+from stack.l4.tcp_connection import FIN_WAIT_2_TIMEOUT_S, MODULO, TcpConfig, TcpConnection, TcpState
 from stack.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,9 @@ class TcpLayer:
         # The MSS is the MTU less the IP and TCP headers (RFC 9293 3.7.1; RFC 8200 for IPv6).
         self._configs = {4: TcpConfig(mss=mtu - 40, nagle=nagle),
                          6: TcpConfig(mss=mtu - 60, nagle=nagle, default_send_mss=1220)}
+        # A service reads no more once it has closed: its connections give FIN-WAIT-2 a limit.
+        self._service_configs = {version: replace(config, fin_wait_2_timeout=FIN_WAIT_2_TIMEOUT_S)
+                                 for version, config in self._configs.items()}
         self.maximum_half_open = maximum_half_open
         self.maximum_connections = maximum_connections
         self.maximum_time_wait = maximum_time_wait
@@ -205,7 +208,8 @@ class TcpLayer:
         # RFC 9293 3.10.7.2 third: the SYN's data and other controls are not queued here (the
         # peer sends them again once the handshake is over).
         self.stats.count("tcp_syns_accepted")
-        connection, out = TcpConnection.passive_open(segment, iss, now, self._configs[local.version], self.stats)
+        connection, out = TcpConnection.passive_open(segment, iss, now, self._service_configs[local.version],
+                                                     self.stats)
         self._entries[key] = _Entry(connection, self._listener(local, segment.destination_port))
         self._half_open[key] = None
         return self._wrap(key, out)

@@ -267,6 +267,22 @@ def test_rfc9293_3_8_6_1_zero_window_probes_keep_the_connection_open_until_the_w
     assert bytes(received) == bytes(range(256)) * 40
 
 
+def test_after_a_timeout_a_bare_ack_carries_the_highest_sequence_sent_so_the_peer_accepts_it():
+    a, b, link, ends, now = open_pair()
+    size = a._segment_size()
+    a.send(bytes(3 * size))
+    for segment in a.poll(now):
+        b.receive(segment, now)  # B has everything; its ACKs are lost
+    [again] = a.poll(a.next_deadline())  # go back to SND.UNA: SND.NXT is below what B holds
+    assert a.send_next == again.sequence + size and a.send_max == again.sequence + 3 * size
+    b.send(bytes(2 * size))
+    first, second = b.poll(now + 1.5)
+    a.receive(first, now + 1.5)
+    [ack] = a.receive(second, now + 1.5)
+    assert ack.data_length == 0 and ack.sequence == b.receive_next  # acceptable to B
+    assert b.receive(ack, now + 1.6) == [] and b.stats.drops == {}
+
+
 # ---------------------------------------------------------------------- RST, SYN and unacceptable segments
 
 
@@ -336,8 +352,15 @@ def test_rfc9293_3_10_7_4_time_wait_lasts_two_msl_and_a_retransmitted_fin_restar
     assert a.poll(now + 30 + 2 * MAXIMUM_SEGMENT_LIFETIME_S) == [] and a.closed
 
 
-def test_fin_wait_2_ends_after_a_minute_without_a_segment_from_the_peer():
+def test_fin_wait_2_waits_for_ever_unless_given_a_timeout():
     a, b, link, ends, now = open_pair()
+    a.close()
+    now = run(link, ends, now, lambda: a.state is TcpState.FIN_WAIT_2, 5)
+    assert a.next_deadline() is None  # RFC 9293: no timer in FIN-WAIT-2
+
+
+def test_fin_wait_2_ends_after_a_minute_without_a_segment_from_the_peer():
+    a, b, link, ends, now = open_pair(config_a=TcpConfig(fin_wait_2_timeout=FIN_WAIT_2_TIMEOUT_S))
     a.close()
     now = run(link, ends, now, lambda: a.state is TcpState.FIN_WAIT_2, 5)
     assert a.next_deadline() == pytest.approx(now + FIN_WAIT_2_TIMEOUT_S)
@@ -607,8 +630,6 @@ class StateDiagram(RuleBasedStateMachine):
             if self.model[name] is TcpState.TIME_WAIT and \
                     self.now - self.time_wait_since[name] >= 2 * MAXIMUM_SEGMENT_LIFETIME_S:
                 self.model[name] = TcpState.CLOSED
-            if self.model[name] is TcpState.FIN_WAIT_2:
-                self.model[name] = TcpState.CLOSED  # FIN_WAIT_2_TIMEOUT_S (60 s) without a segment
         self.poll_both()
 
     def poll_both(self):
