@@ -198,7 +198,8 @@ class TcpLayer:
             return []
         if len(self._half_open) >= self.maximum_half_open or \
                 len(self._entries) - len(self._time_wait) >= self.maximum_connections:
-            # RFC 4987 3.4: the half-open table is full: the oldest half-open connection goes.
+            # RFC 4987 3.4: the half-open table is full: the oldest half-open connection goes,
+            # silently (no RST: a flood's sources are usually spoofed; a real peer retries).
             oldest = next(iter(self._half_open))
             self.stats.drop("tcp_half_open_evicted", log, "%s", oldest)
             self._forget(oldest)
