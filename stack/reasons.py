@@ -247,11 +247,49 @@ DROP_REASONS: dict[str, DropReason] = {
         "addresses are being resolved)", "RFC 4861 7.2.2"),
     "icmpv6_nd_unresolved": DropReason(
         "a datagram dropped: its next hop did not answer 3 Neighbor Solicitations", "RFC 4861 7.2.2"),
-    # UDP
+    # TCP: the codec (stack/l4/tcp.py)
     "tcp_truncated": DropReason("shorter than the 20-byte TCP header", "RFC 9293 3.1"),
     "tcp_bad_header_length": DropReason(
         "TCP data offset below 5 words or past the segment", "RFC 9293 3.1"),
     "tcp_bad_checksum": DropReason("the TCP checksum is wrong", "RFC 9293 3.1; RFC 1122 4.2.2.7"),
+    # TCP: the port table (stack/l4/tcp_layer.py)
+    "tcp_port_closed": DropReason(
+        "no connection and no listener on that TCP port: answered with a reset (none for a RST)",
+        "RFC 9293 3.10.7.1"),
+    "tcp_listen_reset": DropReason("a RST to a listening port is ignored", "RFC 9293 3.10.7.2 (first)"),
+    "tcp_listen_ack": DropReason(
+        "an ACK to a listening port with no connection: answered with a reset", "RFC 9293 3.10.7.2 (second)"),
+    "tcp_listen_no_syn": DropReason(
+        "a segment without SYN to a listening port with no connection", "RFC 9293 3.10.7.2 (fourth)"),
+    "tcp_connection_limit": DropReason(
+        "a SYN beyond the bound on connections, with nothing half-open to evict (the peer retries)",
+        "RFC 4987 3; docs/how-it-works.md TCP bounds"),
+    "tcp_half_open_evicted": DropReason(
+        "the oldest half-open (SYN-RECEIVED) connection was dropped to make room for a new SYN",
+        "RFC 4987 3.4 (SYN flood: oldest drop)"),
+    "tcp_time_wait_evicted": DropReason(
+        "the oldest TIME-WAIT connection was dropped: too many held",
+        "RFC 1122 4.2.2.13; docs/how-it-works.md TCP bounds"),
+    # TCP: one connection (stack/l4/tcp_connection.py)
+    "tcp_out_of_window": DropReason(
+        "sequence number outside the receive window: answered with an ACK", "RFC 9293 3.10.7.4 (first)"),
+    "tcp_reset_challenged": DropReason(
+        "a RST in the window but not at RCV.NXT: answered with a challenge ACK", "RFC 5961 3.2"),
+    "tcp_syn_challenged": DropReason(
+        "a SYN on a synchronized connection: answered with a challenge ACK", "RFC 5961 4.2; RFC 9293 3.10.7.4"),
+    "tcp_reset_ignored": DropReason(
+        "a RST in SYN-SENT that does not acknowledge our SYN", "RFC 9293 3.10.7.3; RFC 5961 3.2"),
+    "tcp_no_syn": DropReason(
+        "a segment in SYN-SENT with neither SYN nor RST", "RFC 9293 3.10.7.3 (fifth)"),
+    "tcp_no_ack": DropReason(
+        "a segment without the ACK bit on a synchronized connection", "RFC 9293 3.10.7.4 (fifth)"),
+    "tcp_unacceptable_ack": DropReason(
+        "acknowledges data never sent (or far too old): answered with an ACK, or a reset in "
+        "SYN-SENT and SYN-RECEIVED", "RFC 9293 3.10.7.3-4 (fifth); RFC 5961 5.2"),
+    "tcp_out_of_order_queue_full": DropReason(
+        "out-of-order data beyond what the queue holds (bounded in bytes by the receive buffer)",
+        "RFC 9293 3.10.7.4 (seventh); docs/how-it-works.md TCP bounds"),
+    # UDP
     "udp_truncated": DropReason("shorter than the 8-byte UDP header", "RFC 768"),
     "udp_bad_length": DropReason("UDP length outside 8 to the datagram's size", "RFC 768"),
     "udp_bad_checksum": DropReason("the UDP checksum is wrong", "RFC 1122 4.1.3.4"),
