@@ -424,6 +424,20 @@ def _open_kernel_rig(directory: Path, medium: str, packet_info: bool, host_optio
                closers=closers, host_device=captured, **addresses)
 
 
+def set_link_mtu(rig: Rig, mtu: int) -> None:
+    """Both ends of the rig's link send within ``mtu`` from now on (lab 08 runs at IPv6's minimum,
+    1280: RFC 8200 5). On the wire, both tapstack hosts; against the kernel, its side of the
+    device too (``ip link set tap0 mtu 1280``), so that the kernel fragments at it as well."""
+    if rig.mode == "kernel":
+        from pyroute2 import IPRoute
+
+        with IPRoute() as netlink:
+            name = TAP_NAME if rig.medium == "ethernet" else TUN_NAME
+            netlink.link("set", index=netlink.link_lookup(ifname=name)[0], mtu=mtu)
+    for attachment in rig.loop.attachments:  # tapstack, and on the wire its peer
+        attachment.node.mtu = mtu
+
+
 # ---------------------------------------------------------------------- frames for checkers
 # Built with dpkt, an implementation independent of the stack under test.
 
