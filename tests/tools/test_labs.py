@@ -34,6 +34,18 @@ WRONG = {"01": ("arp_reply_length", 42), "02": ("header_checksum", 0x9A5E), "03"
          "04": ("fragment_offsets", [0, 1480, 2960]), "05": ("packet_information_hex", "08000000")}
 
 
+# ---------------------------------------------------------------------- lab 08 (IPv6 extension headers)
+LABS.append("08")
+KEY["08"] = {"chain_next_headers": [0, 60, 43, 44, 58], "destination_options_octets": 16,
+             "upper_layer_offset": 80, "parameter_problems_unicast": [0, 0, 1, 1],
+             "parameter_problems_multicast": [0, 0, 1, 0], "unknown_option": [2, 54],
+             "unknown_next_header": [1, 48], "unknown_routing_type": [0, 50], "fragment_count": 3,
+             "fragment_offsets": [0, 154, 308], "first_fragment_data_octets": 1232,
+             "overlap_drop_reason": "ipv6_fragment_overlap",
+             "later_fragment_drop_reason": "ipv6_fragment_of_discarded"}
+WRONG["08"] = ("fragment_offsets", [0, 1232, 2464])
+
+
 def toml(values: dict) -> str:
     def value(v):
         if isinstance(v, str):
@@ -46,7 +58,7 @@ def is_answer_item(item: lab.Item) -> bool:
     return item.name.startswith(("answers.toml", "your timestamp_reply"))
 
 
-def test_there_are_six_labs_each_with_a_worksheet_and_a_pytest_file():
+def test_every_lab_has_a_worksheet_and_a_pytest_file():
     directories = lab.lab_directories()
     assert [d.name[:2] for d in directories] == LABS
     for directory in directories:
@@ -151,7 +163,7 @@ def test_lab_check_keeps_captures_that_tshark_or_explain_can_read(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["lab", "check", "07"], "no lab '07': the labs are 01, 02, 03, 04, 05, 06"),
+    (["lab", "check", "99"], "no lab '99': the labs are " + ", ".join(LABS)),
     (["lab", "check", "two"], "no lab 'two'"),
     (["lab", "check", "01", "--solution"], "lab 01 has no solution.py"),
     (["lab", "check", "01", "--answers", "/nonexistent/answers.toml"], "no such file"),
@@ -197,3 +209,51 @@ def test_an_ipv6_rig_sends_frames_both_ways_and_takes_tapstacks_mac_and_dad_from
         answers = [p for p in rig.datagrams() if p.src == target.packed and p.dst == link.host.ip.packed
                    and p.nxt == 58 and p.data.type == 136]
         assert len(answers) == 1 and rig.capture()[-1][:6] == bytes.fromhex("021a2b3c4d5e"), rig.trace
+
+
+# ---------------------------------------------------------------------- lab 08: more wrong answers
+
+
+@pytest.mark.parametrize("key, wrong, hint", [
+    ("chain_next_headers", [60, 43, 44, 58], "fixed header's Next Header"),
+    ("destination_options_octets", 1, "8-octet units"),
+    ("parameter_problems_multicast", [0, 0, 1, 1], "spares multicast"),
+    ("unknown_option", [2, 52], "octet at fault"),
+    ("unknown_next_header", [2, 48], "octet at fault"),
+    ("first_fragment_data_octets", 1240, "multiple of 8"),
+    ("overlap_drop_reason", "ipv6_fragment_duplicate", "kept trace"),
+])
+def test_lab08_each_wrong_answer_fails_its_item_alone_with_a_hint(key, wrong, hint, tmp_path):
+    answers = tmp_path / "answers.toml"
+    answers.write_text(toml(dict(KEY["08"], **{key: wrong})))
+    outcomes = lab.check(lab.load("08"), answers=answers)
+    failed = [o for o in outcomes if o.status != "pass"]
+    assert len(failed) == 1 and failed[0].status == "fail", [(o.item.name, o.message) for o in failed]
+    assert key in failed[0].message and hint in failed[0].message, failed[0].message
+
+
+def test_lab08_the_fragment_items_run_at_1280_on_both_ends_of_the_link():
+    with lab.open_rig("wire", ipv6=lab.Ipv6Link()) as rig:
+        lab.set_link_mtu(rig, 1280)
+        outcome = rig.ping(count=1, size=3000)
+        assert outcome.received == 1, outcome.output
+        sizes = [len(frame) - 14 for frame in rig.capture() if frame[12:14] == b"\x86\xdd"]
+        # 3008 octets of ICMPv6 in fragments of at most 1280 each way: 1280, 1280, 592, twice.
+        assert sorted(sizes)[-4:] == [1280] * 4 and sizes.count(592) == 2, sizes
+
+
+def test_lab08_the_worksheets_packets_are_the_ones_the_checker_sends():
+    """README.md shows packet C and P1-P3 in hex, one header per line; the student works on those
+    bytes, so they must be the checker's, octet for octet (and explain's command, packet C)."""
+    import re
+
+    chosen = lab.load("08")
+    text = (chosen.directory / "README.md").read_text()
+    blocks = re.findall(r"```text\n(.*?)```", text, re.S)
+    shown = {"C": "".join(blocks[0].split())}
+    for name, body in re.findall(r"(P\d): (.*?)(?=\nP\d: |\Z)", blocks[1], re.S):
+        shown[name] = "".join(body.split())
+    check = chosen.module
+    assert shown == {"C": check.PACKET_C.hex(), "P1": check.P1.hex(), "P2": check.P2.hex(), "P3": check.P3.hex()}
+    explained = re.search(r'tapstack explain --tun "([0-9a-f ]+)"', text).group(1)
+    assert "".join(explained.split()) == check.PACKET_C.hex()
