@@ -268,3 +268,14 @@ def test_lab08_the_worksheets_packets_are_the_ones_the_checker_sends():
     assert shown == {"C": check.PACKET_C.hex(), "P1": check.P1.hex(), "P2": check.P2.hex(), "P3": check.P3.hex()}
     explained = re.search(r'tapstack explain --tun "([0-9a-f ]+)"', text).group(1)
     assert "".join(explained.split()) == check.PACKET_C.hex()
+
+
+def test_a_rig_waits_until_a_condition_or_for_the_time_given():
+    with lab.open_rig("wire", ipv6=lab.Ipv6Link(), dad_transmits=1) as rig:
+        usable = lambda: rig.host.ip6.resolver.usable(lab.HOST6.ip)  # noqa: E731
+        start = rig.loop.clock()
+        rig.wait(5.0, until=usable)
+        assert usable() and rig.loop.clock() - start < 2.0
+        start = rig.loop.clock()
+        rig.wait(0.2)
+        assert rig.loop.clock() - start >= 0.2
