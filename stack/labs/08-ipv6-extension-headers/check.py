@@ -243,8 +243,9 @@ def overlap_drops(rig):
     overlapping = packet(frames.fragment_header(ICMPV6, 1224 // 8, True, 0x08080808), FRAGMENT, bytes(16))
     changed = send6(rig, overlapping)
     later = send6(rig, second)
-    return ([name[5:] for name in changed if name.startswith("drop.")],
-            [name[5:] for name in later if name.startswith("drop.")], later)
+    # Only IPv6's drops: the kernel's own frames (its MLD reports to other groups) may cross meanwhile.
+    return ([name[5:] for name in changed if name.startswith("drop.ipv6")],
+            [name[5:] for name in later if name.startswith("drop.ipv6")], later)
 
 
 @check.item("overlapping fragments discard the whole packet, and its later fragments (RFC 5722)")
