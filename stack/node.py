@@ -166,8 +166,11 @@ class _Host:
 
     @mtu.setter
     def mtu(self, value: int) -> None:
+        """Both families send within it (IPv6 needs 1280 or more: RFC 8200 5)."""
         if value < 68:  # RFC 791: every internet module must forward a 68-octet datagram
             raise ValueError(f"an IPv4 link MTU is at least 68, not {value}")
+        if self.ip6 is not None:
+            self.ip6.mtu = value  # ValueError below 1280, before anything changed
         self.ip.mtu = value
 
     def poll(self, now: float) -> list[Frame]:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tools.test_labs import LABS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -32,9 +34,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_ships_every_lab_with_its_worksheet_checker_and_answers(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     labs = sorted(p.name for p in (REPO / "stack" / "labs").iterdir() if p.is_dir() and p.name[:2].isdigit())
-    assert len(labs) == 6
+    assert [lab[:2] for lab in labs] == LABS
     for lab in labs:
         assert {f"stack/labs/{lab}/README.md", f"stack/labs/{lab}/check.py"} <= names, lab
+        if (REPO / "stack" / "labs" / lab / "answers.toml").is_file():
+            assert f"stack/labs/{lab}/answers.toml" in names, lab
     assert "stack/labs/02-ipv4-header/answers.toml" in names
 
 

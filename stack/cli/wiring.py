@@ -15,6 +15,7 @@ from dataclasses import fields
 from ipaddress import IPv4Interface
 
 from stack.choices import HostChoices
+from stack.l3.ipv6 import MINIMUM_MTU
 from stack.stats import combined
 from stack.cli.arguments import EXIT_FAILURE, EXIT_OK, UsageError, split_host_ips
 
@@ -187,9 +188,14 @@ def configure_kernel_side(args: argparse.Namespace, name: str, host) -> None:
 def open_device(args: argparse.Namespace, host, capture: CaptureOutput | None = None):
     """The TAP or TUN device, its kernel side configured when asked, wrapped for capture when asked."""
     from stack.tap.base import DeviceError
-    from stack.tap.linux import TapDevice, TunDevice, interface_is_up
+    from stack.tap.linux import TapDevice, TunDevice, interface_exists, interface_is_up, interface_mtu
 
     name = args.tap or args.tun
+    if getattr(host, "ip6", None) is not None and interface_exists(name) and interface_mtu(name) < MINIMUM_MTU:
+        # RFC 8200 5: a link that cannot carry 1280 octets cannot carry IPv6 (checked before
+        # the device is attached: a new one has 1500).
+        raise UsageError(f"{name} has MTU {interface_mtu(name)}, below IPv6's minimum of {MINIMUM_MTU} "
+                         f"(RFC 8200 5): raise it (ip link set {name} mtu {MINIMUM_MTU}) or give no IPv6 address")
     try:
         device = TapDevice(name) if args.tap else TunDevice(name, packet_info=args.pi)
     except DeviceError as error:

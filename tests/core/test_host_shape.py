@@ -81,3 +81,17 @@ def test_a_consumed_frame_has_neither_replies_nor_a_drop():
     assert host.receive(reply, 1.0) == []  # merged into the neighbour cache, nothing to say
     assert host.verdict == Verdict(0)
     assert host.stats["arp_replies_received"] == 1
+
+
+@pytest.mark.parametrize("make", [
+    lambda: TapHost(["192.0.2.2/24", "2001:db8::2/64"], mac="02:00:00:00:00:02"),
+    lambda: TunHost(["192.0.2.2", "2001:db8::2/64"], peer=["192.0.2.1", "2001:db8::1"]),
+], ids=["tap", "tun"])
+def test_rfc8200_5_the_link_mtu_is_both_families(make):
+    host = make()
+    host.mtu = 1280
+    assert (host.ip.mtu, host.ip6.mtu) == (1280, 1280)
+    # RFC 8200 5: below 1280 a link cannot carry IPv6; nothing is changed.
+    with pytest.raises(ValueError, match="at least 1280"):
+        host.mtu = 1279
+    assert (host.ip.mtu, host.ip6.mtu) == (1280, 1280)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.root.test_cli_device import in_ns, kernel_ping, replies, start_stack  # noqa: F401 -- a fixture
+from tests.root.test_cli_device import in_ns, kernel_ping, replies, start_stack, tapstack  # noqa: F401 -- a fixture
 
 pytestmark = [pytest.mark.device, pytest.mark.tools("ping")]
 
@@ -152,3 +152,25 @@ def test_tapstack_ping_an_ipv6_target_from_the_virtual_host(netns: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(re.findall(rf"bytes from {re.escape(KERNEL_IP6)}: icmp_seq=\d", result.stdout)) == 3, result.stdout
     assert "3 packets transmitted, 3 received, 0% packet loss" in result.stdout
+
+
+def test_rfc8200_5_on_a_tap_of_mtu_1280_our_packets_fit_it(netns: str, start_stack) -> None:
+    """A TAP made at MTU 1280 before tapstack attaches: ``ping -6 -s 1400`` (1448 octets) comes
+    in two fragments and each reply leaves in two too (at 1500 it would leave whole)."""
+    in_ns(netns, "ip", "tuntap", "add", "tap0", "mode", "tap")
+    in_ns(netns, "ip", "link", "set", "tap0", "mtu", "1280")
+    stack = start_stack(netns, *TAP_ARGS, "--no-dad")
+    result = kernel_ping(netns, "-6", "-s", "1400", "-c", "2", "-i", "0.2", "-w", "10", target=STACK_IP6)
+    assert len(replies(result.stdout)) == 2, result.stdout + result.stderr
+    assert stack.stop() == 0
+    assert counter(stack.stderr, "ipv6_reassembled") == 2, stack.stderr
+    assert counter(stack.stderr, "ipv6_fragments_sent") == 4, stack.stderr
+
+
+def test_rfc8200_5_a_tap_below_1280_with_an_ipv6_address_is_one_error_line(netns: str) -> None:
+    in_ns(netns, "ip", "tuntap", "add", "tap0", "mode", "tap")
+    in_ns(netns, "ip", "link", "set", "tap0", "mtu", "1000")
+    result = tapstack(netns, "run", "--tap", "tap0", "--ip", f"{STACK_IP6}/64")
+    assert result.returncode == 2
+    assert result.stderr == ("tapstack: error: tap0 has MTU 1000, below IPv6's minimum of 1280 (RFC 8200 5): "
+                             "raise it (ip link set tap0 mtu 1280) or give no IPv6 address\n"), result.stderr

@@ -34,6 +34,18 @@ WRONG = {"01": ("arp_reply_length", 42), "02": ("header_checksum", 0x9A5E), "03"
          "04": ("fragment_offsets", [0, 1480, 2960]), "05": ("packet_information_hex", "08000000")}
 
 
+# ---------------------------------------------------------------------- lab 08 (IPv6 extension headers)
+LABS.append("08")
+KEY["08"] = {"chain_next_headers": [0, 60, 43, 44, 58], "destination_options_octets": 16,
+             "upper_layer_offset": 80, "parameter_problems_unicast": [0, 0, 1, 1],
+             "parameter_problems_multicast": [0, 0, 1, 0], "unknown_option": [2, 54],
+             "unknown_next_header": [1, 48], "unknown_routing_type": [0, 50], "fragment_count": 3,
+             "fragment_offsets": [0, 154, 308], "first_fragment_data_octets": 1232,
+             "overlap_drop_reason": "ipv6_fragment_overlap",
+             "later_fragment_drop_reason": "ipv6_fragment_of_discarded"}
+WRONG["08"] = ("fragment_offsets", [0, 1232, 2464])
+
+
 def toml(values: dict) -> str:
     def value(v):
         if isinstance(v, str):
@@ -46,7 +58,7 @@ def is_answer_item(item: lab.Item) -> bool:
     return item.name.startswith(("answers.toml", "your timestamp_reply"))
 
 
-def test_there_are_six_labs_each_with_a_worksheet_and_a_pytest_file():
+def test_every_lab_has_a_worksheet_and_a_pytest_file():
     directories = lab.lab_directories()
     assert [d.name[:2] for d in directories] == LABS
     for directory in directories:
@@ -151,7 +163,7 @@ def test_lab_check_keeps_captures_that_tshark_or_explain_can_read(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["lab", "check", "07"], "no lab '07': the labs are 01, 02, 03, 04, 05, 06"),
+    (["lab", "check", "99"], "no lab '99': the labs are " + ", ".join(LABS)),
     (["lab", "check", "two"], "no lab 'two'"),
     (["lab", "check", "01", "--solution"], "lab 01 has no solution.py"),
     (["lab", "check", "01", "--answers", "/nonexistent/answers.toml"], "no such file"),
@@ -162,3 +174,108 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     result = tapstack(*args)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------------- the rig over IPv6
+
+
+@pytest.mark.parametrize("medium, packet_info", [("ethernet", False), ("ip", False), ("ip", True)])
+def test_an_ipv6_rig_carries_the_peers_pings_to_tapstacks_ipv6_address(medium, packet_info):
+    with lab.open_rig("wire", medium, packet_info, ipv6=lab.Ipv6Link()) as rig:
+        outcome = rig.ping(count=2)
+        assert (outcome.transmitted, outcome.received) == (2, 2), outcome.output
+        packets = rig.datagrams()
+        assert rig.family == 6 and all(p.v == 6 for p in packets)
+        replies = [p for p in rig.sent_by_host() if p.nxt == 58 and p.data.type == 129]
+        assert len(replies) == 2 and all(p.dst == rig.peer_ip.packed for p in replies)
+        assert rig.host_ip == lab.HOST6.ip and "echo reply" in rig.trace
+
+
+def test_an_ipv6_rig_sends_frames_both_ways_and_takes_tapstacks_mac_and_dad_from_the_item():
+    link = lab.Ipv6Link(host_mac="02:1a:2b:3c:4d:5e")
+    with lab.open_rig("wire", ipv6=link, dad_transmits=1) as rig:
+        assert rig.host.ip6.resolver.tentative(link.host.ip), "DAD on: the address waits"
+        rig.wait(1.2)
+        assert rig.host.ip6.resolver.usable(link.host.ip)
+        # tapstack's side asks the peer who has 2001:db8::1 (an NS built by the checker).
+        target = lab.PEER6.ip
+        body = bytes(4) + target.packed + bytes([1, 1]) + bytes.fromhex("021a2b3c4d5e")
+        group = lab.IPv6Address("ff02::1:ff00:1")
+        solicitation = lab.ipv6(lab.icmpv6_message(135, 0, body, link.host.ip, group), link.host.ip, group,
+                                hop_limit=255)
+        frame = bytes.fromhex("3333ff000001021a2b3c4d5e86dd") + solicitation
+        rig.send_to_peer(frame)
+        # Its answer: a solicited NA to tapstack's address (not its unsolicited one to ff02::1).
+        answers = [p for p in rig.datagrams() if p.src == target.packed and p.dst == link.host.ip.packed
+                   and p.nxt == 58 and p.data.type == 136]
+        assert len(answers) == 1 and rig.capture()[-1][:6] == bytes.fromhex("021a2b3c4d5e"), rig.trace
+
+
+def test_an_ipv6_rig_tells_the_state_of_the_peers_addresses():
+    # The peer probes for tapstack's own address: tapstack's announcement makes it a duplicate.
+    link = lab.Ipv6Link(peer=lab.HOST6, peer_dad=True)
+    with lab.open_rig("wire", ipv6=link) as rig:
+        assert rig.peer_address_state(lab.HOST6.ip) == "duplicate"
+        assert rig.peer_address_state(lab.IPv6Address("fe80::ff:fe00:1")) == "tentative"
+        assert rig.peer_address_state(lab.IPv6Address("2001:db8::99")) is None
+        rig.wait(1.2)
+        assert rig.peer_address_state(lab.IPv6Address("fe80::ff:fe00:1")) == "usable"
+
+
+# ---------------------------------------------------------------------- lab 08: more wrong answers
+
+
+@pytest.mark.parametrize("key, wrong, hint", [
+    ("chain_next_headers", [60, 43, 44, 58], "fixed header's Next Header"),
+    ("destination_options_octets", 1, "8-octet units"),
+    ("parameter_problems_multicast", [0, 0, 1, 1], "spares multicast"),
+    ("unknown_option", [2, 52], "octet at fault"),
+    ("unknown_next_header", [2, 48], "octet at fault"),
+    ("first_fragment_data_octets", 1240, "multiple of 8"),
+    ("overlap_drop_reason", "ipv6_fragment_duplicate", "kept trace"),
+])
+def test_lab08_each_wrong_answer_fails_its_item_alone_with_a_hint(key, wrong, hint, tmp_path):
+    answers = tmp_path / "answers.toml"
+    answers.write_text(toml(dict(KEY["08"], **{key: wrong})))
+    outcomes = lab.check(lab.load("08"), answers=answers)
+    failed = [o for o in outcomes if o.status != "pass"]
+    assert len(failed) == 1 and failed[0].status == "fail", [(o.item.name, o.message) for o in failed]
+    assert key in failed[0].message and hint in failed[0].message, failed[0].message
+
+
+def test_lab08_the_fragment_items_run_at_1280_on_both_ends_of_the_link():
+    with lab.open_rig("wire", ipv6=lab.Ipv6Link()) as rig:
+        lab.set_link_mtu(rig, 1280)
+        outcome = rig.ping(count=1, size=3000)
+        assert outcome.received == 1, outcome.output
+        sizes = [len(frame) - 14 for frame in rig.capture() if frame[12:14] == b"\x86\xdd"]
+        # 3008 octets of ICMPv6 in fragments of at most 1280 each way: 1280, 1280, 592, twice.
+        assert sorted(sizes)[-4:] == [1280] * 4 and sizes.count(592) == 2, sizes
+
+
+def test_lab08_the_worksheets_packets_are_the_ones_the_checker_sends():
+    """README.md shows packet C and P1-P3 in hex, one header per line; the student works on those
+    bytes, so they must be the checker's, octet for octet (and explain's command, packet C)."""
+    import re
+
+    chosen = lab.load("08")
+    text = (chosen.directory / "README.md").read_text()
+    blocks = re.findall(r"```text\n(.*?)```", text, re.S)
+    shown = {"C": "".join(blocks[0].split())}
+    for name, body in re.findall(r"(P\d): (.*?)(?=\nP\d: |\Z)", blocks[1], re.S):
+        shown[name] = "".join(body.split())
+    check = chosen.module
+    assert shown == {"C": check.PACKET_C.hex(), "P1": check.P1.hex(), "P2": check.P2.hex(), "P3": check.P3.hex()}
+    explained = re.search(r'tapstack explain --tun "([0-9a-f ]+)"', text).group(1)
+    assert "".join(explained.split()) == check.PACKET_C.hex()
+
+
+def test_a_rig_waits_until_a_condition_or_for_the_time_given():
+    with lab.open_rig("wire", ipv6=lab.Ipv6Link(), dad_transmits=1) as rig:
+        usable = lambda: rig.host.ip6.resolver.usable(lab.HOST6.ip)  # noqa: E731
+        start = rig.loop.clock()
+        rig.wait(5.0, until=usable)
+        assert usable() and rig.loop.clock() - start < 2.0
+        start = rig.loop.clock()
+        rig.wait(0.2)
+        assert rig.loop.clock() - start >= 0.2
