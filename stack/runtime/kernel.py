@@ -28,20 +28,22 @@ IFA_F_NODAD = 0x02  # include/uapi/linux/if_addr.h
 
 
 def configure_address(ifname: str, interface: IPv4Interface | IPv6Interface,
-                      peer: IPv4Address | IPv6Address | None = None, mac: object | None = None) -> None:
+                      peer: IPv4Address | IPv6Address | None = None, mac: object | None = None,
+                      dad: bool = False) -> None:
     """Give the kernel side of ``ifname`` an address and bring the link up.
 
     ``ip addr add 192.0.2.1/24 brd + dev tap0 && ip link set tap0 up``; with ``peer`` (a TUN
     device) ``ip addr add 198.51.100.1 peer 198.51.100.2 dev tun0``; with ``mac`` (a TAP device)
     ``ip link set tap0 address 02:...`` first. IPv6 is disabled on the interface first, so the
     kernel's router solicitations and MLD reports stay out of the trace. An address that is
-    already there is fine.
+    already there is fine. An IPv6 address is used at once (``nodad``) unless ``dad``: then the
+    kernel first probes for it (RFC 4862 5.4), and gives it up if another node has it.
     """
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
     address: dict[str, object] = {"address": str(interface.ip), "prefixlen": interface.network.prefixlen}
-    if interface.version == 6:
+    if interface.version == 6 and not dad:
         # IFA_F_NODAD: the kernel uses the address at once, rather than after its own duplicate
         # address detection (a second), so the first ping is answered.
         address["flags"] = IFA_F_NODAD

@@ -10,6 +10,11 @@ fills in. Every item runs in one of two modes, on the same ``Rig`` interface:
   (192.0.2.1), in a private network namespace this process enters first, as ``tapstack demo``
   does; the peer's pings are the kernel's own ``ping``.
 
+With ``ipv6=Ipv6Link()`` (``ctx.rig(ipv6=Ipv6Link())``) the same link carries IPv6 only:
+tapstack 2001:db8::2/64 (``HOST6``) and the peer 2001:db8::1/64 (``PEER6``), with Neighbor
+Discovery and MLD on a TAP; in kernel mode the kernel's side of the device gets the peer's
+address (``nodad`` unless ``peer_dad``) and the peer's MAC, and its pings are ``ping -6``.
+
 Either way tapstack's side is captured to a pcap file (read back with dpkt) and traced.
 An item passes, fails (an ``AssertionError`` with a message for the student), or is "not
 answered yet" (``NotAnswered``: an answer still holds its placeholder ``"?"``).
@@ -28,13 +33,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import StringIO
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, IPv6Interface
 from pathlib import Path
 from types import ModuleType
 
 import dpkt
 
-from stack.documentation_addresses import HOST, HOST_MAC, PEER, PEER_MAC
+from stack.documentation_addresses import HOST, HOST6, HOST_MAC, PEER, PEER6, PEER_MAC
 from stack.documentation_addresses import TAP_DEVICE as TAP_NAME
 from stack.documentation_addresses import TUN_DEVICE as TUN_NAME
 from stack.runtime.loop import Loop
@@ -63,6 +68,23 @@ class LabError(Exception):
 
 class NotAnswered(Exception):
     """The student has not answered this yet: not a failure, not a pass."""
+
+
+@dataclass(frozen=True)
+class Ipv6Link:
+    """An IPv6 rig's link (``ctx.rig(ipv6=Ipv6Link(...))``): tapstack's address and MAC, the
+    peer's address, and whether the peer probes for its address before using it.
+
+    tapstack gets ``host`` (and, on a TAP, its link-local address from ``host_mac``, RFC 4862
+    5.3); its DAD is off unless the item passes ``dad_transmits``. The peer (a second tapstack
+    host, or the kernel) has ``peer`` and the MAC ``PEER_MAC``; with ``peer_dad`` it runs
+    Duplicate Address Detection first (RFC 4862 5.4; the kernel's address without ``nodad``).
+    On a TUN link both are /128 addresses at the two ends (no Neighbor Discovery, no MAC)."""
+
+    host: IPv6Interface = HOST6
+    peer: IPv6Interface = PEER6
+    host_mac: str = HOST_MAC
+    peer_dad: bool = False
 
 
 # ---------------------------------------------------------------------- answers
@@ -138,10 +160,14 @@ class Rig:
     peer_mac: str | None
     _send_frame: Callable[[bytes], None]
     _ping: Callable[[int, int], PingOutcome]
-    host_ip: IPv4Address = HOST.ip
-    peer_ip: IPv4Address = PEER.ip
+    host_ip: IPv4Address | IPv6Address = HOST.ip
+    peer_ip: IPv4Address | IPv6Address = PEER.ip
     host_mac: str = HOST_MAC
     closers: list[Callable[[], None]] = field(default_factory=list)
+    #: 4, or 6 for a rig opened with ``ipv6=``: which packets ``datagrams()`` returns.
+    family: int = 4
+    #: tapstack's side of the link (the capturing device): ``send_to_peer`` writes to it.
+    host_device: object = None
 
     @property
     def stats(self):
@@ -167,21 +193,38 @@ class Rig:
         return {name: value - before.get(name, 0) for name, value in after.items()
                 if value != before.get(name, 0)}
 
+    def send_to_peer(self, frame: bytes) -> None:
+        """tapstack's side of the link sends one frame (Ethernet on a TAP, a bare IP packet on a
+        TUN) to the peer, as if tapstack had sent it (it is in the capture); returns once the
+        peer's answers have had time to cross the link."""
+        self.host_device.send([frame], self.loop.clock())
+        self.loop.run(timeout=SETTLE_S)
+
+    def wait(self, seconds: float) -> None:
+        """Let both hosts run for ``seconds`` (timers: DAD, retransmissions, reports)."""
+        self.loop.run(timeout=seconds)
+
     def capture(self) -> list[bytes]:
         """Every frame tapstack received and sent, in order, read back from the pcap file."""
-        with open(self.pcap_path, "rb") as file:
-            return [bytes(frame) for _, frame in dpkt.pcap.Reader(file)]
+        return [frame for _, frame in self.timed_capture()]
 
-    def datagrams(self) -> list[dpkt.ip.IP]:
-        """The IPv4 datagrams of the capture, decoded by dpkt (an independent decoder)."""
+    def timed_capture(self) -> list[tuple[float, bytes]]:
+        """``capture()`` with each frame's pcap timestamp (seconds)."""
+        with open(self.pcap_path, "rb") as file:
+            return [(timestamp, bytes(frame)) for timestamp, frame in dpkt.pcap.Reader(file)]
+
+    def datagrams(self) -> list[dpkt.ip.IP] | list[dpkt.ip6.IP6]:
+        """The rig's IP packets in the capture (IPv4, or IPv6 in a rig opened with ``ipv6=``),
+        decoded by dpkt (an independent decoder)."""
+        ethertype, decode = (b"\x08\x00", dpkt.ip.IP) if self.family == 4 else (b"\x86\xdd", dpkt.ip6.IP6)
         out = []
         for frame in self.capture():
             if self.medium == "ethernet":
-                if len(frame) < 14 or frame[12:14] != b"\x08\x00":
+                if len(frame) < 14 or frame[12:14] != ethertype:
                     continue
                 frame = frame[14:]
-            if frame and frame[0] >> 4 == 4:
-                out.append(dpkt.ip.IP(frame))
+            if frame and frame[0] >> 4 == self.family:
+                out.append(decode(frame))
         return out
 
     def sent_by_host(self) -> list[dpkt.ip.IP]:
@@ -198,16 +241,17 @@ class Rig:
 
 @contextmanager
 def open_rig(mode: str, medium: str = "ethernet", packet_info: bool = False, keep: Path | None = None,
-             **host_options) -> Iterator[Rig]:
+             ipv6: Ipv6Link | None = None, **host_options) -> Iterator[Rig]:
     """A rig in ``mode`` (``wire`` or ``kernel``); ``host_options`` go to TapHost / TunHost.
-    With ``keep``, its capture (``capture.pcap``) and trace (``trace.txt``) stay in that directory."""
+    With ``keep``, its capture (``capture.pcap``) and trace (``trace.txt``) stay in that directory.
+    With ``ipv6``, the link carries IPv6 only (``Ipv6Link``)."""
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
     directory = keep if keep is not None else Path(tempfile.mkdtemp(prefix="tapstack-lab-"))
     rig = None
     try:
         opener = _open_wire_rig if mode == "wire" else _open_kernel_rig
-        rig = opener(directory, medium, packet_info, host_options)
+        rig = opener(directory, medium, packet_info, host_options, ipv6)
         rig.loop.run(timeout=SETTLE_S)  # start-up announcements, before anything is asked
         yield rig
     finally:
@@ -219,14 +263,52 @@ def open_rig(mode: str, medium: str = "ethernet", packet_info: bool = False, kee
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def _hosts(medium: str, packet_info: bool, host_options: dict):
+def _hosts(medium: str, packet_info: bool, host_options: dict, ipv6: Ipv6Link | None = None):
+    if ipv6 is not None:
+        return _hosts6(medium, packet_info, host_options, ipv6)
     if medium == "ethernet":
         return TapHost([HOST], mac=HOST_MAC, **host_options), TapHost([PEER], mac=PEER_MAC)
     return (TunHost([HOST.ip], peer=PEER.ip, packet_info=packet_info, **host_options),
             TunHost([PEER.ip], peer=HOST.ip, packet_info=packet_info))
 
 
+def _hosts6(medium: str, packet_info: bool, host_options: dict, ipv6: Ipv6Link):
+    """tapstack and the wire's peer over IPv6 only. On a TAP, tapstack's DAD is off unless the
+    item asks (``dad_transmits=1``): its address is then usable at once, as the kernel's."""
+    if medium == "ethernet":
+        options = {"dad_transmits": 0, **host_options}
+        return (TapHost([ipv6.host], mac=ipv6.host_mac, **options),
+                TapHost([ipv6.peer], mac=PEER_MAC, dad_transmits=1 if ipv6.peer_dad else 0))
+    return (TunHost([f"{ipv6.host.ip}/128"], peer=ipv6.peer.ip, packet_info=packet_info, **host_options),
+            TunHost([f"{ipv6.peer.ip}/128"], peer=ipv6.host.ip, packet_info=packet_info))
+
+
+def _addresses(ipv6: Ipv6Link | None) -> dict:
+    """The rig's ``host_ip``, ``peer_ip`` and ``host_mac`` (IPv4 unless ``ipv6``)."""
+    if ipv6 is None:
+        return {"host_ip": HOST.ip, "peer_ip": PEER.ip, "host_mac": HOST_MAC, "family": 4}
+    return {"host_ip": ipv6.host.ip, "peer_ip": ipv6.peer.ip, "host_mac": ipv6.host_mac, "family": 6}
+
+
+def _configure_kernel6(device_name: str, medium: str, ipv6: Ipv6Link) -> None:
+    """The kernel's side of an IPv6 rig: the peer's address (``nodad`` unless ``peer_dad``) and,
+    on a TAP, the peer's MAC (so its link-local address is the wire's peer's, fe80::ff:fe00:1)."""
+    from stack.runtime.kernel import configure_address
+
+    if medium == "ethernet":
+        configure_address(device_name, ipv6.peer, mac=PEER_MAC, dad=ipv6.peer_dad)
+    else:
+        configure_address(device_name, IPv6Interface(f"{ipv6.peer.ip}/128"), peer=ipv6.host.ip,
+                          dad=ipv6.peer_dad)
+
+
 def _attach_host(directory: Path, device, host, packet_info: bool, closers: list) -> tuple[Loop, Path, StringIO]:
+    loop, pcap_path, trace, _ = _attach_captured(directory, device, host, packet_info, closers)
+    return loop, pcap_path, trace
+
+
+def _attach_captured(directory: Path, device, host, packet_info: bool, closers: list):
+    """``_attach_host``, and the capturing device tapstack is attached through."""
     from stack.tap.pcap import PcapDevice
 
     pcap_path = directory / "capture.pcap"
@@ -235,20 +317,22 @@ def _attach_host(directory: Path, device, host, packet_info: bool, closers: list
     trace = StringIO()
     loop = Loop()
     closers.append(loop.close)
-    loop.attach(PcapDevice(device, pcap_file, packet_info=packet_info), host,
-                tracer=Tracer(trace, host.medium, packet_info=packet_info))
-    return loop, pcap_path, trace
+    captured = PcapDevice(device, pcap_file, packet_info=packet_info)
+    loop.attach(captured, host, tracer=Tracer(trace, host.medium, packet_info=packet_info))
+    return loop, pcap_path, trace, captured
 
 
-def _open_wire_rig(directory: Path, medium: str, packet_info: bool, host_options: dict) -> Rig:
+def _open_wire_rig(directory: Path, medium: str, packet_info: bool, host_options: dict,
+                   ipv6: Ipv6Link | None = None) -> Rig:
     from stack.tap.pair import device_pair
 
-    host, peer = _hosts(medium, packet_info, host_options)
+    host, peer = _hosts(medium, packet_info, host_options, ipv6)
+    addresses = _addresses(ipv6)
     host_device, peer_device = device_pair(medium=medium)
     closers: list = [host_device.close, peer_device.close]
     # Both ends of the in-memory TUN link carry the packet-information header; the capture
     # leaves it out as it does for a real TUN device (_attach_host tells the pcap wrapper).
-    loop, pcap_path, trace = _attach_host(directory, host_device, host, packet_info, closers)
+    loop, pcap_path, trace, captured = _attach_captured(directory, host_device, host, packet_info, closers)
     peer_attachment = loop.attach(peer_device, peer)
 
     def send_frame(frame: bytes) -> None:
@@ -259,7 +343,7 @@ def _open_wire_rig(directory: Path, medium: str, packet_info: bool, host_options
 
     def ping(count: int, size: int) -> PingOutcome:
         lines: list[str] = []
-        session = PingSession(peer, HOST.ip, count=count, interval=PING_INTERVAL_S["wire"],
+        session = PingSession(peer, addresses["host_ip"], count=count, interval=PING_INTERVAL_S["wire"],
                               timeout=1.0, size=size, identifier=0x4C42, report=lines.append)
         peer_attachment.agents.append(session)
         try:
@@ -269,30 +353,38 @@ def _open_wire_rig(directory: Path, medium: str, packet_info: bool, host_options
         return PingOutcome(session.transmitted, session.received, "\n".join(lines + [session.summary()]))
 
     rig = Rig("wire", medium, host, loop, pcap_path, trace, PEER_MAC if medium == "ethernet" else None,
-              send_frame, ping)
+              send_frame, ping, host_device=captured, **addresses)
     rig.closers = closers
     return rig
 
 
-def _open_kernel_rig(directory: Path, medium: str, packet_info: bool, host_options: dict) -> Rig:
+def _open_kernel_rig(directory: Path, medium: str, packet_info: bool, host_options: dict,
+                     ipv6: Ipv6Link | None = None) -> Rig:
     """Needs ``enter_private_namespace()`` done (``tapstack lab check --kernel`` does it)."""
     import socket
 
     from stack.runtime.kernel import configure_address, configure_point_to_point
     from stack.tap.linux import TapDevice, TunDevice
 
-    host, _ = _hosts(medium, packet_info, host_options)
+    host, _ = _hosts(medium, packet_info, host_options, ipv6)
+    addresses = _addresses(ipv6)
     closers: list = []
     if medium == "ethernet":
         device = TapDevice(TAP_NAME)
         closers.append(device.close)
-        configure_address(TAP_NAME, PEER)
+        if ipv6 is None:
+            configure_address(TAP_NAME, PEER)
     else:
         device = TunDevice(TUN_NAME, packet_info=packet_info)
         closers.append(device.close)
-        configure_point_to_point(TUN_NAME, PEER.ip, HOST.ip)
+        if ipv6 is None:
+            configure_point_to_point(TUN_NAME, PEER.ip, HOST.ip)
+    if ipv6 is not None:
+        _configure_kernel6(device.name, medium, ipv6)
     host.mtu = device.mtu
-    loop, pcap_path, trace = _attach_host(directory, device, host, packet_info, closers)
+    if host.ip6 is not None:
+        host.ip6.mtu = device.mtu
+    loop, pcap_path, trace, captured = _attach_captured(directory, device, host, packet_info, closers)
     # The kernel's side sends our frames through a packet socket on its end of the device.
     raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     raw.bind((device.name, 0))
@@ -301,8 +393,8 @@ def _open_kernel_rig(directory: Path, medium: str, packet_info: bool, host_optio
 
     def ping(count: int, size: int) -> PingOutcome:
         interval = PING_INTERVAL_S["kernel"]
-        argv = ["ping", "-n", "-c", str(count), "-s", str(size), "-i", str(interval), "-W", "1",
-                "-w", str(int(count * interval + 5)), str(HOST.ip)]
+        argv = ["ping", "-n", f"-{addresses['family']}", "-c", str(count), "-s", str(size), "-i", str(interval),
+                "-W", "1", "-w", str(int(count * interval + 5)), str(addresses["host_ip"])]
         output = directory / "ping.txt"
         with open(output, "w") as stdout:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout,
@@ -320,12 +412,16 @@ def _open_kernel_rig(directory: Path, medium: str, packet_info: bool, host_optio
         return PingOutcome(int(found.group(1)), int(found.group(2)), text)
 
     def send_frame(frame: bytes) -> None:
-        # On a TUN device the packet's protocol (the packet information) is the socket address's.
-        protocol = 0x0800 if medium == "ethernet" or frame[0] >> 4 == 4 else 0x86DD
+        # On a TUN device the packet's protocol (the packet information) is the socket address's;
+        # on a TAP, the frame's EtherType.
+        if medium == "ethernet":
+            protocol = int.from_bytes(frame[12:14], "big")
+        else:
+            protocol = 0x0800 if frame[0] >> 4 == 4 else 0x86DD
         raw.sendto(frame, (device.name, protocol))
 
     return Rig("kernel", medium, host, loop, pcap_path, trace, kernel_mac, send_frame, ping,
-               closers=closers)
+               closers=closers, host_device=captured, **addresses)
 
 
 # ---------------------------------------------------------------------- frames for checkers
@@ -352,11 +448,29 @@ def ipv4(payload: bytes, source: IPv4Address = PEER.ip, destination: IPv4Address
     return header[:10] + dpkt.in_cksum(header).to_bytes(2, "big") + header[12:] + datagram[20:]
 
 
-def on_link(rig: Rig, datagram: bytes, destination_mac: str | None = None, ethertype: int = 0x0800) -> bytes:
+def icmpv6_message(type: int, code: int = 0, body: bytes = bytes(4), source: IPv6Address = PEER6.ip,
+                   destination: IPv6Address = HOST6.ip) -> bytes:
+    """An ICMPv6 message (RFC 4443 2.1: type, code, checksum, then ``body``), its checksum over
+    the pseudo-header from ``source`` to ``destination`` (RFC 8200 8.1), built by
+    ``stack.testing.frames`` (dpkt's checksum, not tapstack's code)."""
+    return frames.icmpv6_message(type, code, body, source.packed, destination.packed)
+
+
+def ipv6(payload: bytes, source: IPv6Address = PEER6.ip, destination: IPv6Address = HOST6.ip,
+         next_header: int = 58, hop_limit: int = 64) -> bytes:
+    """An IPv6 packet (the 40-byte header of RFC 8200 3) around ``payload`` (extension headers
+    included); ``next_header`` 58 is ICMPv6."""
+    return frames.ipv6_packet(payload, next_header, source.packed, destination.packed, hop_limit=hop_limit)
+
+
+def on_link(rig: Rig, datagram: bytes, destination_mac: str | None = None, ethertype: int | None = None) -> bytes:
     """``datagram`` as the peer would send it on the rig's link: in an Ethernet frame from the
-    peer's MAC (to tapstack's, unless ``destination_mac``) on a TAP, bare on a TUN."""
+    peer's MAC (to tapstack's, unless ``destination_mac``) on a TAP, bare on a TUN. The EtherType
+    is IPv4's or IPv6's by the datagram's version, unless ``ethertype`` (ARP: 0x0806)."""
     if rig.medium != "ethernet":
         return datagram
+    if ethertype is None:
+        ethertype = 0x86DD if datagram[:1] and datagram[0] >> 4 == 6 else 0x0800
     destination = bytes.fromhex((destination_mac or rig.host_mac).replace(":", ""))
     return destination + bytes.fromhex(rig.peer_mac.replace(":", "")) + ethertype.to_bytes(2, "big") + datagram
 
@@ -381,12 +495,13 @@ class Context:
     item_number: int = 0
     _rigs: int = 0
 
-    def rig(self, medium: str = "ethernet", packet_info: bool = False, **host_options):
+    def rig(self, medium: str = "ethernet", packet_info: bool = False, ipv6: Ipv6Link | None = None,
+            **host_options):
         keep = None
         if self.keep is not None:
             self._rigs += 1
             keep = self.keep / f"item{self.item_number:02d}-rig{self._rigs}"
-        return open_rig(self.mode, medium, packet_info, keep, **host_options)
+        return open_rig(self.mode, medium, packet_info, keep, ipv6=ipv6, **host_options)
 
 
 @dataclass(frozen=True)

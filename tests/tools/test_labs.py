@@ -162,3 +162,38 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     result = tapstack(*args)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------------- the rig over IPv6
+
+
+@pytest.mark.parametrize("medium, packet_info", [("ethernet", False), ("ip", False), ("ip", True)])
+def test_an_ipv6_rig_carries_the_peers_pings_to_tapstacks_ipv6_address(medium, packet_info):
+    with lab.open_rig("wire", medium, packet_info, ipv6=lab.Ipv6Link()) as rig:
+        outcome = rig.ping(count=2)
+        assert (outcome.transmitted, outcome.received) == (2, 2), outcome.output
+        packets = rig.datagrams()
+        assert rig.family == 6 and all(p.v == 6 for p in packets)
+        replies = [p for p in rig.sent_by_host() if p.nxt == 58 and p.data.type == 129]
+        assert len(replies) == 2 and all(p.dst == rig.peer_ip.packed for p in replies)
+        assert rig.host_ip == lab.HOST6.ip and "echo reply" in rig.trace
+
+
+def test_an_ipv6_rig_sends_frames_both_ways_and_takes_tapstacks_mac_and_dad_from_the_item():
+    link = lab.Ipv6Link(host_mac="02:1a:2b:3c:4d:5e")
+    with lab.open_rig("wire", ipv6=link, dad_transmits=1) as rig:
+        assert rig.host.ip6.resolver.tentative(link.host.ip), "DAD on: the address waits"
+        rig.wait(1.2)
+        assert rig.host.ip6.resolver.usable(link.host.ip)
+        # tapstack's side asks the peer who has 2001:db8::1 (an NS built by the checker).
+        target = lab.PEER6.ip
+        body = bytes(4) + target.packed + bytes([1, 1]) + bytes.fromhex("021a2b3c4d5e")
+        group = lab.IPv6Address("ff02::1:ff00:1")
+        solicitation = lab.ipv6(lab.icmpv6_message(135, 0, body, link.host.ip, group), link.host.ip, group,
+                                hop_limit=255)
+        frame = bytes.fromhex("3333ff000001021a2b3c4d5e86dd") + solicitation
+        rig.send_to_peer(frame)
+        # Its answer: a solicited NA to tapstack's address (not its unsolicited one to ff02::1).
+        answers = [p for p in rig.datagrams() if p.src == target.packed and p.dst == link.host.ip.packed
+                   and p.nxt == 58 and p.data.type == 136]
+        assert len(answers) == 1 and rig.capture()[-1][:6] == bytes.fromhex("021a2b3c4d5e"), rig.trace
