@@ -168,6 +168,8 @@ class Rig:
     family: int = 4
     #: tapstack's side of the link (the capturing device): ``send_to_peer`` writes to it.
     host_device: object = None
+    #: What the peer says of one of its IPv6 addresses (``peer_address_state``).
+    _peer_address_state: Callable[[IPv6Address], str | None] | None = None
 
     @property
     def stats(self):
@@ -199,6 +201,12 @@ class Rig:
         peer's answers have had time to cross the link."""
         self.host_device.send([frame], self.loop.clock())
         self.loop.run(timeout=SETTLE_S)
+
+    def peer_address_state(self, address: IPv6Address) -> str | None:
+        """The state of one of the peer's IPv6 addresses (RFC 4862 5.4): "usable", "tentative"
+        (DAD under way) or "duplicate" (DAD failed, given up); None when the peer has no such
+        address. The kernel's is what ``ip -6 addr`` shows (flags tentative, dadfailed)."""
+        return self._peer_address_state(address)
 
     def wait(self, seconds: float) -> None:
         """Let both hosts run for ``seconds`` (timers: DAD, retransmissions, reports)."""
@@ -352,8 +360,15 @@ def _open_wire_rig(directory: Path, medium: str, packet_info: bool, host_options
             peer_attachment.agents.remove(session)
         return PingOutcome(session.transmitted, session.received, "\n".join(lines + [session.summary()]))
 
+    def peer_address_state(address: IPv6Address) -> str | None:
+        resolver = peer.ip6.resolver if peer.ip6 is not None else None
+        if resolver is None:  # a TUN link: no DAD, every address is usable
+            return "usable" if peer.ip6 is not None and address in peer.ip6.addresses else None
+        entry = resolver.addresses.get(address)
+        return None if entry is None else entry.phase.value  # the same three words
+
     rig = Rig("wire", medium, host, loop, pcap_path, trace, PEER_MAC if medium == "ethernet" else None,
-              send_frame, ping, host_device=captured, **addresses)
+              send_frame, ping, host_device=captured, _peer_address_state=peer_address_state, **addresses)
     rig.closers = closers
     return rig
 
@@ -421,7 +436,31 @@ def _open_kernel_rig(directory: Path, medium: str, packet_info: bool, host_optio
         raw.sendto(frame, (device.name, protocol))
 
     return Rig("kernel", medium, host, loop, pcap_path, trace, kernel_mac, send_frame, ping,
-               closers=closers, host_device=captured, **addresses)
+               closers=closers, host_device=captured,
+               _peer_address_state=lambda address: _kernel_address_state(device.name, address), **addresses)
+
+
+#: include/uapi/linux/if_addr.h: an address DAD has not finished with, or found a duplicate of.
+IFA_F_DADFAILED = 0x08
+IFA_F_TENTATIVE = 0x40
+
+
+def _kernel_address_state(device_name: str, address: IPv6Address) -> str | None:
+    """``ip -6 addr show dev DEVICE``: the kernel's state of ``address`` on the device."""
+    import socket
+
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        index = ipr.link_lookup(ifname=device_name)[0]
+        for message in ipr.get_addr(family=socket.AF_INET6, index=index):
+            if IPv6Address(message.get_attr("IFA_ADDRESS")) != address:
+                continue
+            flags = message.get_attr("IFA_FLAGS") or message["flags"]
+            if flags & IFA_F_DADFAILED:
+                return "duplicate"
+            return "tentative" if flags & IFA_F_TENTATIVE else "usable"
+    return None
 
 
 # ---------------------------------------------------------------------- frames for checkers

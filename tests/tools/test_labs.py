@@ -197,3 +197,14 @@ def test_an_ipv6_rig_sends_frames_both_ways_and_takes_tapstacks_mac_and_dad_from
         answers = [p for p in rig.datagrams() if p.src == target.packed and p.dst == link.host.ip.packed
                    and p.nxt == 58 and p.data.type == 136]
         assert len(answers) == 1 and rig.capture()[-1][:6] == bytes.fromhex("021a2b3c4d5e"), rig.trace
+
+
+def test_an_ipv6_rig_tells_the_state_of_the_peers_addresses():
+    # The peer probes for tapstack's own address: tapstack's announcement makes it a duplicate.
+    link = lab.Ipv6Link(peer=lab.HOST6, peer_dad=True)
+    with lab.open_rig("wire", ipv6=link) as rig:
+        assert rig.peer_address_state(lab.HOST6.ip) == "duplicate"
+        assert rig.peer_address_state(lab.IPv6Address("fe80::ff:fe00:1")) == "tentative"
+        assert rig.peer_address_state(lab.IPv6Address("2001:db8::99")) is None
+        rig.wait(1.2)
+        assert rig.peer_address_state(lab.IPv6Address("fe80::ff:fe00:1")) == "usable"
