@@ -17,7 +17,7 @@ import pytest
 from stack.tools import lab
 
 REPO = Path(__file__).resolve().parents[2]
-LABS = ["01", "02", "03", "04", "05", "06"]
+LABS = ["01", "02", "03", "04", "05", "06", "07"]
 
 #: The teacher's key: what a student should find (each checker derives it from the stack's behaviour).
 KEY = {
@@ -28,10 +28,18 @@ KEY = {
     "04": {"fragment_count": 3, "fragment_offsets": [0, 185, 370], "last_fragment_data_bytes": 1048},
     "05": {"tap_reply_bytes": 98, "tun_reply_bytes": 84, "packet_information_hex": "00000800"},
     "06": {},
+    "07": {"link_local_address": "fe80::1a:2bff:fe3c:4d5e", "solicited_node_group": "ff02::1:ff34:5678",
+           "solicited_node_mac": "33:33:ff:34:56:78", "na_solicited_flag": 1, "na_override_flag": 1,
+           "nd_hop_limit": 255, "hop_limit_drop_reason": "icmpv6_nd_bad_hop_limit",
+           "mld_reported_group": "ff02::1:ff00:2", "mld_report_destination": "ff02::16",
+           "dad_probe_count": 2, "dad_seconds": 2, "dad_defence_destination": "ff02::1",
+           "dad_defence_solicited_flag": 0, "dad_winner": "peer"},
 }
 #: One wrong answer per lab that has answers.
 WRONG = {"01": ("arp_reply_length", 42), "02": ("header_checksum", 0x9A5E), "03": ("icmp_checksum", 0x1928),
-         "04": ("fragment_offsets", [0, 1480, 2960]), "05": ("packet_information_hex", "08000000")}
+         "04": ("fragment_offsets", [0, 1480, 2960]), "05": ("packet_information_hex", "08000000"),
+         # Lab 07: the MAC copied without flipping the universal/local bit (RFC 4291 appendix A).
+         "07": ("link_local_address", "fe80::21a:2bff:fe3c:4d5e")}
 
 
 def toml(values: dict) -> str:
@@ -46,7 +54,7 @@ def is_answer_item(item: lab.Item) -> bool:
     return item.name.startswith(("answers.toml", "your timestamp_reply"))
 
 
-def test_there_are_six_labs_each_with_a_worksheet_and_a_pytest_file():
+def test_there_are_seven_labs_each_with_a_worksheet_and_a_pytest_file():
     directories = lab.lab_directories()
     assert [d.name[:2] for d in directories] == LABS
     for directory in directories:
@@ -151,7 +159,7 @@ def test_lab_check_keeps_captures_that_tshark_or_explain_can_read(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["lab", "check", "07"], "no lab '07': the labs are 01, 02, 03, 04, 05, 06"),
+    (["lab", "check", "09"], "no lab '09': the labs are 01, 02, 03, 04, 05, 06, 07"),
     (["lab", "check", "two"], "no lab 'two'"),
     (["lab", "check", "01", "--solution"], "lab 01 has no solution.py"),
     (["lab", "check", "01", "--answers", "/nonexistent/answers.toml"], "no such file"),
@@ -208,3 +216,16 @@ def test_an_ipv6_rig_tells_the_state_of_the_peers_addresses():
         assert rig.peer_address_state(lab.IPv6Address("2001:db8::99")) is None
         rig.wait(1.2)
         assert rig.peer_address_state(lab.IPv6Address("fe80::ff:fe00:1")) == "usable"
+
+
+def test_lab07_takes_any_spelling_of_an_address_and_says_what_is_not_one(tmp_path):
+    answers = tmp_path / "answers.toml"
+    spelled = dict(KEY["07"], link_local_address="FE80:0:0:0:1A:2BFF:FE3C:4D5E", solicited_node_mac="33-33-FF-34-56-78")
+    answers.write_text(toml(spelled))
+    chosen = lab.load("07")
+    items = [i for i in chosen.items if "link-local address of tapstack" in i.name or "solicited-node group of" in i.name]
+    context = lab.context_for(chosen, answers=answers)
+    assert [lab.run_item(chosen, item, context).status for item in items] == ["pass", "pass"]
+    answers.write_text(toml(dict(KEY["07"], link_local_address="fe80::zz")))
+    outcome = lab.run_item(chosen, items[0], lab.context_for(chosen, answers=answers))
+    assert outcome.status == "fail" and "is not an IPv6 address" in outcome.message
