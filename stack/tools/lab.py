@@ -208,9 +208,10 @@ class Rig:
         address. The kernel's is what ``ip -6 addr`` shows (flags tentative, dadfailed)."""
         return self._peer_address_state(address)
 
-    def wait(self, seconds: float) -> None:
-        """Let both hosts run for ``seconds`` (timers: DAD, retransmissions, reports)."""
-        self.loop.run(timeout=seconds)
+    def wait(self, seconds: float, until: Callable[[], bool] | None = None) -> None:
+        """Let both hosts run for ``seconds`` (timers: DAD, retransmissions, reports), or until
+        ``until()`` is true, whichever comes first."""
+        self.loop.run(until=until, timeout=seconds)
 
     def capture(self) -> list[bytes]:
         """Every frame tapstack received and sent, in order, read back from the pcap file."""

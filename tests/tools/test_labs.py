@@ -229,3 +229,14 @@ def test_lab07_takes_any_spelling_of_an_address_and_says_what_is_not_one(tmp_pat
     answers.write_text(toml(dict(KEY["07"], link_local_address="fe80::zz")))
     outcome = lab.run_item(chosen, items[0], lab.context_for(chosen, answers=answers))
     assert outcome.status == "fail" and "is not an IPv6 address" in outcome.message
+
+
+def test_a_rig_waits_until_a_condition_or_for_the_time_given():
+    with lab.open_rig("wire", ipv6=lab.Ipv6Link(), dad_transmits=1) as rig:
+        usable = lambda: rig.host.ip6.resolver.usable(lab.HOST6.ip)  # noqa: E731
+        start = rig.loop.clock()
+        rig.wait(5.0, until=usable)
+        assert usable() and rig.loop.clock() - start < 2.0
+        start = rig.loop.clock()
+        rig.wait(0.2)
+        assert rig.loop.clock() - start >= 0.2
