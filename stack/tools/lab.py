@@ -60,6 +60,8 @@ PING_INTERVAL_S = {"wire": 0.05, "kernel": 0.2}
 COMMAND_TIMEOUT_S = 30.0
 #: After a frame is sent, how long answers have to arrive.
 SETTLE_S = 0.1
+#: How long the kernel's side of an IPv6 rig has to listen to its address's solicited-node group.
+KERNEL_ADDRESS_READY_S = 2.0
 
 
 class LabError(Exception):
@@ -304,11 +306,30 @@ def _configure_kernel6(device_name: str, medium: str, ipv6: Ipv6Link) -> None:
     on a TAP, the peer's MAC (so its link-local address is the wire's peer's, fe80::ff:fe00:1)."""
     from stack.runtime.kernel import configure_address
 
+    import time
+
     if medium == "ethernet":
         configure_address(device_name, ipv6.peer, mac=PEER_MAC, dad=ipv6.peer_dad)
     else:
         configure_address(device_name, IPv6Interface(f"{ipv6.peer.ip}/128"), peer=ipv6.host.ip,
                           dad=ipv6.peer_dad)
+    if ipv6.peer_dad or medium != "ethernet":  # (no solicited-node groups on a TUN: IFF_NOARP)
+        return
+    # Even a nodad address joins its solicited-node group only when the kernel's address work
+    # runs, a moment later: until then a Neighbor Solicitation for it (to that group) goes
+    # unanswered (seen on Linux 6.18, a DAD probe right after start-up). tapstack starts once
+    # the kernel listens to the group (/proc/net/igmp6, this namespace's).
+    group = f"ff0200000000000000000001ff{ipv6.peer.ip.packed[13:].hex()}"
+    deadline = time.monotonic() + KERNEL_ADDRESS_READY_S
+    while not _kernel_listens(device_name, group) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _kernel_listens(device_name: str, group: str) -> bool:
+    """Whether the kernel has joined ``group`` (32 hex digits) on the device: /proc/net/igmp6
+    (index, device, group, users, flags, timer)."""
+    with open("/proc/net/igmp6") as table:
+        return any(line.split()[1:3] == [device_name, group] for line in table)
 
 
 def _attach_host(directory: Path, device, host, packet_info: bool, closers: list) -> tuple[Loop, Path, StringIO]:
