@@ -301,12 +301,11 @@ def _addresses(ipv6: Ipv6Link | None) -> dict:
     return {"host_ip": ipv6.host.ip, "peer_ip": ipv6.peer.ip, "host_mac": ipv6.host_mac, "family": 6}
 
 
-def _configure_kernel6(device_name: str, medium: str, ipv6: Ipv6Link) -> None:
+def _configure_kernel6(device_name: str, medium: str, ipv6: Ipv6Link) -> Callable[[], bool] | None:
     """The kernel's side of an IPv6 rig: the peer's address (``nodad`` unless ``peer_dad``) and,
-    on a TAP, the peer's MAC (so its link-local address is the wire's peer's, fe80::ff:fe00:1)."""
+    on a TAP, the peer's MAC (so its link-local address is the wire's peer's, fe80::ff:fe00:1).
+    Returns what tapstack must wait for before it starts (None: nothing)."""
     from stack.runtime.kernel import configure_address
-
-    import time
 
     if medium == "ethernet":
         configure_address(device_name, ipv6.peer, mac=PEER_MAC, dad=ipv6.peer_dad)
@@ -314,15 +313,14 @@ def _configure_kernel6(device_name: str, medium: str, ipv6: Ipv6Link) -> None:
         configure_address(device_name, IPv6Interface(f"{ipv6.peer.ip}/128"), peer=ipv6.host.ip,
                           dad=ipv6.peer_dad)
     if ipv6.peer_dad or medium != "ethernet":  # (no solicited-node groups on a TUN: IFF_NOARP)
-        return
-    # Even a nodad address joins its solicited-node group only when the kernel's address work
-    # runs, a moment later: until then a Neighbor Solicitation for it (to that group) goes
-    # unanswered (seen on Linux 6.18, a DAD probe right after start-up). tapstack starts once
-    # the kernel listens to the group (/proc/net/igmp6, this namespace's).
+        return None
+    # Even a nodad address's solicited-node group is sometimes joined only after the netlink
+    # request returns (seen on Linux 6.18: about 1 in 9, 7-11 ms later); until then a Neighbor
+    # Solicitation to the group goes unanswered (without this wait lab 07's DAD probe, sent at
+    # start-up, was unanswered in 13 of 40 runs; with it in 0 of 80). tapstack starts once the
+    # kernel listens to the group (/proc/net/igmp6, this namespace's).
     group = f"ff0200000000000000000001ff{ipv6.peer.ip.packed[13:].hex()}"
-    deadline = time.monotonic() + KERNEL_ADDRESS_READY_S
-    while not _kernel_listens(device_name, group) and time.monotonic() < deadline:
-        time.sleep(0.005)
+    return lambda: _kernel_listens(device_name, group)
 
 
 def _kernel_listens(device_name: str, group: str) -> bool:
@@ -416,12 +414,13 @@ def _open_kernel_rig(directory: Path, medium: str, packet_info: bool, host_optio
         closers.append(device.close)
         if ipv6 is None:
             configure_point_to_point(TUN_NAME, PEER.ip, HOST.ip)
-    if ipv6 is not None:
-        _configure_kernel6(device.name, medium, ipv6)
+    ready = _configure_kernel6(device.name, medium, ipv6) if ipv6 is not None else None
     host.mtu = device.mtu
     if host.ip6 is not None:
         host.ip6.mtu = device.mtu
     loop, pcap_path, trace, captured = _attach_captured(directory, device, host, packet_info, closers)
+    if ready is not None:
+        loop.wait(ready, KERNEL_ADDRESS_READY_S)  # before tapstack's first frame
     # The kernel's side sends our frames through a packet socket on its end of the device.
     raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     raw.bind((device.name, 0))
