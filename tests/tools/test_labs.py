@@ -223,7 +223,8 @@ def test_lab07_takes_any_spelling_of_an_address_and_says_what_is_not_one(tmp_pat
     spelled = dict(KEY["07"], link_local_address="FE80:0:0:0:1A:2BFF:FE3C:4D5E", solicited_node_mac="33-33-FF-34-56-78")
     answers.write_text(toml(spelled))
     chosen = lab.load("07")
-    items = [i for i in chosen.items if "link-local address of tapstack" in i.name or "solicited-node group of" in i.name]
+    items = [i for i in chosen.items
+             if "link-local address of tapstack" in i.name or "solicited-node group of" in i.name]
     context = lab.context_for(chosen, answers=answers)
     assert [lab.run_item(chosen, item, context).status for item in items] == ["pass", "pass"]
     answers.write_text(toml(dict(KEY["07"], link_local_address="fe80::zz")))

@@ -181,7 +181,8 @@ def neighbor_exchange(ctx):
         # RFC 4861 7.2.2: to the target's solicited-node group, at its 33:33 MAC (RFC 2464 7).
         assert solicitation.destination == group and solicitation.destination_mac == multicast_mac(group)
         assert solicitation.link_layer_address(SOURCE_LINK_LAYER) == rig.peer_mac, "the NS names the asker's MAC"
-        answers = [m for m in of_type(rig, NEIGHBOR_ADVERTISEMENT, rig.host_mac) if m.destination == solicitation.source]
+        answers = [m for m in of_type(rig, NEIGHBOR_ADVERTISEMENT, rig.host_mac)
+                   if m.destination == solicitation.source]
         assert answers, "tapstack sent no Neighbor Advertisement to the asker"
         answer = answers[0]
         # RFC 4861 7.2.4: unicast to the asker, S=1, O=1, the target link-layer option.
@@ -191,7 +192,7 @@ def neighbor_exchange(ctx):
         assert "neighbor advertisement, tgt is 2001:db8::2" in rig.trace
 
 
-@check.item("tapstack reports its solicited-node group with MLDv2: to ff02::16, hop limit 1, Router Alert (RFC 3810 5.2)")
+@check.item("tapstack reports its solicited-node group in MLDv2: to ff02::16, hop limit 1, Router Alert (RFC 3810)")
 def mld_report(ctx):
     with ctx.rig(ipv6=Ipv6Link()) as rig:
         reports = of_type(rig, MLD_V2_REPORT, rig.host_mac)
@@ -300,7 +301,7 @@ def peer_answers(rig, frame, target, seconds=1.0):
     return answers()
 
 
-@check.item("DAD: two hosts claim 2001:db8::2: the peer defends with an NA, tapstack gives the address up, the peer keeps it")
+@check.item("DAD: two hosts claim 2001:db8::2: the peer defends it (NA), tapstack gives it up, the peer keeps it")
 def duplicate(ctx):
     with claimed_twice(ctx) as rig:
         rig.wait(3.0, until=lambda: rig.stats["nd_duplicate_addresses"] > 0 and bool(defence(rig)))
@@ -314,7 +315,7 @@ def duplicate(ctx):
         assert peer_answers_for(rig, rig.host_ip), "the peer no longer answers for the address"
 
 
-@check.item("DAD: tapstack defends its address (a probe gets an NA to ff02::1, S=0, O=1); a peer claiming it gives it up")
+@check.item("DAD: tapstack defends its address (NA to ff02::1, S=0, O=1); a peer claiming it gives it up")
 def defended(ctx):
     with ctx.rig(ipv6=Ipv6Link()) as rig:
         group = solicited_node(rig.host_ip)
@@ -361,7 +362,8 @@ def answer_solicited_node(ctx):
     assert asked, "the peer sent no NS"
     assert group == asked[0].destination, (
         f"solicited_node_group = {group}: ff02::1:ff00:0/104 and the last 24 bits of the address (RFC 4291 2.7.1)")
-    assert mac == asked[0].destination_mac, f"solicited_node_mac = {mac}: 33:33 and the group's last 32 bits (RFC 2464 7)"
+    assert mac == asked[0].destination_mac, (
+        f"solicited_node_mac = {mac}: 33:33 and the group's last 32 bits (RFC 2464 7)")
 
 
 @check.item("answers.toml: the S and O flags of tapstack's answer to a Neighbor Solicitation")
@@ -373,7 +375,8 @@ def answer_flags(ctx):
         answers = [m for m in of_type(rig, NEIGHBOR_ADVERTISEMENT, rig.host_mac) if m.destination == rig.peer_ip]
     assert answers, "tapstack sent no NA to the peer"
     assert solicited == answers[0].solicited, f"na_solicited_flag = {solicited}: was this NA asked for? (RFC 4861 4.4)"
-    assert override == answers[0].override, f"na_override_flag = {override}: should the asker replace what it has cached?"
+    assert override == answers[0].override, (
+        f"na_override_flag = {override}: should the asker replace what it has cached?")
 
 
 @check.item("answers.toml: the hop limit of ND messages, and the drop reason of an NS without it")
@@ -382,7 +385,8 @@ def answer_hop_limit(ctx):
     reason = ctx.answers.text("hop_limit_drop_reason")
     with ctx.rig(ipv6=Ipv6Link()) as rig:
         rig.ping(count=1)
-        limits = {m.hop_limit for m in icmpv6_messages(rig) if m.type in (NEIGHBOR_SOLICITATION, NEIGHBOR_ADVERTISEMENT)}
+        limits = {m.hop_limit for m in icmpv6_messages(rig)
+                  if m.type in (NEIGHBOR_SOLICITATION, NEIGHBOR_ADVERTISEMENT)}
         group = solicited_node(rig.host_ip)
         changed = rig.send(on_link(rig, neighbor_solicitation(rig.peer_ip, rig.host_ip, group, rig.peer_mac, 64),
                                    destination_mac=multicast_mac(group)))
@@ -401,10 +405,11 @@ def answer_mld(ctx):
     groups = {g for _, g in reports[0].groups}
     assert groups == {group}, (f"mld_reported_group = {group}: the report's record names one group for both "
                                "2001:db8::2 and fe80::ff:fe00:2; which, and why one?")
-    assert destination == reports[0].destination, f"mld_report_destination = {destination}: not the group itself in MLDv2"
+    assert destination == reports[0].destination, (
+        f"mld_report_destination = {destination}: in MLDv2 not the group itself")
 
 
-@check.item(f"answers.toml: DAD with --dad-transmits {DAD_TRANSMITS}: the probes, and the seconds until the address is used")
+@check.item(f"answers.toml: DAD with --dad-transmits {DAD_TRANSMITS}: the probes, and the seconds until use")
 def answer_dad(ctx):
     count = ctx.answers.number("dad_probe_count")
     seconds = ctx.answers.number("dad_seconds")
@@ -430,5 +435,6 @@ def answer_duplicate(ctx):
     assert answers, "the peer did not defend its address"
     assert destination == answers[0].destination, (
         f"dad_defence_destination = {destination}: the prober has no address yet; where can an answer reach it?")
-    assert solicited == answers[0].solicited, f"dad_defence_solicited_flag = {solicited}: RFC 4861 7.2.4, a probe from ::"
+    assert solicited == answers[0].solicited, (
+        f"dad_defence_solicited_flag = {solicited}: RFC 4861 7.2.4, an answer to a probe from ::")
     assert winner == keeps, f"dad_winner = {winner}: who was using the address first?"
