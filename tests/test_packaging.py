@@ -32,10 +32,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_ships_every_lab_with_its_worksheet_checker_and_answers(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     labs = sorted(p.name for p in (REPO / "stack" / "labs").iterdir() if p.is_dir() and p.name[:2].isdigit())
-    assert len(labs) == 6
+    assert len(labs) == 7
     for lab in labs:
         assert {f"stack/labs/{lab}/README.md", f"stack/labs/{lab}/check.py"} <= names, lab
     assert "stack/labs/02-ipv4-header/answers.toml" in names
+    assert "stack/labs/07-ipv6-nd/answers.toml" in names
 
 
 def test_installed_outside_the_clone_the_labs_and_the_version_work(wheel: Path, tmp_path: Path) -> None:
