@@ -317,7 +317,8 @@ class TapHost(_Host):
         interfaces6 = interfaces6 + [IPv6Interface(f"{address}/64") for address in link_locals]
         self.link.add_ipv6_macs(macs6)
         resolver = NeighborDiscovery(self.stats, [(address, bytes(each)) for address, each in macs6.items()],
-                                     ipv6_multicast_mac, dad=self.choices.dad_transmits > 0, uniform=uniform)
+                                     ipv6_multicast_mac, dad=self.choices.dad_transmits > 0, uniform=uniform,
+                                     transmits=self.choices.dad_transmits)
         self._start_ipv6(interfaces6, resolver=resolver, link_multicast=ipv6_multicast_mac)
         assert self.ip6 is not None
         self.link.listen([group.packed for group in self.ip6.groups])

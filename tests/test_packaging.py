@@ -40,6 +40,7 @@ def test_the_wheel_ships_every_lab_with_its_worksheet_checker_and_answers(wheel:
         if (REPO / "stack" / "labs" / lab / "answers.toml").is_file():
             assert f"stack/labs/{lab}/answers.toml" in names, lab
     assert "stack/labs/02-ipv4-header/answers.toml" in names
+    assert "stack/labs/07-ipv6-nd/answers.toml" in names
 
 
 def test_installed_outside_the_clone_the_labs_and_the_version_work(wheel: Path, tmp_path: Path) -> None:

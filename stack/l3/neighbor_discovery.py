@@ -140,13 +140,20 @@ class NeighborDiscovery:
     def __init__(self, stats: Stats, addresses: list[tuple[IPv6Address, bytes]],
                  multicast_mac: Callable[[bytes], bytes], dad: bool = True,
                  uniform: Uniform | None = None, announce: bool = True,
-                 capacity: int = NEIGHBOR_CACHE_CAPACITY) -> None:
+                 capacity: int = NEIGHBOR_CACHE_CAPACITY,
+                 transmits: int = DUP_ADDR_DETECT_TRANSMITS) -> None:
         """``addresses``: each of our unicast addresses (link-local and global) with the MAC
         (6 bytes) it answers from (a LAN of hosts gives each address its own MAC).
+        ``transmits``: the DAD probes sent for each address (RFC 4862 5.1 DupAddrDetectTransmits;
+        0 is ``dad=False``).
         ``announce``: send one unsolicited NA when an address becomes usable (RFC 4861 7.2.6)."""
         self.stats = stats
         self.multicast_mac = multicast_mac
-        self.dad = dad
+        if transmits < 0:
+            raise ValueError(f"DAD transmits {transmits} is negative")
+        # RFC 4862 5.1: DupAddrDetectTransmits 0 disables DAD.
+        self.dad = dad = dad and transmits > 0
+        self.transmits = transmits
         self.uniform = uniform if uniform is not None else _lowest
         self.announce = announce
         self.capacity = capacity
@@ -538,10 +545,10 @@ class NeighborDiscovery:
 
     def _address_timer(self, address: IPv6Address, entry: Address, now: float) -> list[Outbound]:
         if entry.phase is Phase.TENTATIVE:
-            if entry.probes < DUP_ADDR_DETECT_TRANSMITS:
+            if entry.probes < self.transmits:
                 # RFC 4862 5.4.2: the probe: NS from :: to the target's solicited-node group, no
                 # source link-layer option (RFC 4861 7.2.2), then RetransTimer until the next or
-                # the end. (No RFC 7527 nonce: Linux 6.18 adds one; we never see our own probes.)
+                # the end (DupAddrDetectTransmits probes, RetransTimer apart). (No RFC 7527 nonce: Linux 6.18 adds one; we never see our own probes.)
                 entry.probes += 1
                 entry.timer = now + RETRANS_TIMER_S
                 group = solicited_node_multicast(address)

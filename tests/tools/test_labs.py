@@ -17,7 +17,7 @@ import pytest
 from stack.tools import lab
 
 REPO = Path(__file__).resolve().parents[2]
-LABS = ["01", "02", "03", "04", "05", "06"]
+LABS = ["01", "02", "03", "04", "05", "06", "07"]
 
 #: The teacher's key: what a student should find (each checker derives it from the stack's behaviour).
 KEY = {
@@ -28,10 +28,18 @@ KEY = {
     "04": {"fragment_count": 3, "fragment_offsets": [0, 185, 370], "last_fragment_data_bytes": 1048},
     "05": {"tap_reply_bytes": 98, "tun_reply_bytes": 84, "packet_information_hex": "00000800"},
     "06": {},
+    "07": {"link_local_address": "fe80::1a:2bff:fe3c:4d5e", "solicited_node_group": "ff02::1:ff34:5678",
+           "solicited_node_mac": "33:33:ff:34:56:78", "na_solicited_flag": 1, "na_override_flag": 1,
+           "nd_hop_limit": 255, "hop_limit_drop_reason": "icmpv6_nd_bad_hop_limit",
+           "mld_reported_group": "ff02::1:ff00:2", "mld_report_destination": "ff02::16",
+           "dad_probe_count": 2, "dad_seconds": 2, "dad_defence_destination": "ff02::1",
+           "dad_defence_solicited_flag": 0, "dad_winner": "peer"},
 }
 #: One wrong answer per lab that has answers.
 WRONG = {"01": ("arp_reply_length", 42), "02": ("header_checksum", 0x9A5E), "03": ("icmp_checksum", 0x1928),
-         "04": ("fragment_offsets", [0, 1480, 2960]), "05": ("packet_information_hex", "08000000")}
+         "04": ("fragment_offsets", [0, 1480, 2960]), "05": ("packet_information_hex", "08000000"),
+         # Lab 07: the MAC copied without flipping the universal/local bit (RFC 4291 appendix A).
+         "07": ("link_local_address", "fe80::21a:2bff:fe3c:4d5e")}
 
 
 # ---------------------------------------------------------------------- lab 08 (IPv6 extension headers)
@@ -268,6 +276,20 @@ def test_lab08_the_worksheets_packets_are_the_ones_the_checker_sends():
     assert shown == {"C": check.PACKET_C.hex(), "P1": check.P1.hex(), "P2": check.P2.hex(), "P3": check.P3.hex()}
     explained = re.search(r'tapstack explain --tun "([0-9a-f ]+)"', text).group(1)
     assert "".join(explained.split()) == check.PACKET_C.hex()
+
+
+def test_lab07_takes_any_spelling_of_an_address_and_says_what_is_not_one(tmp_path):
+    answers = tmp_path / "answers.toml"
+    spelled = dict(KEY["07"], link_local_address="FE80:0:0:0:1A:2BFF:FE3C:4D5E", solicited_node_mac="33-33-FF-34-56-78")
+    answers.write_text(toml(spelled))
+    chosen = lab.load("07")
+    items = [i for i in chosen.items
+             if "link-local address of tapstack" in i.name or "solicited-node group of" in i.name]
+    context = lab.context_for(chosen, answers=answers)
+    assert [lab.run_item(chosen, item, context).status for item in items] == ["pass", "pass"]
+    answers.write_text(toml(dict(KEY["07"], link_local_address="fe80::zz")))
+    outcome = lab.run_item(chosen, items[0], lab.context_for(chosen, answers=answers))
+    assert outcome.status == "fail" and "is not an IPv6 address" in outcome.message
 
 
 def test_a_rig_waits_until_a_condition_or_for_the_time_given():

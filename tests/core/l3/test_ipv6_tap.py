@@ -141,3 +141,12 @@ def test_our_ping_over_ethernet_resolves_first():
     assert ip.data.type == 135  # the request waits for Neighbor Discovery
     ((ethernet, ip),) = read(tap.receive(advertisement(KERNEL_IP6), 1.1))
     assert ethernet.dst == KERNEL_MAC and ip.data.type == 128 and ip.data.data.id == 9
+
+
+def test_the_dad_transmits_choice_reaches_neighbor_discovery():
+    # RFC 4862 5.1: ``--dad-transmits 3`` sends three probes for each address, a second apart.
+    tap = TapHost([f"{HOST_IP6}/64"], mac="02:00:00:00:00:02", dad_transmits=3)
+    for tenth in range(0, 35):
+        tap.poll(tenth / 10)
+    # Two addresses (the global one and fe80::ff:fe00:2), three probes each, then both usable.
+    assert tap.stats["nd_dad_probes_sent"] == 6 and tap.stats["nd_dad_passed"] == 2

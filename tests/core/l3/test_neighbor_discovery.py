@@ -141,6 +141,23 @@ def test_rfc4862_5_4_an_address_is_tentative_until_one_probe_and_retrans_timer_p
     assert nd.next_deadline(20.0) is None
 
 
+def test_rfc4862_5_1_dup_addr_detect_transmits_probes_retrans_timer_apart_then_usable():
+    stats = Stats()
+    nd = NeighborDiscovery(stats, [(OURS, OUR_MAC)], ipv6_multicast_mac, announce=False, transmits=3)
+    probes = [(now, sent(o)) for now in (0.0, 0.5, 1.0, 1.5, 2.0, 2.5) for o in nd.poll(now)]
+    assert probes == [(t, ns_packet(UNSPECIFIED, snm(OURS), OURS)) for t in (0.0, 1.0, 2.0)]
+    assert nd.tentative(OURS) and nd.poll(3.0 - 0.01) == []
+    assert nd.poll(3.0) == [] and nd.usable(OURS)
+    assert stats["nd_dad_probes_sent"] == 3 and stats["nd_dad_passed"] == 1
+
+
+def test_rfc4862_5_1_zero_dup_addr_detect_transmits_means_no_dad():
+    nd = NeighborDiscovery(Stats(), [(OURS, OUR_MAC)], ipv6_multicast_mac, announce=False, transmits=0)
+    assert nd.usable(OURS) and nd.poll(0.0) == []
+    with pytest.raises(ValueError, match="negative"):
+        NeighborDiscovery(Stats(), [(OURS, OUR_MAC)], ipv6_multicast_mac, transmits=-1)
+
+
 def test_rfc4862_5_4_2_the_probe_waits_a_random_delay_up_to_max_rtr_solicitation_delay():
     asked = []
 
