@@ -247,11 +247,19 @@ DROP_REASONS: dict[str, DropReason] = {
         "addresses are being resolved)", "RFC 4861 7.2.2"),
     "icmpv6_nd_unresolved": DropReason(
         "a datagram dropped: its next hop did not answer 3 Neighbor Solicitations", "RFC 4861 7.2.2"),
-    # UDP
+    # TCP and UDP
     "tcp_truncated": DropReason("shorter than the 20-byte TCP header", "RFC 9293 3.1"),
     "tcp_bad_header_length": DropReason(
         "TCP data offset below 5 words or past the segment", "RFC 9293 3.1"),
     "tcp_bad_checksum": DropReason("the TCP checksum is wrong", "RFC 9293 3.1; RFC 1122 4.2.2.7"),
+    "tcp_port_closed": DropReason(
+        "no listener on that TCP port: answered with RST (ACK = SEQ + segment length when the "
+        "segment had no ACK)", "RFC 9293 3.10.7.1"),
+    "tcp_reset_discarded": DropReason(
+        "a RST to a port with no connection: discarded, never answered", "RFC 9293 3.10.7.1"),
+    "tcp_not_unicast": DropReason(
+        "TCP segment to a broadcast or multicast address: silently discarded, never answered",
+        "RFC 1122 4.2.3.10; RFC 1122 3.2.1.3"),
     "udp_truncated": DropReason("shorter than the 8-byte UDP header", "RFC 768"),
     "udp_bad_length": DropReason("UDP length outside 8 to the datagram's size", "RFC 768"),
     "udp_bad_checksum": DropReason("the UDP checksum is wrong", "RFC 1122 4.1.3.4"),
