@@ -270,6 +270,11 @@ DROP_REASONS: dict[str, DropReason] = {
     "tcp_time_wait_evicted": DropReason(
         "the oldest TIME-WAIT connection was dropped: too many held",
         "RFC 1122 4.2.2.13; docs/how-it-works.md TCP bounds"),
+    "tcp_reset_discarded": DropReason(
+        "a RST to a port with no connection: discarded, never answered", "RFC 9293 3.10.7.1"),
+    "tcp_not_unicast": DropReason(
+        "TCP segment to a broadcast or multicast address: silently discarded, never answered",
+        "RFC 1122 4.2.3.10; RFC 1122 3.2.1.3"),
     # TCP: one connection (stack/l4/tcp_connection.py)
     "tcp_out_of_window": DropReason(
         "sequence number outside the receive window: answered with an ACK", "RFC 9293 3.10.7.4 (first)"),

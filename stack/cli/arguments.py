@@ -504,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="compare over a TUN device (bare IP packets, point to point)")
     diff.add_argument("--ipv6", action="store_true",
                       help="compare IPv6 (2001:db8::2/64, Neighbor Discovery over TAP) instead of IPv4")
+    diff.add_argument("--tcp", action="store_true",
+                      help="only TCP segments to closed ports (every flag combination, options, bad checksums)")
     diff.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     diff.add_argument("-q", "--quiet", action="store_true", help="only the result")
     fuzz = sub.add_parser("fuzz", help="send generated frames (valid and broken) to another stack "

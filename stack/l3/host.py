@@ -13,7 +13,8 @@ receive path's order (fast path, parse, delivery, martian source, reassembly, pr
 - ``IcmpResponder`` (icmp_responder.py): ICMP answers, our pings, and ICMP errors;
 - ``EchoFastPath`` (fast_path.py): header prediction for plain echo requests;
 - ``Reassembler`` (reassembly.py): fragments in;
-- ``UdpDatagram`` (stack/l4/udp.py): the UDP codec (no port has a service yet).
+- ``UdpDatagram`` (stack/l4/udp.py): the UDP codec (no port has a service yet);
+- ``tcp`` (stack/l4/tcp.py ``ClosedPorts``): the TCP layer; every port closed, answered with RST.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from stack.l3.ipv4 import IpOption, IpProto, Ipv4Packet, parse_options, read_hea
 from stack.l3.output import Output
 from stack.l3.reassembly import Reassembler
 from stack.l3.seam import Delivery, Received
+from stack.l4.tcp import ClosedPorts, TcpSegment
 from stack.l4.udp import UdpDatagram
 from stack.ratelimit import TokenBucket
 from stack.stats import Stats
@@ -90,6 +92,8 @@ class Ipv4Host:
         #: compare both paths.
         self.predict = True
         self.reassembler = Reassembler(timeout=choices.reassembly_timeout)
+        #: The TCP layer: segments in, (source, destination, segment) answers out, and timers.
+        self.tcp = ClosedPorts(stats)
 
     # ------------------------------------------------------------------ the parts' settings
 
@@ -237,6 +241,42 @@ class Ipv4Host:
         self.stats.drop("udp_port_unreachable", log, datagram.destination_port)
         return self.icmp.error(received, IcmpType.DESTINATION_UNREACHABLE, UNREACHABLE_PORT, now)
 
+    def receive_tcp(self, received: Received, now: float) -> list[Outbound]:
+        """A TCP segment for us: parsed (checksum verified), then handed to the TCP layer."""
+        packet = received.packet
+        try:
+            segment = TcpSegment.parse(packet.payload, packet.source, packet.destination)
+        except ParseError as error:
+            self.stats.drop(error.drop_reason, log, error)  # RFC 1122 4.2.2.7: bad checksum: discarded
+            return []
+        if received.delivery is not Delivery.UNICAST:
+            # RFC 1122 4.2.3.10: a SYN to a broadcast or multicast address MUST be silently
+            # discarded; and RFC 9293 3.10.7.1's RST would come from a broadcast address, which
+            # RFC 1122 3.2.1.3 forbids: no segment to one is answered (Linux 6.18: neither).
+            self.stats.drop("tcp_not_unicast", log, packet.destination)
+            return []
+        if self.addressing.next_hop(packet.source) is None:
+            self.stats.drop("ipv4_no_route", log, packet.source)
+            return []
+        return self._send_tcp(self.tcp.receive(packet.source, packet.destination, segment, now), packet)
+
+    def _send_tcp(self, answers: list, packet: Ipv4Packet | None = None) -> list[Outbound]:
+        """The TCP layer's segments out through the host's output path (route, fragments).
+        The route of an answer was checked before its segment went in; a timer's segment with
+        none is counted (``tcp_no_route``) and not sent. As Linux 6.18 sends a RST: DF set (RFC
+        1191), the host's TTL, and the received TOS without its ECN bits (RFC 3168 6.1.1: no ECT
+        on a RST); checked with tapstack diff and tests/root/test_tcp_device.py."""
+        out: list[Outbound] = []
+        for source, destination, segment in answers:
+            next_hop = self.addressing.next_hop(destination)
+            if next_hop is None:
+                self.stats.count("tcp_no_route")
+                continue
+            type_of_service = packet.type_of_service & ~0x03 if packet is not None else 0
+            out += self.output.send(source, destination, IpProto.TCP, segment.buffers(source, destination),
+                                    next_hop, type_of_service=type_of_service, dont_fragment=True)
+        return out
+
     # ------------------------------------------------------------------ our pings
 
     def ping(self, destination: IPv4Address | str, now: float, identifier: int = 0,
@@ -258,7 +298,7 @@ class Ipv4Host:
     def poll(self, now: float) -> list[Outbound]:
         """Reassembly timeouts: RFC 1122 3.3.2 / RFC 792, Time Exceeded (code 1) to the source
         when the first fragment had come."""
-        out: list[Outbound] = []
+        out: list[Outbound] = self._send_tcp(self.tcp.poll(now))
         for expired in self.reassembler.expire(now):
             for _ in range(expired.fragments):
                 self.stats.drop("ipv4_reassembly_timeout", log, expired.key)
@@ -270,11 +310,13 @@ class Ipv4Host:
         return out
 
     def next_deadline(self, now: float) -> float | None:
-        return self.reassembler.next_deadline()
+        deadlines = [d for d in (self.reassembler.next_deadline(), self.tcp.next_deadline()) if d is not None]
+        return min(deadlines) if deadlines else None
 
 
-#: What the host does with each IP protocol; any other (TCP included) gets Protocol Unreachable.
+#: What the host does with each IP protocol; any other gets Protocol Unreachable.
 PROTOCOL_HANDLERS: dict[int, Callable[[Ipv4Host, Received, float], list[Outbound]]] = {
     IpProto.ICMP: Ipv4Host.receive_icmp,
     IpProto.UDP: Ipv4Host.receive_udp,
+    IpProto.TCP: Ipv4Host.receive_tcp,
 }

@@ -32,6 +32,7 @@ A segment is a frozen value; the checksum and the data offset are derived (verif
 
 from __future__ import annotations
 
+import logging
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
@@ -41,6 +42,9 @@ from stack.buffers import Buffer, Frame, Payload, chunks, join, length
 from stack.checksum import internet_checksum
 from stack.errors import ParseError
 from stack.l3.seam import IpProto, transport_pseudo_header
+from stack.stats import Stats
+
+log = logging.getLogger(__name__)
 
 Address = IPv4Address | IPv6Address
 
@@ -227,8 +231,10 @@ class TcpSegment:
         return bool(self.flags & flag)
 
     @classmethod
-    def parse(cls, data: Buffer, source: Address, destination: Address) -> TcpSegment:
-        """Read the segment in a datagram from ``source`` to ``destination`` (either family)."""
+    def parse(cls, data: Buffer, source: Address, destination: Address,
+              verify_checksum: bool = True) -> TcpSegment:
+        """Read the segment in a datagram from ``source`` to ``destination`` (either family).
+        ``verify_checksum=False`` is for tools that show a damaged segment (trace, explain)."""
         size = len(data)
         if size < HEADER_LENGTH:
             raise ParseError("TCP", "truncated", "segment of %d bytes < header 20", size)
@@ -245,7 +251,8 @@ class TcpSegment:
         view = memoryview(data)
         # RFC 9293 3.1 / RFC 1122 4.2.2.7: the checksum MUST be checked; a segment that fails
         # is discarded.
-        if internet_checksum([transport_pseudo_header(source, destination, IpProto.TCP, size), view]):
+        if verify_checksum and internet_checksum(
+                [transport_pseudo_header(source, destination, IpProto.TCP, size), view]):
             raise ParseError("TCP", "bad_checksum", "checksum %#06x does not verify", carried)
         options = TcpOptions.parse(view[HEADER_LENGTH:header_length]) if header_length > HEADER_LENGTH \
             else NO_OPTIONS
@@ -304,3 +311,39 @@ def reset_for(segment: TcpSegment) -> TcpSegment | None:
     return TcpSegment(segment.destination_port, segment.source_port, 0,
                       (segment.sequence + segment.segment_length) & 0xFFFFFFFF,
                       TcpFlags.RST | TcpFlags.ACK, 0)
+
+
+#: What the TCP layer of a host hands back: (source, destination, segment) to send.
+Answer = tuple[Address, Address, TcpSegment]
+
+
+class ClosedPorts:
+    """The TCP layer of a host with no listener on any port: every segment is answered as RFC
+    9293 3.10.7.1 says for the CLOSED state (``reset_for``), a RST never.
+
+    It has the shape a full TCP layer (connections, listeners) has, so a host holds one or the
+    other: ``receive(source, destination, segment, now)`` returns (source, destination,
+    segment) answers; ``poll(now)`` and ``next_deadline()`` drive timers (it has none). The host
+    parses the segment and keeps broadcasts and multicasts away from it (RFC 1122 4.2.3.10).
+    """
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+
+    def receive(self, source: Address, destination: Address, segment: TcpSegment,
+                now: float) -> list[Answer]:
+        reset = reset_for(segment)
+        if reset is None:
+            # RFC 9293 3.10.7.1: in CLOSED, an incoming segment containing a RST is discarded.
+            self.stats.drop("tcp_reset_discarded", log, segment)
+            return []
+        # RFC 9293 3.10.7.1: any other segment to a port with no connection gets a RST.
+        self.stats.drop("tcp_port_closed", log, segment.destination_port)
+        self.stats.count("tcp_resets_sent")
+        return [(destination, source, reset)]
+
+    def poll(self, now: float) -> list[Answer]:
+        return []
+
+    def next_deadline(self) -> float | None:
+        return None
