@@ -933,6 +933,7 @@ def break_ipv6(draw: st.DrawFn, original: bytes, kinds: tuple[str, ...] | None, 
     multicast = destination.is_multicast
     error: Icmpv6Error | None = None
     reasons: set[str]
+    no_error = _no_error_about(layout, packet)  # (read before anything moves)
     if kind == "truncated":
         layers = (["Ethernet"] if medium == "ethernet" else []) + ["IPv6"]
         if layout.reaches and layout.upper in (NextHeader.ICMPV6, NextHeader.UDP) \
@@ -1045,21 +1046,20 @@ def break_ipv6(draw: st.DrawFn, original: bytes, kinds: tuple[str, ...] | None, 
         action = option >> 6
         reasons = {"ipv6_unrecognised_option"}
         # RFC 8200 4.2: 01 discard; 10 discard and report, even to multicast; 11 unless to multicast.
-        if action == 2 or (action == 3 and not multicast):
-            if not _no_error_about(layout, packet):
-                error = Icmpv6Error(_PARAMETER_PROBLEM, ParameterProblemCode.UNRECOGNIZED_OPTION, at + 2)
+        if (action == 2 or (action == 3 and not multicast)) and not no_error:
+            error = Icmpv6Error(_PARAMETER_PROBLEM, ParameterProblemCode.UNRECOGNIZED_OPTION, at + 2)
         detail = f"Destination Options with unknown option {option:#04x} (action {action:02b}) at byte {at + 2}"
     elif kind == "unknown_next_header":
         new = draw(st.sampled_from(UNKNOWN_NEXT_HEADERS))
         pointer = layout.upper_pointer
-        no_error = _no_error_about(layout, packet)
         packet[pointer] = new
         if source == _UNSPECIFIED:
             # RFC 4443 2.4 (e) 6, RFC 4862: only ND and MLD may come from ::
             reasons = {"ipv6_unspecified_source"}
         else:
             reasons = {"ipv6_unknown_next_header"}
-            if not multicast and not no_error:
+            # (The upper layer is unknown now: no ICMPv6 message, so 2.4 (e) 1 and 2 no longer apply.)
+            if not multicast and identifies_one_node(source):
                 error = Icmpv6Error(_PARAMETER_PROBLEM, ParameterProblemCode.UNRECOGNIZED_NEXT_HEADER, pointer)
         detail = f"Next Header at byte {pointer}: {layout.upper} -> {new}"
     elif kind == "routing_header":
@@ -1069,11 +1069,10 @@ def break_ipv6(draw: st.DrawFn, original: bytes, kinds: tuple[str, ...] | None, 
         at = _insert_header(packet, layout, NextHeader.ROUTING, header)
         reasons = {"ipv6_routing_header_rejected"}
         # RFC 8200 4.4: Parameter Problem code 0 pointing at the Routing Type.
-        if not multicast and not _no_error_about(layout, packet):
+        if not multicast and not no_error:
             error = Icmpv6Error(_PARAMETER_PROBLEM, ParameterProblemCode.ERRONEOUS_HEADER_FIELD, at + 2)
         detail = f"Routing header type {routing_type}, {segments} segments left, at byte {at}"
     elif kind == "fragment_length":
-        no_error = _no_error_about(layout, packet)
         identification = draw(st.integers(0, 0xFFFFFFFF))
         _insert_header(packet, layout, NextHeader.FRAGMENT, bytes(FragmentHeader(0, 0, True, identification)))
         reasons = {"ipv6_fragment_bad_length"}
@@ -1082,7 +1081,6 @@ def break_ipv6(draw: st.DrawFn, original: bytes, kinds: tuple[str, ...] | None, 
             error = Icmpv6Error(_PARAMETER_PROBLEM, ParameterProblemCode.ERRONEOUS_HEADER_FIELD, 4)
         detail = f"first fragment (M set) of {layout.packet.payload_length} bytes, not 8-byte units"
     else:  # hop_by_hop_not_first
-        no_error = _no_error_about(layout, packet)
         _insert_header(packet, layout, NextHeader.HOP_BY_HOP, bytes(OptionsHeader.padded(0, [])))
         _insert_header(packet, layout, NextHeader.DESTINATION_OPTIONS, bytes(OptionsHeader.padded(0, [])))
         reasons = {"ipv6_hop_by_hop_not_first"}
