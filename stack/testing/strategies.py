@@ -63,10 +63,10 @@ __all__ = [
 #: be imported first. tests/testing/test_strategies6.py checks this list against that module's.
 IPV6_NAMES = (
     "BREAKAGES6", "IPV6_BREAKAGES", "UNKNOWN_IPV6_OPTIONS", "UNKNOWN_NEXT_HEADERS", "Icmpv6Error",
-    "Ipv6FragmentTrain", "broken_ipv6", "ipv6_addresses", "ipv6_echo_requests", "ipv6_extension_chains",
-    "ipv6_fragment_trains", "ipv6_packet_values", "ipv6_packets", "ipv6_udp_datagrams", "mld_messages",
-    "mld_queries", "mld_reports", "nd_messages", "neighbor_advertisements", "neighbor_solicitations",
-    "reassembly6_model", "redirects", "router_advertisements", "router_solicitations",
+    "Ipv6FragmentTrain", "broken_ipv6", "icmpv6_body_values", "icmpv6_message_values", "ipv6_addresses",
+    "ipv6_echo_requests", "ipv6_extension_chains", "ipv6_fragment_trains", "ipv6_packet_values", "ipv6_packets",
+    "ipv6_udp_datagrams", "mld_messages", "mld_queries", "mld_reports", "nd_messages", "neighbor_advertisements",
+    "neighbor_solicitations", "reassembly6_model", "redirects", "router_advertisements", "router_solicitations",
 )
 __all__ += IPV6_NAMES
 

@@ -31,6 +31,7 @@ from stack.l2.ipv6_multicast import ipv6_multicast_mac
 from stack.l3.icmpv6 import (Icmpv6Message, Icmpv6Type, MldQuery, MldReport, MldV1Message, MulticastAddressRecord,
                              NdOption, NdOptionType, NeighborAdvertisement, NeighborSolicitation, Redirect,
                              RouterAdvertisement, RouterSolicitation)
+from stack.l3.icmpv6 import decode as decode_icmpv6
 from stack.l3.icmpv6 import is_error as is_icmpv6_error
 from stack.l3.ipv6 import (ALL_MLDV2_ROUTERS, ALL_NODES, ALL_ROUTERS, FRAGMENT_HEADER_LENGTH, HEADER_LENGTH,
                            MAXIMUM_PAYLOAD_LENGTH, FragmentHeader, Ipv6Option, Ipv6Packet, NextHeader,
@@ -46,7 +47,8 @@ __all__ = [
     "Ipv6FragmentTrain", "broken_ipv6", "ipv6_addresses", "ipv6_echo_requests", "ipv6_extension_chains",
     "ipv6_fragment_trains", "ipv6_packet_values", "ipv6_packets", "ipv6_udp_datagrams", "mld_messages",
     "mld_queries", "mld_reports", "nd_messages", "neighbor_advertisements", "neighbor_solicitations",
-    "reassembly6_model", "redirects", "router_advertisements", "router_solicitations",
+    "icmpv6_message_values", "icmpv6_body_values", "reassembly6_model", "redirects", "router_advertisements",
+    "router_solicitations",
 ]
 
 ICMPV6_HEADER = 8
@@ -531,6 +533,39 @@ def mld_messages(*, group: Any = None, source: Any = None, source_mac: MacParame
     """Any MLD message: ``mld_queries`` or ``mld_reports``."""
     common = dict(group=group, source=source, source_mac=source_mac, medium=medium)
     return st.one_of(mld_queries(**common), mld_reports(**common))
+
+
+def _message_of(packet: bytes) -> Icmpv6Message:
+    whole = Ipv6Packet.parse(packet)
+    chain = whole.chain()
+    return Icmpv6Message.parse(chain.upper_layer_data, whole.source, whole.destination)
+
+
+def icmpv6_message_values(packets: SearchStrategy[bytes] | None = None) -> SearchStrategy[Icmpv6Message]:
+    """``Icmpv6Message`` values (what ``st.from_type(Icmpv6Message)`` draws): the messages of
+    ``packets`` (bare IPv6 packets carrying ICMPv6; default: echo requests, ND and MLD messages)."""
+    if packets is None:
+        packets = st.one_of(ipv6_echo_requests(medium="ip"), nd_messages(medium="ip"), mld_messages(medium="ip"))
+    return packets.map(_message_of)
+
+
+#: The strategy of bare packets that carries each ND and MLD value class (``icmpv6_body_values``).
+_BODIES = {"RouterSolicitation": lambda: router_solicitations(medium="ip"),
+           "RouterAdvertisement": lambda: router_advertisements(medium="ip"),
+           "NeighborSolicitation": lambda: neighbor_solicitations(medium="ip"),
+           "NeighborAdvertisement": lambda: neighbor_advertisements(medium="ip"),
+           "Redirect": lambda: redirects(medium="ip"),
+           "MldQuery": lambda: mld_queries(medium="ip"),
+           "MldReport": lambda: mld_reports(version=2, medium="ip"),
+           "MldV1Message": lambda: mld_reports(version=1, medium="ip")}
+
+
+def icmpv6_body_values(kind: type) -> SearchStrategy[Any]:
+    """Values of an ND or MLD class of ``stack.l3.icmpv6`` (``NeighborSolicitation``,
+    ``MldQuery``...), read from the valid messages above; what ``st.from_type`` draws for them."""
+    if kind.__name__ not in _BODIES:
+        raise ValueError(f"no strategy for {kind.__name__}; known: {', '.join(_BODIES)}")
+    return icmpv6_message_values(_BODIES[kind.__name__]()).map(decode_icmpv6)
 
 
 # ---------------------------------------------------------------------------- fragments

@@ -16,7 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stack.errors import ParseError
-from stack.l3.icmpv6 import Icmpv6Message, Icmpv6Type, decode
+from stack.l3.icmpv6 import (Icmpv6Message, Icmpv6Type, MldQuery, MldReport, NeighborAdvertisement,
+                             NeighborSolicitation, Redirect, RouterAdvertisement, decode)
 from stack.l3.ipv6 import Ipv6Packet, Ipv6ParseError, NextHeader, walk_chain
 from stack.testing import strategies, strategies6
 from stack.testing.strategies import broken
@@ -201,3 +202,18 @@ def test_kinds_are_checked():
 @given(packet=st.from_type(Ipv6Packet))
 def test_from_type_draws_ipv6_packets_between_documentation_addresses(packet):
     assert ours(packet.source) and ours(packet.destination)
+
+
+@given(message=st.from_type(Icmpv6Message), solicitation=st.from_type(NeighborSolicitation),
+       advertisement=st.from_type(NeighborAdvertisement), router=st.from_type(RouterAdvertisement),
+       redirect=st.from_type(Redirect), query=st.from_type(MldQuery), report=st.from_type(MldReport))
+def test_from_type_draws_icmpv6_messages_and_their_nd_and_mld_bodies(message, solicitation, advertisement, router,
+                                                                     redirect, query, report):
+    # Registered through the entry point: valid values, documentation addresses (hypothesis'
+    # own inference would build any address, and fail on out-of-range fields).
+    assert message.type in (Icmpv6Type.ECHO_REQUEST, *range(130, 138), Icmpv6Type.MLDV2_REPORT)
+    assert solicitation.target in DOCUMENTATION or solicitation.target in LINK_LOCAL
+    assert ours(advertisement.target) and ours(redirect.destination)
+    assert NeighborSolicitation.from_message(solicitation.message()) == solicitation
+    assert RouterAdvertisement.from_message(router.message()) == router
+    assert MldQuery.from_message(query.message()) == query and len(report.records) >= 1
