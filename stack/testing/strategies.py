@@ -2,7 +2,8 @@
 break exactly one thing in them.
 
 Read first: docs/fuzzing.md "Fuzzing your own stack with the strategies"; RFC 791, RFC 792, RFC 826, RFC 768 for the
-fields that are broken.
+fields that are broken. The IPv6 strategies are ``stack.testing.strategies6``, re-exported here
+(``IPV6_NAMES``); ``broken`` breaks IPv6 frames too.
 
 Hypothesis is a test extra: ``import stack`` never imports this module; import it explicitly
 (``from stack import strategies``). Installing tapstack also registers these strategies with
@@ -42,10 +43,12 @@ from hypothesis.strategies import SearchStrategy
 
 from stack.checksum import internet_checksum
 from stack.documentation_addresses import DOCUMENTATION_NETWORKS
+from stack.errors import ParseError
 from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import EtherType, EthernetFrame, MacAddress
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import MAXIMUM_TOTAL_LENGTH, MINIMUM_HEADER_LENGTH, IpProto, Ipv4Packet
+from stack.l3.ipv6 import Ipv6Packet
 from stack.l4 import udp
 
 if TYPE_CHECKING:
@@ -715,9 +718,15 @@ def _fix_ipv4_checksum(frame: bytearray, ip: int, header_length: int) -> None:
 
 
 def _is_ipv6(frame: bytes, medium: str) -> bool:
-    if medium == "ethernet":
-        return frame[12:14] == b"\x86\xdd"
-    return len(frame) > 0 and frame[0] >> 4 == 6
+    """An IPv6 packet (EtherType 0x86DD, or version 6 on "ip") that reads: the IPv6 breakages
+    apply. (Other bytes under that EtherType are as any other EtherType's: only cut short.)"""
+    if medium == "ethernet" and frame[12:14] != b"\x86\xdd" or medium == "ip" and not (frame and frame[0] >> 4 == 6):
+        return False
+    try:
+        Ipv6Packet.parse(frame[ETHERNET_HEADER if medium == "ethernet" else 0:])
+    except ParseError:
+        return False
+    return True
 
 
 @st.composite

@@ -1003,6 +1003,7 @@ def break_ipv6(draw: st.DrawFn, original: bytes, kinds: tuple[str, ...] | None, 
         declared = layout.packet.payload_length
         available = len(original) - start - HEADER_LENGTH  # Ethernet padding included
         shorter = "flipped_bit" in _applicable6(layout, medium) and declared > 0
+        assume(shorter or available < MAXIMUM_PAYLOAD_LENGTH)  # (a 65,535-byte packet cannot lie longer)
         if available < MAXIMUM_PAYLOAD_LENGTH and (not shorter or draw(st.booleans())):
             new = draw(st.integers(available + 1, MAXIMUM_PAYLOAD_LENGTH))
             reasons = {"ipv6_truncated"}

@@ -11,7 +11,7 @@
    error per packet in, and the rate limit (RFC 4443 2.4 (f)) bounds them all; bytes out stay
    within bytes in + EXTRA_BYTES6 per packet in + what the host sends with no packet in.
 4. Every breakage ``broken`` makes is dropped under the reason it names, and answered with
-   exactly the ICMPv6error it names (Parameter Problem code and pointer), or with nothing.
+   exactly the ICMPv6 error it names (Parameter Problem code and pointer), or with nothing.
 
 The run length comes from the hypothesis profile (tests/conftest.py): quick by default,
 ``HYPOTHESIS_PROFILE=fuzz`` for hundreds of thousands of examples.

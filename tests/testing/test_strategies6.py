@@ -217,3 +217,10 @@ def test_from_type_draws_icmpv6_messages_and_their_nd_and_mld_bodies(message, so
     assert NeighborSolicitation.from_message(solicitation.message()) == solicitation
     assert RouterAdvertisement.from_message(router.message()) == router
     assert MldQuery.from_message(query.message()) == query and len(report.records) >= 1
+
+
+@given(case=broken(st.binary(min_size=15, max_size=60).map(lambda noise: noise[:12] + b"\x86\xdd\x45" + noise[15:])))
+def test_bytes_under_the_ipv6_ethertype_that_do_not_read_are_only_cut_short(case):
+    # (Version 4 under the IPv6 EtherType.) As under any other EtherType: broken() breaks the
+    # Ethernet header it can read, no more.
+    assert case.kind == "truncated" and case.drop_reasons == {"ethernet_runt"}
