@@ -1074,7 +1074,8 @@ def break_ipv6(draw: st.DrawFn, original: bytes, kinds: tuple[str, ...] | None, 
         _with_payload_length(packet, len(packet) - HEADER_LENGTH)
         _fix_icmpv6_checksum(packet, layout)
         reasons = {"icmpv6_nd_truncated"}
-        detail = f"ND message {message[0]}: cut to {keep} of {len(message)} bytes (fixed part {_nd_options_at(message)})"
+        detail = (f"ND message {message[0]}: cut to {keep} of {len(message)} bytes "
+                  f"(fixed part {_nd_options_at(message)})")
     elif kind == "unknown_option":
         option = draw(st.sampled_from([t for t in UNKNOWN_IPV6_OPTIONS if t >> 6]))
         header = bytes(OptionsHeader.padded(0, [Ipv6Option(option, bytes(4))]))
