@@ -34,7 +34,7 @@ from stack.l3.icmpv6 import (Icmpv6Message, Icmpv6Type, MldQuery, MldReport, Mld
 from stack.l3.icmpv6 import decode as decode_icmpv6
 from stack.l3.icmpv6 import is_error as is_icmpv6_error
 from stack.l3.ipv6 import (ALL_MLDV2_ROUTERS, ALL_NODES, ALL_ROUTERS, FRAGMENT_HEADER_LENGTH, HEADER_LENGTH,
-                           MAXIMUM_PAYLOAD_LENGTH, FragmentHeader, Ipv6Option, Ipv6Packet, NextHeader,
+                           MAXIMUM_PAYLOAD_LENGTH, UPPER_LAYER_HEADER_LENGTHS, FragmentHeader, Ipv6Option, Ipv6Packet, NextHeader,
                            OptionsHeader, ParameterProblemCode, RoutingHeader, identifies_one_node,
                            solicited_node_multicast, walk_chain)
 from stack.l3.ipv6 import pseudo_header as ipv6_pseudo_header
@@ -703,14 +703,21 @@ def ipv6_fragment_trains(
 
     ``packets`` gives whole packets as bytes in the "ip" medium, with no Fragment header
     (default: echo requests between documentation addresses, 1 to 4000 bytes of data); any
-    Hop-by-Hop or Routing header stays in every fragment (the Unfragmentable Part).
+    Hop-by-Hop or Routing header stays in every fragment (the Unfragmentable Part). Unless the
+    chain is split, the first fragment holds every header through the upper-layer header (RFC
+    8200 4.5, RFC 7112). ``completions`` counts reassemblies: it assumes the host gets as far as
+    the Fragment header (no Routing header with Segments Left or discarding option before it).
     """
     _check_medium(medium)
     if packets is None:
         packets = ipv6_echo_requests(medium="ip", min_size=1, max_size=4000)
     whole = Ipv6Packet.parse(draw(packets))
     payload = bytes(whole.payload)
-    cut = _unfragmentable_length(whole)
+    try:
+        cut = _unfragmentable_length(whole)
+    except ParseError:
+        assume(False)  # a chain that does not read (Hop-by-Hop not first...) has no parts to cut
+        raise
     unfragmentable, fragmentable = payload[:cut], payload[cut:]
     if unfragmentable:
         first_next_header = _set_last_next_header(bytearray(unfragmentable), 0)
@@ -724,6 +731,12 @@ def ipv6_fragment_trains(
         fragmentable = options + fragmentable
         first_next_header = NextHeader.DESTINATION_OPTIONS
     assume(len(fragmentable) > 8)  # one fragment of 8 bytes or less is not fragmented at all
+    # RFC 8200 4.5, RFC 7112 5: the first fragment holds every header through the upper-layer
+    # header (``chain_end`` bytes of the fragmentable part), unless the chain is to be split.
+    chain = walk_chain(whole.next_header, payload)
+    chain_end = min(len(fragmentable), options_length + chain.upper_layer_offset - HEADER_LENGTH - cut
+                    + UPPER_LAYER_HEADER_LENGTHS.get(chain.upper_layer, 0))
+    least = 1 if split_chain else max(1, -(-chain_end // 8))  # the first fragment's fewest 8-byte units
     room = (largest_fragment - HEADER_LENGTH - len(unfragmentable) - FRAGMENT_HEADER_LENGTH) // 8
     if room < 1:
         raise ValueError(f"fragments of {largest_fragment} bytes carry no data")
@@ -738,7 +751,9 @@ def ipv6_fragment_trains(
             # RFC 7112: the first fragment ends inside the Destination Options header, or right
             # after it, before the upper-layer header.
             units = min(units, options_length // 8)
-        size = 8 * (units - draw(st.integers(0, units - 1)))
+        if start == 0:
+            assume(units >= least)  # (else the chain cannot stay whole in a first fragment)
+        size = 8 * (units - draw(st.integers(0, units - (least if start == 0 else 1))))
         stop = min(start + size, len(fragmentable))
         pieces.append((start, stop))
         start = stop
@@ -760,6 +775,7 @@ def ipv6_fragment_trains(
         last = draw(st.integers(first + 1, units))
         extra = (first * 8, min(last * 8, size))
         assume(extra not in pieces and extra != (0, size))
+        assume(split_chain or extra[0] > 0 or extra[1] >= chain_end)  # a first fragment, chain whole
         # While the packet is incomplete and where it overlaps what is held (as for IPv4).
         completing = model(order).index("complete") if "complete" in model(order) else len(order)
         places = [at for at in range(completing + 1)
