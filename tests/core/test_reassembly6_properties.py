@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from stack.l3.icmpv6 import Icmpv6Type
 from stack.l3.ipv6 import Ipv6Packet, walk_chain
 from stack.l3.reassembly6 import REASSEMBLY6_TIMEOUT_S, Ipv6Reassembler
-from stack.testing.strategies6 import ipv6_echo_requests, ipv6_fragment_trains, ipv6_udp_datagrams, reassembly6_model
+from stack.testing.strategies6 import (ipv6_echo_requests, ipv6_extension_chains, ipv6_fragment_trains,
+                                       ipv6_udp_datagrams, reassembly6_model)
 
 from stack.testing.strategies import in_ethernet
 from tests.core.test_fuzz_properties6 import HOST6, HOST_MAC, PEER6, PEER_MAC, Wire6
@@ -81,6 +82,18 @@ def test_a_host_answers_a_train_as_often_as_the_model_says(train, medium):
     assert wire.echo_replies == train.completions >= 1
     assert wire.errors == []
     wire.poll(100.0)  # leftovers (a duplicate after completion) time out, validly
+
+
+@given(train=ipv6_fragment_trains(ipv6_extension_chains(source=PEER6, destination=HOST6, medium="ip"),
+                                  largest_fragment=200, duplicates=True))
+def test_extension_header_chains_are_put_together_as_often_as_the_model_says(train):
+    # Hop-by-Hop and Routing headers stay in every fragment, the rest is cut (RFC 8200 4.5).
+    wire = Wire6("ip")
+    deliver(wire, train.fragments)
+    drops = wire.host.stats.drops
+    if "ipv6_routing_header_rejected" in drops or "ipv6_unrecognised_option" in drops:
+        return  # the Unfragmentable Part decided first (RFC 8200 4: headers in order)
+    assert wire.host.stats["ipv6_reassembled"] == train.completions >= 1
 
 
 @given(train=trains(overlaps=True), medium=media)
