@@ -682,6 +682,7 @@ def ipv6_fragment_trains(
     *,
     largest_fragment: int = 1280,
     shuffle: bool = True,
+    reverse: bool = False,
     duplicates: bool = False,
     overlaps: bool = False,
     atomic: bool = False,
@@ -693,7 +694,7 @@ def ipv6_fragment_trains(
 ) -> Ipv6FragmentTrain:
     """An IPv6 packet cut into fragments (RFC 8200 4.5) of at most ``largest_fragment`` bytes
     (default 1280, the minimum MTU; data in multiples of 8 but the last), in any order
-    (``shuffle``), with exact duplicates, one overlapping fragment (sent while the packet is
+    (``shuffle``; in order with ``shuffle=False``, last to first with ``reverse``), with exact duplicates, one overlapping fragment (sent while the packet is
     still incomplete), and an atomic fragment of the same identification (RFC 6946) on request.
 
     With ``split_chain`` a Destination Options header goes after the Fragment header and the
@@ -757,7 +758,10 @@ def ipv6_fragment_trains(
         stop = min(start + size, len(fragmentable))
         pieces.append((start, stop))
         start = stop
-    order = list(draw(st.permutations(pieces))) if shuffle else list(pieces)
+    if reverse:
+        order = pieces[::-1]  # last to first, as some senders send them
+    else:
+        order = list(draw(st.permutations(pieces))) if shuffle else list(pieces)
     copies = 0
     if duplicates:
         for _ in range(draw(st.integers(1, 3))):

@@ -75,7 +75,8 @@ def deliver(wire: Wire6, fragments, now: float = 1.0) -> None:
         wire.receive(fragment, now)
 
 
-@given(train=st.one_of(trains(duplicates=True), trains(duplicates=True, atomic=True)), medium=media)
+@given(train=st.one_of(trains(duplicates=True), trains(duplicates=True, atomic=True), trains(reverse=True),
+                       trains(shuffle=False)), medium=media)
 def test_a_host_answers_a_train_as_often_as_the_model_says(train, medium):
     wire = Wire6(medium)
     deliver(wire, _in(medium, train.fragments))

@@ -225,3 +225,10 @@ def test_bytes_under_the_ipv6_ethertype_that_do_not_read_are_only_cut_short(case
     # (Version 4 under the IPv6 EtherType.) As under any other EtherType: broken() breaks the
     # Ethernet header it can read, no more.
     assert case.kind == "truncated" and case.drop_reasons == {"ethernet_runt"}
+
+
+@given(train=ipv6_fragment_trains(reverse=True), in_order=ipv6_fragment_trains(shuffle=False))
+def test_trains_go_last_to_first_or_in_order_on_request(train, in_order):
+    starts = [start for start, _, _ in train.pieces]
+    assert starts == sorted(starts, reverse=True) and train.completions == 1
+    assert [start for start, _, _ in in_order.pieces] == sorted(start for start, _, _ in in_order.pieces)
