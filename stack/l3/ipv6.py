@@ -42,6 +42,10 @@ NEXT_HEADER_OFFSET = 6  # the fixed header's Next Header field
 #: number; we deliberately bound the walk (RFC 8883 1: a node may discard packets whose headers
 #: exceed its processing limits) at twice the eight headers of RFC 8200 4.1's recommended order.
 MAXIMUM_EXTENSION_HEADERS = 16
+#: The upper-layer headers a first fragment must hold whole (RFC 7112 5, RFC 8200 4.5): ICMPv6's
+#: 8 bytes (RFC 4443 2.1), UDP's 8 (RFC 768), TCP's 20 (RFC 9293 3.1). Other upper layers'
+#: headers are unknown here: nothing is asked of them.
+UPPER_LAYER_HEADER_LENGTHS = {58: 8, 17: 8, 6: 20}
 
 PSEUDO_HEADER = struct.Struct("!16s16sI3xB")
 FRAGMENT = struct.Struct("!BBHI")  # next header, reserved, offset|res|M, identification
@@ -541,6 +545,13 @@ def walk_chain(next_header: int, payload: Buffer, base: int = HEADER_LENGTH,
                 if value.fragment_offset != 0:
                     break  # RFC 8200 4.5: after a later fragment's Fragment header comes fragment data
                 first_fragment = value.more_fragments
+        # RFC 8200 4.5 (RFC 7112 5): the first fragment holds all headers through the upper-layer
+        # header; without it, discard it with Parameter Problem code 3, pointer 0.
+        if first_fragment and size - index < UPPER_LAYER_HEADER_LENGTHS.get(next_header, 0):
+            raise Ipv6ParseError("IPv6", "incomplete_chain",
+                                 f"the first fragment has {size - index} bytes of upper-layer header {next_header}, "
+                                 f"not {UPPER_LAYER_HEADER_LENGTHS[next_header]}",
+                                 pointer=0, code=ParameterProblemCode.INCOMPLETE_HEADER_CHAIN)
     except Ipv6ParseError as error:
         error.before = tuple(headers)
         raise

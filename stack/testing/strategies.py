@@ -2,7 +2,8 @@
 break exactly one thing in them.
 
 Read first: docs/fuzzing.md "Fuzzing your own stack with the strategies"; RFC 791, RFC 792, RFC 826, RFC 768 for the
-fields that are broken.
+fields that are broken. The IPv6 strategies are ``stack.testing.strategies6``, re-exported here
+(``IPV6_NAMES``); ``broken`` breaks IPv6 frames too.
 
 Hypothesis is a test extra: ``import stack`` never imports this module; import it explicitly
 (``from stack import strategies``). Installing tapstack also registers these strategies with
@@ -33,8 +34,8 @@ first known code point, fragments as large as allowed, arrival in order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
-from typing import Any, Literal
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING, Any, Literal
 
 from hypothesis import assume
 from hypothesis import strategies as st
@@ -42,17 +43,16 @@ from hypothesis.strategies import SearchStrategy
 
 from stack.checksum import internet_checksum
 from stack.documentation_addresses import DOCUMENTATION_NETWORKS
+from stack.errors import ParseError
 from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import EtherType, EthernetFrame, MacAddress
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.ipv4 import MAXIMUM_TOTAL_LENGTH, MINIMUM_HEADER_LENGTH, IpProto, Ipv4Packet
-from stack.l2.ipv6_multicast import ipv6_multicast_mac
-from stack.l3.icmpv6 import (Icmpv6Message, Icmpv6Type, NdOption, NdOptionType,
-                             NeighborSolicitation)
-from stack.l3.ipv6 import Ipv6Option, Ipv6Packet, NextHeader, OptionsHeader, RoutingHeader
-from stack.l3.ipv6 import pseudo_header as ipv6_pseudo_header
-from stack.l3.ipv6 import solicited_node_multicast
+from stack.l3.ipv6 import Ipv6Packet
 from stack.l4 import udp
+
+if TYPE_CHECKING:
+    from stack.testing.strategies6 import Icmpv6Error
 
 __all__ = [
     "BREAKAGES", "DOCUMENTATION_NETWORKS", "ETHERNET_MTU", "Broken", "FragmentTrain", "Medium",
@@ -60,11 +60,29 @@ __all__ = [
     "fragment_trains", "frames", "icmp_echo_messages", "icmp_frames", "icmp_messages",
     "in_ethernet", "ipv4_addresses", "ipv4_options", "ipv4_packets", "mac_addresses", "payloads",
     "reassembly_model", "sixteen_bits", "udp_datagrams",
-    # IPv6
-    "IPV6_BREAKAGES", "UNKNOWN_IPV6_OPTIONS", "UNKNOWN_NEXT_HEADERS", "broken_ipv6", "ipv6_addresses",
-    "ipv6_echo_requests", "ipv6_extension_chains", "ipv6_packet_values", "ipv6_packets",
-    "ipv6_udp_datagrams", "neighbor_solicitations",
 ]
+#: The IPv6 strategies, defined in ``stack.testing.strategies6`` (which builds on this module) and
+#: re-exported here: looked up on first use (``__getattr__``, PEP 562), so that either module may
+#: be imported first. tests/testing/test_strategies6.py checks this list against that module's.
+IPV6_NAMES = (
+    "BREAKAGES6", "IPV6_BREAKAGES", "UNKNOWN_IPV6_OPTIONS", "UNKNOWN_NEXT_HEADERS", "Icmpv6Error",
+    "Ipv6FragmentTrain", "broken_ipv6", "icmpv6_body_values", "icmpv6_message_values", "ipv6_addresses",
+    "ipv6_echo_requests", "ipv6_extension_chains", "ipv6_fragment_trains", "ipv6_packet_values", "ipv6_packets",
+    "ipv6_udp_datagrams", "mld_messages", "mld_queries", "mld_reports", "nd_messages", "neighbor_advertisements",
+    "neighbor_solicitations", "reassembly6_model", "redirects", "router_advertisements", "router_solicitations",
+)
+__all__ += IPV6_NAMES
+
+
+def __getattr__(name: str) -> Any:
+    if name in IPV6_NAMES:
+        from stack.testing import strategies6
+        return getattr(strategies6, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *IPV6_NAMES})
 
 TYPICAL_PAYLOAD = 64  # most generated payloads are at most this long
 ETHERNET_MTU = 1500  # the largest Ethernet II data field
@@ -609,12 +627,15 @@ _IPV4_PARSE_ERRORS = frozenset({"ipv4_bad_version", "ipv4_bad_header_length", "i
 class Broken:
     """A frame (or datagram) with exactly one thing broken.
 
-    ``kind`` is one of ``BREAKAGES``, ``detail`` says what exactly (``"IPv4 total length 84 ->
-    0"``), ``original`` is the valid frame it was made from. ``drop_reasons`` are the counters
-    a tapstack host (``TapHost`` for ``"ethernet"``, ``TunHost`` without packet information
-    for ``"ip"``) may count for it when the original was addressed to that host: exactly one
-    for most kinds, several for a flipped bit (which check notices it first depends on the
-    bit). Any other stack should drop it too: nothing in it may be answered.
+    ``kind`` is one of ``BREAKAGES`` (``BREAKAGES6`` for IPv6), ``detail`` says what exactly
+    (``"IPv4 total length 84 -> 0"``), ``original`` is the valid frame it was made from.
+    ``drop_reasons`` are the counters a tapstack host (``TapHost`` for ``"ethernet"``,
+    ``TunHost`` without packet information for ``"ip"``) may count for it when the original was
+    addressed to that host: exactly one for most kinds, several for a flipped bit (which check
+    notices it first depends on the bit). Any other stack should drop it too: nothing in it may
+    be answered, but for ``error``: the ICMPv6 error (type, code, pointer, an ``Icmpv6Error``)
+    a host must send about a broken IPv6 packet, or None when it must send nothing (always
+    None for IPv4).
     """
 
     frame: bytes
@@ -622,6 +643,7 @@ class Broken:
     kind: str
     detail: str
     drop_reasons: frozenset[str]
+    error: Icmpv6Error | None = None
 
     @property
     def drop_reason(self) -> str | None:
@@ -695,10 +717,25 @@ def _fix_ipv4_checksum(frame: bytearray, ip: int, header_length: int) -> None:
     frame[ip + 10:ip + 12] = internet_checksum(bytes(frame[ip:ip + header_length])).to_bytes(2, "big")
 
 
+def _is_ipv6(frame: bytes, medium: str) -> bool:
+    """An IPv6 packet (EtherType 0x86DD, or version 6 on "ip") that reads: the IPv6 breakages
+    apply. (Other bytes under that EtherType are as any other EtherType's: only cut short.)"""
+    if medium == "ethernet" and frame[12:14] != b"\x86\xdd" or medium == "ip" and not (frame and frame[0] >> 4 == 6):
+        return False
+    try:
+        Ipv6Packet.parse(frame[ETHERNET_HEADER if medium == "ethernet" else 0:])
+    except ParseError:
+        return False
+    return True
+
+
 @st.composite
 def _broken(draw: st.DrawFn, frames: SearchStrategy[bytes], kinds: tuple[str, ...] | None,
             medium: str) -> Broken:
     original = bytes(draw(frames))
+    if _is_ipv6(original, medium):
+        from stack.testing.strategies6 import break_ipv6
+        return break_ipv6(draw, original, kinds, medium)
     layout = _layout(original, medium)
     applicable = [kind for kind in _applicable(layout, original) if kinds is None or kind in kinds]
     assume(applicable)
@@ -864,277 +901,19 @@ def broken(frames: SearchStrategy[bytes], kinds: list[str] | tuple[str, ...] | N
 
     Lies that cannot be seen are never made: a total length within the Ethernet padding, a
     truncation that only removes zero bytes from an ICMP message (its checksum still verifies).
+
+    IPv6 frames (EtherType 0x86DD; on ``"ip"``, version 6) get one of ``BREAKAGES6`` instead,
+    with the ICMPv6 error it must cause in ``error`` (``stack.testing.strategies6.break_ipv6``).
     """
     _check_medium(medium)
     if kinds is not None:
-        unknown = set(kinds) - set(BREAKAGES)
+        from stack.testing.strategies6 import BREAKAGES6
+        unknown = set(kinds) - set(BREAKAGES) - set(BREAKAGES6)
         if unknown:
-            raise ValueError(f"unknown breakages {sorted(unknown)}; known: {', '.join(BREAKAGES)}")
+            known = ', '.join(dict.fromkeys(BREAKAGES + BREAKAGES6))
+            raise ValueError(f"unknown breakages {sorted(unknown)}; known: {known}")
         kinds = tuple(kinds)
     return _broken(frames, kinds, medium)
-
-
-# ---------------------------------------------------------------------------- IPv6 (issue 15)
-#
-# Read first: RFC 8200 (the header, extension headers and their option action bits), RFC 4443
-# (ICMPv6), RFC 4861 4.3 (Neighbor Solicitation). Wire bytes in a ``medium`` as above: an
-# Ethernet frame (EtherType 0x86DD; to a multicast destination, its 33:33 MAC, RFC 2464 7) or a
-# bare IPv6 packet. Fragments are ``fragment_trains``' business (IPv4 only so far): none here.
-
-#: The unknown option types ``ipv6_extension_chains`` uses, one per action class (RFC 8200 4.2:
-#: the two high-order bits; the third says whether the data may change en route). IANA
-#: "Destination Options and Hop-by-Hop Options" leaves these unassigned.
-UNKNOWN_IPV6_OPTIONS = (0x0B, 0x2B, 0x4B, 0x6B, 0x8B, 0xAB, 0xCB, 0xEB)
-#: Next Header values no host implements (IANA: 253 and 254 are for experiments, RFC 3692), and
-#: 59, No Next Header (RFC 8200 4.7).
-UNKNOWN_NEXT_HEADERS = (253, 254, 143, 200)
-
-#: What ``broken_ipv6`` breaks, each exactly one thing.
-IPV6_BREAKAGES = ("payload_length_long", "payload_length_short", "version", "truncate", "checksum")
-
-
-def ipv6_addresses(*, link_local: bool | None = False) -> SearchStrategy[IPv6Address]:
-    """Addresses in 2001:db8::/32 (RFC 3849, documentation); with ``link_local=True`` in
-    fe80::/64, with ``None`` either."""
-    # Shrinks towards the network's first host (2001:db8::1, fe80::1), never the subnet-router
-    # anycast address of all-zero host bits (RFC 4291 2.6.1).
-    documentation = st.integers(1, (1 << 96) - 1).map(lambda low: IPv6Address((0x20010DB8 << 96) | low))
-    local = st.integers(1, (1 << 64) - 1).map(lambda low: IPv6Address((0xFE80 << 112) | low))
-    return documentation if link_local is False else local if link_local else st.one_of(documentation, local)
-
-
-def _ipv6_in_medium(packet: bytes, medium: str, destination: IPv6Address, destination_mac: Any,
-                    source_mac: Any) -> bytes:
-    if medium == "ip":
-        return packet
-    if destination.is_multicast:
-        destination_mac = ipv6_multicast_mac(destination.packed)
-    return in_ethernet(packet, destination_mac, source_mac, EtherType.IPV6)
-
-
-@st.composite
-def _ipv6_common(draw: st.DrawFn, source: Any, destination: Any, source_mac: Any, destination_mac: Any,
-                 hop_limit: Any) -> tuple[IPv6Address, IPv6Address, MacAddress, MacAddress, int, int, int]:
-    return (draw(_strategy(source, ipv6_addresses(), IPv6Address)),
-            draw(_strategy(destination, ipv6_addresses(), IPv6Address)),
-            draw(_strategy(source_mac, mac_addresses(), MacAddress)),
-            draw(_strategy(destination_mac, mac_addresses(), MacAddress)),
-            draw(_strategy(hop_limit, st.sampled_from([64, 255, 1]) | st.integers(0, 255))),
-            draw(st.sampled_from([0, 0, 0x10, 0xB8]) | st.integers(0, 255)),  # traffic class
-            draw(st.sampled_from([0, 0, 0x12345]) | st.integers(0, 0xFFFFF)))  # flow label
-
-
-def _ipv6_packet(source: IPv6Address, destination: IPv6Address, next_header: int, payload: bytes,
-                 hop_limit: int, traffic_class: int = 0, flow_label: int = 0) -> bytes:
-    return bytes(Ipv6Packet(source, destination, next_header, payload, hop_limit, traffic_class, flow_label))
-
-
-def _icmpv6_echo(source: IPv6Address, destination: IPv6Address, identifier: int, sequence: int,
-                 data: bytes, bad_checksum: bool = False) -> bytes:
-    message = bytearray(Icmpv6Message.echo(Icmpv6Type.ECHO_REQUEST, identifier, sequence, data).to_bytes(
-        source, destination))
-    if bad_checksum:
-        message[2] ^= 0x01
-    return bytes(message)
-
-
-def _udp6(source: IPv6Address, destination: IPv6Address, ports: tuple[int, int], data: bytes) -> bytes:
-    """RFC 768 over IPv6: the checksum over the IPv6 pseudo-header is mandatory (RFC 8200 8.1)."""
-    size = UDP_HEADER + len(data)
-    header = ports[0].to_bytes(2, "big") + ports[1].to_bytes(2, "big") + size.to_bytes(2, "big")
-    pseudo = ipv6_pseudo_header(source, destination, size, NextHeader.UDP)
-    summed = internet_checksum(pseudo + header + b"\0\0" + data) or 0xFFFF
-    return header + summed.to_bytes(2, "big") + data
-
-
-_LARGEST_IPV6_DATA = ETHERNET_MTU - 40 - 8 - 64  # room for a header chain in one Ethernet frame
-
-
-def ipv6_echo_requests(*, source: Any = None, destination: Any = None, source_mac: MacParameter = None,
-                       destination_mac: MacParameter = None, hop_limit: Any = None,
-                       max_size: int = _LARGEST_IPV6_DATA, bad_checksum: Any = False,
-                       medium: Medium = "ethernet") -> SearchStrategy[bytes]:
-    """ICMPv6 echo requests (RFC 4443 4.1) with up to ``max_size`` bytes of data, the checksum
-    right (``bad_checksum=True`` or a strategy of booleans: one bit of it flipped)."""
-    _check_medium(medium)
-
-    @st.composite
-    def packets(draw: st.DrawFn) -> bytes:
-        src, dst, smac, dmac, hops, tclass, flow = draw(_ipv6_common(source, destination, source_mac,
-                                                                     destination_mac, hop_limit))
-        message = _icmpv6_echo(src, dst, draw(st.integers(0, 0xFFFF)), draw(st.integers(0, 0xFFFF)),
-                               draw(payloads(max_size)), draw(_strategy(bad_checksum, st.booleans())))
-        return _ipv6_in_medium(_ipv6_packet(src, dst, NextHeader.ICMPV6, message, hops, tclass, flow),
-                               medium, dst, dmac, smac)
-
-    return packets()
-
-
-def ipv6_udp_datagrams(*, source: Any = None, destination: Any = None, source_mac: MacParameter = None,
-                       destination_mac: MacParameter = None, destination_port: Any = None,
-                       medium: Medium = "ethernet") -> SearchStrategy[bytes]:
-    """UDP over IPv6 (RFC 768, RFC 8200 8.1): the checksum computed, or (one time in eight) 0,
-    which an IPv6 receiver discards."""
-    _check_medium(medium)
-
-    @st.composite
-    def packets(draw: st.DrawFn) -> bytes:
-        src, dst, smac, dmac, hops, tclass, flow = draw(_ipv6_common(source, destination, source_mac,
-                                                                     destination_mac, None))
-        ports = (draw(st.integers(1, 0xFFFF)), draw(_strategy(destination_port, st.integers(1, 0xFFFF))))
-        datagram = bytearray(_udp6(src, dst, ports, draw(payloads(TYPICAL_PAYLOAD))))
-        if draw(st.integers(0, 7)) == 0:
-            datagram[6:8] = b"\0\0"
-        return _ipv6_in_medium(_ipv6_packet(src, dst, NextHeader.UDP, bytes(datagram), hops, tclass, flow),
-                               medium, dst, dmac, smac)
-
-    return packets()
-
-
-@st.composite
-def _options_header(draw: st.DrawFn, next_header: int) -> bytes:
-    """A Hop-by-Hop or Destination Options header: padding, and sometimes an unknown option of
-    one of the four action classes (RFC 8200 4.2)."""
-    options = []
-    for _ in range(draw(st.integers(0, 2))):
-        kind = draw(st.sampled_from(["pad1", "padn", "unknown", "unknown"]))
-        if kind == "pad1":
-            options.append(Ipv6Option(0))
-        elif kind == "padn":
-            options.append(Ipv6Option(1, bytes(draw(st.integers(0, 5)))))
-        else:
-            options.append(Ipv6Option(draw(st.sampled_from(UNKNOWN_IPV6_OPTIONS)),
-                                      draw(st.binary(max_size=6))))
-    return bytes(OptionsHeader.padded(next_header, options))
-
-
-def ipv6_extension_chains(*, source: Any = None, destination: Any = None, source_mac: MacParameter = None,
-                          destination_mac: MacParameter = None, medium: Medium = "ethernet") -> SearchStrategy[bytes]:
-    """IPv6 packets with a chain of extension headers (RFC 8200 4): up to three of Hop-by-Hop
-    (first only, as 4.1 asks; sometimes elsewhere), Destination Options (padding and unknown
-    options of each action class) and Routing (type 0 or another, Segments Left 0 or 1), then an
-    echo request, UDP, No Next Header (59) or a Next Header no host knows."""
-    _check_medium(medium)
-
-    @st.composite
-    def packets(draw: st.DrawFn) -> bytes:
-        src, dst, smac, dmac, hops, tclass, flow = draw(_ipv6_common(source, destination, source_mac,
-                                                                     destination_mac, None))
-        kinds = draw(st.lists(st.sampled_from(["hop", "dest", "routing"]), min_size=1, max_size=3))
-        if "hop" in kinds[1:] and draw(st.integers(0, 3)):
-            kinds = [kind for kind in kinds if kind != "hop"] or ["dest"]
-        upper = draw(st.sampled_from(["echo", "udp", "none", "unknown"]))
-        if upper == "echo":
-            last, data = NextHeader.ICMPV6, _icmpv6_echo(src, dst, draw(st.integers(0, 0xFFFF)), 1,
-                                                         draw(st.binary(max_size=32)))
-        elif upper == "udp":
-            last, data = NextHeader.UDP, _udp6(src, dst, (draw(st.integers(1, 0xFFFF)), draw(st.integers(1, 0xFFFF))),
-                                               draw(st.binary(max_size=16)))
-        elif upper == "none":
-            last, data = NextHeader.NO_NEXT_HEADER, draw(st.binary(max_size=8))
-        else:
-            last, data = draw(st.sampled_from(UNKNOWN_NEXT_HEADERS)), draw(st.binary(max_size=16))
-        numbers = {"hop": NextHeader.HOP_BY_HOP, "dest": NextHeader.DESTINATION_OPTIONS,
-                   "routing": NextHeader.ROUTING}
-        chain = b""
-        following = last
-        for kind in reversed(kinds):
-            if kind == "routing":
-                header = bytes(RoutingHeader(following, draw(st.sampled_from([0, 0, 3, 4, 253])),
-                                             draw(st.sampled_from([0, 1])), bytes(4)))
-                if header[2] == 0 and draw(st.booleans()):  # RH0 with one address (RFC 2460 4.4)
-                    header = bytes(RoutingHeader(following, 0, header[3], bytes(4) + bytes(
-                        IPv6Address("2001:db8::99").packed)))
-            else:
-                header = draw(_options_header(following))
-            chain = header + chain
-            following = numbers[kind]
-        packet = _ipv6_packet(src, dst, following, chain + data, hops, tclass, flow)
-        return _ipv6_in_medium(packet, medium, dst, dmac, smac)
-
-    return packets()
-
-
-def neighbor_solicitations(*, source: Any = None, target: Any = None, source_mac: MacParameter = None,
-                           destination_mac: MacParameter = None, multicast: Any = None,
-                           medium: Medium = "ethernet") -> SearchStrategy[bytes]:
-    """Neighbor Solicitations (RFC 4861 4.3, 7.2.3): hop limit 255, to the target's
-    solicited-node group (``multicast``) or the target itself, with or without the source
-    link-layer address option (the frame's source MAC)."""
-    _check_medium(medium)
-
-    @st.composite
-    def packets(draw: st.DrawFn) -> bytes:
-        src = draw(_strategy(source, ipv6_addresses(link_local=None), IPv6Address))
-        wanted = draw(_strategy(target, ipv6_addresses(), IPv6Address))
-        smac = draw(_strategy(source_mac, mac_addresses(), MacAddress))
-        to_group = draw(_strategy(multicast, st.booleans()))
-        dst = solicited_node_multicast(wanted) if to_group else wanted
-        options = (NdOption.link_layer_address(NdOptionType.SOURCE_LINK_LAYER_ADDRESS, bytes(smac)),) \
-            if draw(st.booleans()) else ()
-        message = NeighborSolicitation(wanted, options).message().to_bytes(src, dst)
-        packet = _ipv6_packet(src, dst, NextHeader.ICMPV6, message, 255)
-        return _ipv6_in_medium(packet, medium, dst, draw(_strategy(destination_mac, mac_addresses(), MacAddress)),
-                               smac)
-
-    return packets()
-
-
-def ipv6_packets(*, source: Any = None, destination: Any = None, source_mac: MacParameter = None,
-                 destination_mac: MacParameter = None, medium: Medium = "ethernet") -> SearchStrategy[bytes]:
-    """Valid IPv6 packets of every kind above (no fragments), as wire bytes: echo requests,
-    UDP, extension-header chains and (over Ethernet) Neighbor Solicitations for ``destination``."""
-    common = dict(source=source, destination=destination, source_mac=source_mac,
-                  destination_mac=destination_mac, medium=medium)
-    kinds = [ipv6_echo_requests(**common), ipv6_udp_datagrams(**common), ipv6_extension_chains(**common)]
-    if medium == "ethernet":
-        kinds.append(neighbor_solicitations(source=source, target=destination, source_mac=source_mac,
-                                            destination_mac=destination_mac))
-    return st.one_of(*kinds)
-
-
-def ipv6_packet_values() -> SearchStrategy[Ipv6Packet]:
-    """``Ipv6Packet`` values (what ``st.from_type(Ipv6Packet)`` draws): ``ipv6_packets`` parsed."""
-    return ipv6_packets(medium="ip").map(Ipv6Packet.parse)
-
-
-def broken_ipv6(packets: SearchStrategy[bytes], medium: Medium = "ethernet",
-                kinds: tuple[str, ...] = IPV6_BREAKAGES) -> SearchStrategy[tuple[str, bytes]]:
-    """(what was broken, the packet) with exactly one thing broken (``IPV6_BREAKAGES``): the
-    payload length longer than the packet or shorter (cutting the upper layer), the version, the
-    packet truncated after its fixed header, or (ICMPv6 and UDP right after the fixed header) a
-    checksum bit. A kind that does not apply to the drawn packet leaves it whole ("none")."""
-    _check_medium(medium)
-    unknown = set(kinds) - set(IPV6_BREAKAGES)
-    if unknown:
-        raise ValueError(f"unknown IPv6 breakages {sorted(unknown)}; known: {IPV6_BREAKAGES}")
-    start = 0 if medium == "ip" else ETHERNET_HEADER
-
-    @st.composite
-    def broken_packets(draw: st.DrawFn) -> tuple[str, bytes]:
-        data = bytearray(draw(packets))
-        if len(data) < start + 40 or data[start] >> 4 != 6:
-            return "none", bytes(data)
-        how = draw(st.sampled_from(kinds))
-        declared = int.from_bytes(data[start + 4:start + 6], "big")
-        ip_end = start + 40 + declared
-        if how == "payload_length_long":
-            data[start + 4:start + 6] = (declared + draw(st.integers(1, 64))).to_bytes(2, "big")
-            del data[ip_end:]  # no Ethernet padding to hide the lie
-        elif how == "payload_length_short" and declared > 0:
-            data[start + 4:start + 6] = draw(st.integers(0, declared - 1)).to_bytes(2, "big")
-        elif how == "version":
-            data[start] = draw(st.sampled_from([0, 4, 7, 15])) << 4 | data[start] & 0x0F
-        elif how == "truncate" and ip_end > start + 40:
-            del data[draw(st.integers(start, ip_end - 1)):]
-        elif how == "checksum" and data[start + 6] in (NextHeader.ICMPV6, NextHeader.UDP) and declared >= 8:
-            offset = start + 40 + (2 if data[start + 6] == NextHeader.ICMPV6 else 6)
-            data[offset + draw(st.integers(0, 1))] ^= 1 << draw(st.integers(0, 7))
-        else:
-            how = "none"
-        return how, bytes(data)
-
-    return broken_packets()
 
 
 # ---------------------------------------------------------------------------- TCP (issue 16)

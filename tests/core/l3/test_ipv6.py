@@ -253,6 +253,13 @@ MALFORMED = [
      "option 30 at offset 47"),
     ("first-fragment-cuts-the-chain", (44,), bytes(FragmentHeader(60, 0, True, 1)) + b"\x3a\x01" + bytes(6),
      "incomplete_chain", 0, ParameterProblemCode.INCOMPLETE_HEADER_CHAIN, "first fragment ends inside header 60"),
+    # RFC 8200 4.5, RFC 7112 5: all headers through the upper-layer header (found by
+    # tests/core/test_reassembly6_properties.py: a whole Destination Options header, no ICMPv6 one).
+    ("first-fragment-without-the-upper-layer-header", (44,), bytes(FragmentHeader(60, 0, True, 1))
+     + bytes(OptionsHeader.padded(58)), "incomplete_chain", 0, ParameterProblemCode.INCOMPLETE_HEADER_CHAIN,
+     "the first fragment has 0 bytes of upper-layer header 58, not 8"),
+    ("first-fragment-with-part-of-the-tcp-header", (44,), bytes(FragmentHeader(6, 0, True, 1)) + bytes(16),
+     "incomplete_chain", 0, ParameterProblemCode.INCOMPLETE_HEADER_CHAIN, "has 16 bytes of upper-layer header 6, not 20"),
     ("fragment-not-multiple-of-8", (44,), bytes(FragmentHeader(58, 0, True, 1)) + bytes(12), "fragment_bad_length",
      4, ParameterProblemCode.ERRONEOUS_HEADER_FIELD, "fragment of 12 bytes with more to come"),
     ("fragment-past-65535", (44,), bytes(FragmentHeader(58, 8191, False, 1)) + bytes(16), "fragment_too_large",

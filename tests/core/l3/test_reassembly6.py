@@ -288,6 +288,8 @@ class Reassembly6AgainstAModel(RuleBasedStateMachine):
     def add(self, ident, offset, size, more):
         if more:
             size -= size % 8
+            if offset == 0:
+                size = max(size, 8)  # RFC 8200 4.5: a first fragment holds the UDP header (RFC 7112)
         data = bytes(offset + size)
         add(self.reassembler, fragment(data, offset, offset + size, ident=ident, more=more), self.now)
         keys = {key[2] for key in self.reassembler.partials}
