@@ -281,11 +281,13 @@ def fuzz_frames(ours: IPv4Interface, our_mac, target: IPv4Address, target_mac, m
         aim.update(source_mac=our_mac, destination_mac=target_mac)
     else:
         probes = probes.filter(lambda frame: frame[12:14] == b"\x08\x00").map(lambda frame: frame[14:])
-    return st.one_of(
+    frames = st.one_of(
         probes,
         strategies.broken(strategies.echo_requests(**aim), medium=medium).map(lambda broken: broken.frame),
         strategies.broken(strategies.udp_datagrams(**aim), medium=medium).map(lambda broken: broken.frame),
     )
+    # A TUN device refuses an empty write (EINVAL): a packet truncated to nothing is not sent.
+    return frames.filter(len) if medium == "ip" else frames
 
 
 def fuzz_frames6(ours: IPv6Interface, our_mac, target: IPv6Address, target_mac, medium: str = "ethernet"):
@@ -313,4 +315,6 @@ def fuzz_frames6(ours: IPv6Interface, our_mac, target: IPv6Address, target_mac, 
         kinds.append(strategies.neighbor_solicitations(source=ours.ip, target=target, source_mac=our_mac,
                                                        destination_mac=target_mac))
     valid = st.one_of(*kinds)
-    return st.one_of(valid, strategies.broken_ipv6(valid, medium).map(lambda broken: broken[1]))
+    frames = st.one_of(valid, strategies.broken_ipv6(valid, medium).map(lambda broken: broken[1]))
+    # A TUN device refuses an empty write (EINVAL): a packet truncated to nothing is not sent.
+    return frames.filter(len) if medium == "ip" else frames

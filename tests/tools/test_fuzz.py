@@ -261,3 +261,22 @@ def test_fuzz_over_tun_bad_input_is_one_line_exit_2(args, message):
     from tests.cli.test_cli import assert_usage_error, tapstack
 
     assert_usage_error(tapstack("fuzz", "--tun", "tun0", *args), message)
+
+
+def test_ipv4_frames_over_tun_are_bare_packets_from_us_to_the_target_or_its_broadcast():
+    from hypothesis import given, settings
+
+    allowed = {TARGET, OURS.network.broadcast_address, IPv4Address("255.255.255.255"), IPv4Address("224.0.0.1")}
+    seen = set()
+
+    @settings(max_examples=200, database=None, derandomize=True)
+    @given(fuzz_frames(OURS, None, TARGET, None, medium="ip"))
+    def check(packet):
+        assert packet  # (an empty write to a TUN device is refused: never generated)
+        if len(packet) >= 20 and packet[0] >> 4 == 4:
+            assert IPv4Address(packet[12:16]) == OURS.ip
+            assert IPv4Address(packet[16:20]) in allowed
+            seen.add(IPv4Address(packet[16:20]))
+
+    check()
+    assert TARGET in seen and len(seen) >= 2
