@@ -33,6 +33,7 @@ from stack.runtime.loop import Loop
 from stack.node import TapHost, TunHost
 from stack.runtime.ping import PingSession
 from stack.runtime.trace import summarize
+from stack.documentation_addresses import PEER_MAC as PLACEHOLDER_MAC
 from stack.l2.ethernet import MacAddress
 
 BATCH = 50
@@ -273,7 +274,7 @@ def fuzz_frames(ours: IPv4Interface, our_mac, target: IPv4Address, target_mac, m
     from stack.tools.diff import probe_frames
 
     if medium == "ip":  # probe_frames makes Ethernet frames: they carry its MACs, then cut off
-        our_mac = target_mac = MacAddress("02:00:00:00:00:01")
+        our_mac = target_mac = MacAddress(PLACEHOLDER_MAC)
     probes = probe_frames(IPv4Interface(f"{target}/{ours.network.prefixlen}"), target_mac,
                           {ours.ip: our_mac}, others=False)
     aim = {"source": ours.ip, "destination": target, "medium": medium}
@@ -304,7 +305,7 @@ def fuzz_frames6(ours: IPv6Interface, our_mac, target: IPv6Address, target_mac, 
     from stack.testing import strategies
 
     if medium == "ip":
-        our_mac = target_mac = MacAddress("02:00:00:00:00:01")  # (unused: no link layer)
+        our_mac = target_mac = MacAddress(PLACEHOLDER_MAC)  # (unused: no link layer)
     destinations = st.sampled_from([target, target, target, IPv6Address("ff02::1"),
                                     solicited_node_multicast(target)])
     aim = {"source": ours.ip, "destination": destinations, "source_mac": our_mac,
