@@ -545,14 +545,21 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     diff.add_argument("-q", "--quiet", action="store_true", help="only the result")
     fuzz = sub.add_parser("fuzz", help="send generated frames (valid and broken) to another stack "
-                                       "behind a TAP device, checking that it still answers ping")
-    fuzz.add_argument("--tap", required=True, metavar="NAME", help="TAP device the target is behind")
-    fuzz.add_argument("--ip", required=True, type=ipv4_host_address, metavar="ADDR/LEN",
-                      help="our address on the link (the frames come from it)")
-    fuzz.add_argument("--target", required=True, type=ipv4_address, metavar="ADDR",
-                      help="the stack under test: an address on our network")
-    fuzz.add_argument("--mac", type=mac_address, help="our MAC (default: 02:00 + our address)")
-    fuzz.add_argument("--host-ip", type=ipv4_host_address, metavar="ADDR[/LEN]",
+                                       "behind a TAP or TUN device, checking that it still answers ping")
+    fuzz_device = fuzz.add_mutually_exclusive_group(required=True)
+    fuzz_device.add_argument("--tap", metavar="NAME", help="TAP device the target is behind")
+    fuzz_device.add_argument("--tun", metavar="NAME",
+                             help="TUN device the target is at the other end of (bare IP packets)")
+    fuzz.add_argument("--ipv6", action="store_true",
+                      help="fuzz over IPv6 (--ip, --target and --host-ip IPv6 addresses; ICMPv6 "
+                           "echo as the liveness check, Neighbor Discovery over TAP)")
+    fuzz.add_argument("--ip", required=True, type=host_address, metavar="ADDR/LEN",
+                      help="our address on the link (the frames come from it): 192.0.2.2/24, or "
+                           "with --ipv6 2001:db8::2/64")
+    fuzz.add_argument("--target", required=True, type=any_address, metavar="ADDR",
+                      help="the stack under test: an address on our network (over TUN, the peer)")
+    fuzz.add_argument("--mac", type=mac_address, help="TAP: our MAC (default: 02:00 + our address)")
+    fuzz.add_argument("--host-ip", type=host_address, metavar="ADDR[/LEN]",
                       help="also give the kernel side of the device this address and bring it up "
                            "(to fuzz the kernel itself: --target the same address)")
     fuzz.add_argument("--examples", type=positive_int, default=1000, help="frames to send (1000)")

@@ -187,24 +187,51 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_FAILURE
 
 
+def _check_fuzz_addresses(args: argparse.Namespace) -> None:
+    """UsageError unless --ip, --target and --host-ip are all of the family asked for (IPv6 with
+    --ipv6, else IPv4) and the target is another host on our link."""
+    family = 6 if args.ipv6 else 4
+    for option, value in (("--ip", args.ip), ("--target", args.target), ("--host-ip", args.host_ip)):
+        if value is None or value.version == family:
+            continue
+        if args.ipv6:
+            raise UsageError(f"{option} {value} is an IPv4 address, but --ipv6 fuzzes over IPv6: "
+                             "give an IPv6 one (e.g. 2001:db8::2/64) or leave out --ipv6")
+        raise UsageError(f"{option} {value} is an IPv6 address: add --ipv6 to fuzz over IPv6")
+    target, ours = args.target, args.ip
+    if args.tun is not None:
+        if args.mac is not None:
+            raise UsageError("--mac is for a TAP device: a TUN link has no MACs")
+        if target == ours.ip or target.is_multicast or target.is_unspecified or target.is_loopback:
+            raise UsageError(f"--target {target} must be the host at the other end of the TUN link "
+                             "(a unicast address, not ours)")
+        return
+    network = ours.network
+    # (IPv4: the network and broadcast addresses; IPv6: the subnet-router anycast, RFC 4291 2.6.1.)
+    special = {network.network_address} | ({network.broadcast_address} if family == 4 else set())
+    if target not in network or target == ours.ip or target in special or network.prefixlen == network.max_prefixlen:
+        raise UsageError(f"--target {target} must be another host on {network}, the "
+                         "network of --ip (frames never leave the link)")
+
+
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from stack.tools import fuzz
     from stack.runtime.loop import Loop
-    from stack.node import TapHost
+    from stack.node import TapHost, TunHost
     from stack.tap.base import DeviceError
-    from stack.tap.linux import TapDevice
+    from stack.tap.linux import TapDevice, TunDevice
 
-    if args.target not in args.ip.network or args.target in (args.ip.ip, args.ip.network.network_address,
-                                                            args.ip.network.broadcast_address):
-        raise UsageError(f"--target {args.target} must be another host on {args.ip.network}, the "
-                         "network of --ip (frames never leave the link)")
+    _check_fuzz_addresses(args)
     try:
         import hypothesis  # noqa: F401
     except ImportError:
         raise UsageError(f"tapstack fuzz {NEEDS_HYPOTHESIS}")
-    host = TapHost([args.ip], mac=args.mac)
     try:
-        device = TapDevice(args.tap)
+        host = TunHost([args.ip], peer=args.target) if args.tun is not None else TapHost([args.ip], mac=args.mac)
+    except ValueError as error:
+        raise UsageError(str(error))
+    try:
+        device = TunDevice(args.tun) if args.tun is not None else TapDevice(args.tap)
     except DeviceError as error:
         raise UsageError(str(error))
     loop = Loop()
@@ -212,8 +239,12 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         if args.host_ip is not None:
             from stack.runtime.kernel import configure_address
 
-            configure_address(device.name, args.host_ip)
-        host.mtu = device.mtu
+            # Over TUN the kernel's address is one end of the point-to-point link, ours the other.
+            configure_address(device.name, args.host_ip, peer=args.ip.ip if args.tun is not None else None)
+        if args.ipv6:
+            host.ip6.mtu = device.mtu
+        else:
+            host.mtu = device.mtu
         loop.install_signal_handlers()
         fuzzer = fuzz.Fuzzer(loop, device, host, args.target, args.max_time,
                              report=(lambda line: None) if args.quiet else (lambda line: print(line, flush=True)))
@@ -221,7 +252,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
             print(f"tapstack: {args.target} does not answer ping, so there is nothing to check "
                   "against; is it up and on this link?", file=sys.stderr)
             return EXIT_FAILURE
-        frames = fuzz.fuzz_frames(args.ip, host.mac, args.target, fuzzer.target_mac())
+        make = fuzz.fuzz_frames6 if args.ipv6 else fuzz.fuzz_frames
+        frames = make(args.ip, getattr(host, "mac", None), args.target, fuzzer.target_mac(), host.medium)
         result = fuzzer.run(frames, args.examples, args.batch, args.seed, args.recovery)
     except DeviceError as error:
         print(f"tapstack: {error}", file=sys.stderr)

@@ -1,7 +1,9 @@
 """``tapstack explain``: one frame decoded field by field, and what tapstack would do with it.
 
 Read first: RFC 894 (Ethernet), RFC 826 (ARP), RFC 791 3.1 (IPv4 header and options), RFC 792
-(ICMP), RFC 768 (UDP), RFC 9293 3.1 (TCP), RFC 1071 (checksums). Sans-I/O: bytes in, text out; never raises.
+(ICMP), RFC 768 (UDP), RFC 9293 3.1 (TCP), RFC 1071 (checksums); IPv6, its extension headers,
+ICMPv6, Neighbor Discovery and MLD are in ``stack.tools.explain6``. Sans-I/O: bytes in, text out;
+never raises.
 
 Every field is a row: byte offsets in the frame, the field's name, its value as on the wire,
 and what it means; checksums show the value carried and the value computed. Then a fresh host
@@ -56,6 +58,8 @@ class Explanation:
     #: What the frame is addressed to and from, for the host that answers it.
     destination_ip: IPv4Address | IPv6Address | None = None
     source_ip: IPv4Address | IPv6Address | None = None
+    #: The address a Neighbor Solicitation asks about (its Target Address), when it is one.
+    target_ip: IPv6Address | None = None
     destination_mac: MacAddress | None = None
     source_mac: MacAddress | None = None
 
@@ -109,6 +113,8 @@ def ethernet(data: bytes, out: Explanation) -> None:
     out.row(6, 6, "source MAC", source, _mac_meaning(source))
     meaning = ETHERTYPE_NAMES.get(ethertype, "802.3 length, not an EtherType" if ethertype < 0x0600 else "unknown")
     out.row(12, 2, "EtherType", f"{ethertype:#06x}", meaning)
+    from stack.tools.explain6 import ipv6_packet
+
     if ethertype == 0x0806:
         arp(data, 14, out)
     elif ethertype == 0x0800:
@@ -449,90 +455,12 @@ ICMPV6_TYPES = {1: "destination unreachable", 2: "packet too big", 3: "time exce
                 137: "redirect (RFC 4861)", 143: "multicast listener report v2 (RFC 3810)"}
 
 
-def _ipv6_meaning(address: IPv6Address) -> str:
-    if address.is_multicast:
-        if int(address) >> 24 == 0xFF0200000000000000000001FF:
-            return "solicited-node multicast (RFC 4291 2.7.1)"
-        return {"ff02::1": "all nodes (RFC 4291 2.7.1)", "ff02::2": "all routers",
-                "ff02::16": "all MLDv2 routers (RFC 3810)"}.get(str(address), "multicast")
-    if address.is_unspecified:
-        return "unspecified: only DAD and MLD send from it"
-    if address.is_link_local:
-        return "link-local (RFC 4291 2.5.6)"
-    if address in IPv6Interface("2001:db8::/32").network:
-        return "documentation (RFC 3849)"
-    return ""
-
-
-def ipv6_packet(data: bytes, base: int, out: Explanation) -> None:
-    """RFC 8200 3: the fixed header, then the extension headers' chain and the upper layer."""
-    from stack.l3.ipv6 import walk_chain
-
-    size = len(data) - base
-    out.section(f"IPv6 (RFC 8200), {out.size(size)}")
-    if size < 40:
-        out.note(f"only {size} bytes: an IPv6 header is 40")
-        return
-    first = int.from_bytes(data[base:base + 4], "big")
-    payload_length, next_header, hop_limit = int.from_bytes(data[base + 4:base + 6], "big"), data[base + 6], data[base + 7]
-    source, destination = IPv6Address(bytes(data[base + 8:base + 24])), IPv6Address(bytes(data[base + 24:base + 40]))
-    out.source_ip, out.destination_ip = source, destination
-    out.row(base, 1, "version", first >> 28, "IPv6" if first >> 28 == 6 else "not 6: discarded (RFC 8200 3)")
-    out.row(base, 4, "traffic class, flow label", f"{(first >> 20) & 0xFF}, {first & 0xFFFFF:#x}")
-    fits = 40 + payload_length <= size + out.uncaptured
-    out.row(base + 4, 2, "payload length", payload_length,
-            "after this header" if fits else "more than the packet holds: discarded (RFC 8200 3)")
-    out.row(base + 6, 1, "next header", next_header, NEXT_HEADERS.get(next_header, "unknown"))
-    out.row(base + 7, 1, "hop limit", hop_limit,
-            "255: a neighbour's ND message" if hop_limit == 255 else "not checked on delivery (RFC 8200 3)")
-    out.row(base + 8, 16, "source", source, _ipv6_meaning(source))
-    out.row(base + 24, 16, "destination", destination, _ipv6_meaning(destination))
-    out.needed = base + 40 + payload_length
-    if not fits:
-        return
-    payload = bytes(data[base + 40:base + 40 + payload_length])
-    try:
-        chain = walk_chain(next_header, payload)
-    except ParseError as error:
-        out.note(f"the extension headers do not parse: {error}")
-        return
-    for header in chain.headers:
-        out.row(base + header.offset, 2, NEXT_HEADERS.get(header.type, f"header {header.type}").split(" (")[0],
-                f"{len(header.data) if hasattr(header, 'data') else ''}".strip() or "-",
-                f"then {NEXT_HEADERS.get(header.next_header, header.next_header)}")
-    upper = chain.upper_layer_data
-    start = base + chain.upper_layer_offset
-    if chain.upper_layer == 58 and chain.fragment is None and len(upper) >= 4:
-        from stack.l3.icmpv6 import checksum as icmpv6_checksum
-
-        out.section(f"ICMPv6 (RFC 4443), {len(upper)} bytes")
-        kind = upper[0]
-        out.row(start, 1, "type", kind, ICMPV6_TYPES.get(kind, "unknown: an informational one is discarded "
-                                                         "(RFC 4443 2.4 (b))" if kind >= 128 else "unknown error"))
-        out.row(start + 1, 1, "code", upper[1])
-        carried = int.from_bytes(upper[2:4], "big")
-        computed = icmpv6_checksum(source, destination, [upper[:2], b"\x00\x00", upper[4:]])
-        out.row(start + 2, 2, "checksum", f"{carried:#06x}",
-                _checksum(carried, computed, "discarded (RFC 4443 2.3; pseudo-header RFC 8200 8.1)"))
-        if kind in (128, 129) and len(upper) >= 8:
-            out.row(start + 4, 2, "identifier", int.from_bytes(upper[4:6], "big"), "matches a reply to its request")
-            out.row(start + 6, 2, "sequence number", int.from_bytes(upper[6:8], "big"))
-        elif kind in (135, 136) and len(upper) >= 24:
-            out.row(start + 4, 4, "flags" if kind == 136 else "reserved", upper[4:8].hex())
-            out.row(start + 8, 16, "target", IPv6Address(bytes(upper[8:24])), "the address asked about")
-    elif chain.upper_layer == 6 and chain.fragment is None:
-        tcp(upper, start, out, source, destination, len(upper))
-    elif chain.upper_layer == 17 and len(upper) >= 8:
-        out.section(f"UDP (RFC 768), {len(upper)} bytes")
-        out.row(start, 2, "source port", int.from_bytes(upper[0:2], "big"))
-        out.row(start + 2, 2, "destination port", int.from_bytes(upper[2:4], "big"),
-                "no service here: Port Unreachable (RFC 4443 3.1)")
-
-
 def decode(frame: bytes, medium: str = "ethernet", packet_info: bool = False,
            original_length: int | None = None) -> Explanation:
     """The field-by-field part (``original_length``: the frame's length when sent, if the
     capture holds less). Never raises."""
+    from stack.tools.explain6 import ipv6_packet
+
     out = Explanation(uncaptured=max(0, (original_length or 0) - len(frame)))
     try:
         if medium == "ethernet":
@@ -647,8 +575,11 @@ def _answer6(frame: bytes, out: Explanation, medium: str, packet_info: bool) -> 
     from stack.node import TapHost, TunHost
 
     destination = out.destination_ip
+    solicited = out.target_ip
     if isinstance(destination, IPv6Address) and not (destination.is_multicast or destination.is_unspecified):
         interface, why = IPv6Interface(f"{destination}/64"), "the packet's destination, assuming a /64"
+    elif solicited is not None and not (solicited.is_multicast or solicited.is_unspecified or solicited.is_loopback):
+        interface, why = IPv6Interface(f"{solicited}/64"), "the address solicited, assuming a /64"
     else:
         interface, why = IPv6Interface("2001:db8::2/64"), "the packet names no address a host could have"
     source = out.source_ip if isinstance(out.source_ip, IPv6Address) else None
@@ -680,6 +611,9 @@ def _answer6(frame: bytes, out: Explanation, medium: str, packet_info: bool) -> 
         lines.append(f"  drop {explain_drop(stats.last_drop or '', stats.last_drop_detail)}")
     for reply in replies:
         lines.append(f"  answer: {summarize(reply, medium, packet_info)}")
+    if stats["mld_queries_received"] and replies:
+        lines.append("  (a host answers a query after a random delay of up to its maximum response delay, "
+                     "RFC 3810 6.2; here the shortest)")
     if not replies and not stats["dropped"]:
         lines.append("  takes it and sends nothing back")
     for name in ("icmpv6_error_about_icmpv6_error", "icmpv6_error_to_multicast", "icmpv6_error_to_unspecified_source"):

@@ -1,9 +1,15 @@
-"""``tapstack fuzz``: generated frames at another stack behind a TAP device, checking between
-batches that it still answers ping, and finding the smallest frame after which it stops.
+"""``tapstack fuzz``: generated frames at another stack behind a TAP (or TUN) device, checking
+between batches that it still answers ping, and finding the smallest frame after which it stops.
 
-We are a host on the link (a ``TapHost`` with ``--ip``); the target is another host on the same
-link (the kernel on the device's other end, or a stack bridged to it). Every frame goes to the
-target's address (or its network's broadcast) from ours: nothing is routed anywhere else.
+We are a host on the link (a ``TapHost`` with ``--ip``, or a ``TunHost`` on a point-to-point TUN
+link); the target is another host on the same link (the kernel on the device's other end, or a
+stack bridged to it). Every frame goes to the target's address (or its network's broadcast; over
+IPv6 the link-scope all-nodes group ff02::1 or the target's solicited-node group) from ours:
+nothing is routed anywhere else.
+
+Over IPv6 (``--ipv6``, ``fuzz_frames6``) the same, with ICMPv6 echo as the liveness check: our
+address first passes duplicate address detection (RFC 4862 5.4), then the first ping resolves
+the target with Neighbor Discovery (RFC 4861 7.2) on a TAP device.
 
 1. Resolve the target with a ping (it must answer before anything is sent).
 2. Send ``examples`` frames from ``fuzz_frames`` (valid and broken ones of every kind),
@@ -21,12 +27,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 from stack.runtime.loop import Loop
-from stack.node import TapHost
+from stack.node import TapHost, TunHost
 from stack.runtime.ping import PingSession
 from stack.runtime.trace import summarize
+from stack.documentation_addresses import PEER_MAC as PLACEHOLDER_MAC
+from stack.l2.ethernet import MacAddress
 
 BATCH = 50
 #: A liveness check: this many echo requests, ``LIVENESS_INTERVAL_S`` apart; one answer is enough.
@@ -37,6 +45,11 @@ LIVENESS_TIMEOUT_S = 1.0
 RECOVERY_S = 10.0
 #: Frames per wake-up of the loop between two sends, so the target's answers are read.
 SETTLE_S = 0.002
+#: The longest we wait for our IPv6 address to pass duplicate address detection (RFC 4862 5.4:
+#: DupAddrDetectTransmits x RetransTimer, 1 s by default, after a delay of up to 1 s).
+DAD_WAIT_S = 5.0
+#: The shortest prefix the shortening tries: an Ethernet header over TAP, one byte over TUN.
+SHORTEST = {"ethernet": 14, "ip": 1}
 
 
 class TimeUp(Exception):
@@ -59,6 +72,7 @@ class Result:
     smallest: bytes | None = None  # the shortest prefix of it that still stops the target
     batch: list[bytes] = field(default_factory=list)
     timed_out: bool = False
+    medium: str = "ethernet"  # "ip": the frames are bare IP packets (a TUN device's)
 
     def describe(self) -> str:
         if not self.stopped:
@@ -69,7 +83,7 @@ class Result:
                  f"(batch {self.batches} of {len(self.batch)} frames)"]
         if self.smallest is not None:
             lines.append(f"smallest frame after which it stops ({len(self.smallest)} bytes): "
-                         f"{summarize(self.smallest)}")
+                         f"{summarize(self.smallest, self.medium)}")
             lines.append(f"  hex {self.smallest.hex()}")
             if self.culprit is not None and self.culprit != self.smallest:
                 lines.append(f"as generated ({len(self.culprit)} bytes): {self.culprit.hex()}")
@@ -77,7 +91,7 @@ class Result:
             lines.append("it did not answer again, so the frame could not be singled out; the "
                          "batch, smallest frame first:")
             for frame in sorted(self.batch, key=len):
-                lines.append(f"  {summarize(frame)}")
+                lines.append(f"  {summarize(frame, self.medium)}")
                 lines.append(f"    hex {frame.hex()}")
         else:
             lines.append("it answered again, but no single frame of the batch stops it on its own")
@@ -87,7 +101,7 @@ class Result:
 class Fuzzer:
     """Drives the loop: sends frames through ``device`` and pings the target with ``host``."""
 
-    def __init__(self, loop: Loop, device, host: TapHost, target: IPv4Address,
+    def __init__(self, loop: Loop, device, host: TapHost | TunHost, target: IPv4Address | IPv6Address,
                  max_time: float, report: Callable[[str], None] = lambda line: None,
                  tries: int = LIVENESS_TRIES, interval: float = LIVENESS_INTERVAL_S,
                  timeout: float = LIVENESS_TIMEOUT_S) -> None:
@@ -107,13 +121,18 @@ class Fuzzer:
     def alive(self, tries: int | None = None) -> bool:
         """True when the target answers one of ``tries`` echo requests.
 
-        First we announce ourselves (gratuitous ARP): a fuzzed ARP frame may have taught the
-        target a wrong MAC for our address, and its replies would then never reach us.
+        First we announce ourselves (gratuitous ARP, on a TAP device over IPv4): a fuzzed ARP
+        frame may have taught the target a wrong MAC for our address, and its replies would
+        then never reach us. Over IPv6 our address must have passed duplicate address
+        detection before it is a source (RFC 4862 5.4): we wait for it (``DAD_WAIT_S`` at most).
         """
         tries = self.tries if tries is None else tries
         now = self.loop.clock()
-        for frame in self.host.announce(now):
-            self.device.send(frame, now)
+        if self.target.version == 4 and isinstance(self.host, TapHost):
+            for frame in self.host.announce(now):
+                self.device.send(frame, now)
+        elif self.target.version == 6 and not self.our_address_usable():
+            self.loop.run(until=self.our_address_usable, timeout=DAD_WAIT_S)
         self._identifier = (self._identifier + 1) & 0xFFFF
         session = PingSession(self.host, self.target, count=tries, interval=self.interval,
                               timeout=self.timeout, identifier=self._identifier)
@@ -125,7 +144,17 @@ class Fuzzer:
             self.attachment.agents[:] = []
         return session.received > 0
 
+    def our_address_usable(self) -> bool:
+        ip6 = self.host.ip6
+        return ip6 is not None and ip6.source_for(self.target) is not None
+
     def target_mac(self):
+        """The target's MAC as our host learnt it (ARP or Neighbor Discovery); None over TUN."""
+        if not isinstance(self.host, TapHost):
+            return None
+        if self.target.version == 6:
+            entry = self.host.ip6.resolver.neighbors.get(self.target) if self.host.ip6 else None
+            return MacAddress(entry.mac) if entry is not None and entry.mac is not None else None
         return self.host.link.cache.lookup(self.target, self.loop.clock())
 
     def recovered(self, within: float) -> bool:
@@ -161,7 +190,7 @@ class Fuzzer:
         from hypothesis import HealthCheck, Phase, given, settings
         from hypothesis import seed as with_seed
 
-        result = Result()
+        result = Result(medium=self.host.medium)
         pending: list[bytes] = []
 
         def flush() -> None:
@@ -216,8 +245,8 @@ class Fuzzer:
             if result.culprit is None:
                 return
             self.report(f"frame found ({len(result.culprit)} bytes); shortening it")
-            # The shortest prefix that still stops the target (14: an Ethernet header at least).
-            low, high = 14, len(result.culprit)
+            # The shortest prefix that still stops the target (over TAP an Ethernet header at least).
+            low, high = SHORTEST[self.host.medium], len(result.culprit)
             while low < high:
                 self.check_time()
                 middle = (low + high) // 2
@@ -234,19 +263,59 @@ class Fuzzer:
             result.timed_out = True
 
 
-def fuzz_frames(ours: IPv4Interface, our_mac, target: IPv4Address, target_mac):
+def fuzz_frames(ours: IPv4Interface, our_mac, target: IPv4Address, target_mac, medium: str = "ethernet"):
     """Frames from us to the target (and its network's broadcast), nothing else: the frames
     ``tapstack diff`` compares, and the public strategies' echo requests and UDP datagrams with
-    exactly one thing broken (``stack.testing.strategies.broken``)."""
+    exactly one thing broken (``stack.testing.strategies.broken``). With ``medium="ip"`` (a TUN
+    device) the bare IPv4 packets of those frames, and no ARP."""
     from hypothesis import strategies as st
 
     from stack.testing import strategies
     from stack.tools.diff import probe_frames
 
-    aim = {"source": ours.ip, "destination": target, "source_mac": our_mac, "destination_mac": target_mac}
-    return st.one_of(
-        probe_frames(IPv4Interface(f"{target}/{ours.network.prefixlen}"), target_mac,
-                     {ours.ip: our_mac}, others=False),
-        strategies.broken(strategies.echo_requests(**aim)).map(lambda broken: broken.frame),
-        strategies.broken(strategies.udp_datagrams(**aim)).map(lambda broken: broken.frame),
+    if medium == "ip":  # probe_frames makes Ethernet frames: they carry its MACs, then cut off
+        our_mac = target_mac = MacAddress(PLACEHOLDER_MAC)
+    probes = probe_frames(IPv4Interface(f"{target}/{ours.network.prefixlen}"), target_mac,
+                          {ours.ip: our_mac}, others=False)
+    aim = {"source": ours.ip, "destination": target, "medium": medium}
+    if medium == "ethernet":
+        aim.update(source_mac=our_mac, destination_mac=target_mac)
+    else:
+        probes = probes.filter(lambda frame: frame[12:14] == b"\x08\x00").map(lambda frame: frame[14:])
+    frames = st.one_of(
+        probes,
+        strategies.broken(strategies.echo_requests(**aim), medium=medium).map(lambda broken: broken.frame),
+        strategies.broken(strategies.udp_datagrams(**aim), medium=medium).map(lambda broken: broken.frame),
     )
+    # A TUN device refuses an empty write (EINVAL): a packet truncated to nothing is not sent.
+    return frames.filter(len) if medium == "ip" else frames
+
+
+def fuzz_frames6(ours: IPv6Interface, our_mac, target: IPv6Address, target_mac, medium: str = "ethernet"):
+    """IPv6 frames (with ``medium="ip"``, bare packets) from us to the target, the link's
+    all-nodes group ff02::1 or the target's solicited-node group (RFC 4291 2.7.1: link scope,
+    they never leave the link), nothing else, drawn from the public strategies
+    (``stack.testing.strategies``): echo requests (some with a wrong checksum), UDP, extension
+    header chains (options of each action class, routing headers, unknown next headers),
+    Neighbor Solicitations for the target (TAP only), and each of these with exactly one thing
+    broken (``broken_ipv6``: payload length, version, truncation, a checksum bit)."""
+    from hypothesis import strategies as st
+
+    from stack.l3.ipv6 import solicited_node_multicast
+    from stack.testing import strategies
+
+    if medium == "ip":
+        our_mac = target_mac = MacAddress(PLACEHOLDER_MAC)  # (unused: no link layer)
+    destinations = st.sampled_from([target, target, target, IPv6Address("ff02::1"),
+                                    solicited_node_multicast(target)])
+    aim = {"source": ours.ip, "destination": destinations, "source_mac": our_mac,
+           "destination_mac": target_mac, "medium": medium}
+    kinds = [strategies.ipv6_echo_requests(**aim, bad_checksum=st.integers(0, 7).map(lambda n: n == 0)),
+             strategies.ipv6_udp_datagrams(**aim), strategies.ipv6_extension_chains(**aim)]
+    if medium == "ethernet":
+        kinds.append(strategies.neighbor_solicitations(source=ours.ip, target=target, source_mac=our_mac,
+                                                       destination_mac=target_mac))
+    valid = st.one_of(*kinds)
+    frames = st.one_of(valid, strategies.broken_ipv6(valid, medium).map(lambda broken: broken[1]))
+    # A TUN device refuses an empty write (EINVAL): a packet truncated to nothing is not sent.
+    return frames.filter(len) if medium == "ip" else frames
