@@ -297,11 +297,13 @@ def fuzz_frames6(ours: IPv6Interface, our_mac, target: IPv6Address, target_mac, 
     they never leave the link), nothing else, drawn from the public strategies
     (``stack.testing.strategies``): echo requests (some with a wrong checksum), UDP, extension
     header chains (options of each action class, routing headers, unknown next headers),
-    Neighbor Solicitations for the target (TAP only), and each of these with exactly one thing
-    broken (``broken_ipv6``: payload length, version, truncation, a checksum bit)."""
+    Neighbor Discovery messages (NS for the target, NA, RS, RA, Redirect) and MLD queries and
+    reports (TAP only), single fragments of fragmented echo requests (in or out of order,
+    overlapping, atomic), and each of these with exactly one thing broken (``broken_ipv6``:
+    payload length, version, truncation, a checksum bit)."""
     from hypothesis import strategies as st
 
-    from stack.l3.ipv6 import solicited_node_multicast
+    from stack.l3.ipv6 import link_local_address, solicited_node_multicast
     from stack.testing import strategies
 
     if medium == "ip":
@@ -315,6 +317,24 @@ def fuzz_frames6(ours: IPv6Interface, our_mac, target: IPv6Address, target_mac, 
     if medium == "ethernet":
         kinds.append(strategies.neighbor_solicitations(source=ours.ip, target=target, source_mac=our_mac,
                                                        destination_mac=target_mac))
+        # The other ND messages (RS, RA, NA, Redirect) and MLD queries and reports, all on-link.
+        kinds.append(strategies.nd_messages(source=ours.ip, destination=target, source_mac=our_mac,
+                                            destination_mac=target_mac))
+        # MLD about link-scope groups only (a global-scope group could be routed off the link).
+        groups = st.sampled_from([solicited_node_multicast(target), solicited_node_multicast(ours.ip)])
+        kinds.append(strategies.mld_messages(group=groups, source=link_local_address(bytes(our_mac)),
+                                             source_mac=our_mac))
+    # One fragment of a fragmented echo request (RFC 8200 4.5): in order, out of order,
+    # overlapping or atomic; the rest of the train may never come (the target's reassembly
+    # timeout is part of what is fuzzed).
+    echoes = strategies.ipv6_echo_requests(source=ours.ip, destination=target, medium="ip",
+                                           min_size=1300, max_size=3000)
+    link = dict(medium=medium, source_mac=our_mac, destination_mac=target_mac)
+    trains = st.one_of(strategies.ipv6_fragment_trains(echoes, **link),
+                       strategies.ipv6_fragment_trains(echoes, overlaps=True, **link),
+                       strategies.ipv6_fragment_trains(echoes, atomic=True, **link))
+    kinds.append(st.tuples(trains, st.integers(0, 1 << 16)).map(
+        lambda drawn: drawn[0].fragments[drawn[1] % len(drawn[0].fragments)]))
     valid = st.one_of(*kinds)
     frames = st.one_of(valid, strategies.broken_ipv6(valid, medium).map(lambda broken: broken[1]))
     # A TUN device refuses an empty write (EINVAL): a packet truncated to nothing is not sent.
