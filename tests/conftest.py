@@ -104,7 +104,7 @@ def skip_or_fail_without_devices() -> None:
 
 #: The external tools tests use, with the Debian package that has each (``.ci/run`` installs them).
 TOOL_PACKAGES = {"ping": "iputils-ping", "arping": "arping", "nmap": "nmap", "tshark": "tshark", "tc": "iproute2",
-                 "tracepath": "iputils-tracepath"}
+                 "tracepath": "iputils-tracepath", "traceroute": "traceroute"}
 
 
 def skip_or_fail(reason: str) -> None:

@@ -138,7 +138,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     comparison = diff.Comparison(kernel, diff.StackHost(medium, family), medium, family)
     report = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
     try:
-        outcome = diff.run_examples(comparison, args.examples, args.seed, progress=report)
+        frames = diff.tcp_probe_frames(medium, family) if args.tcp else None
+        outcome = diff.run_examples(comparison, args.examples, args.seed, progress=report, frames=frames)
     finally:
         kernel.close()
     print(diff.summary(comparison.tally), flush=True)

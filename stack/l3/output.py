@@ -43,13 +43,14 @@ class Output:
 
     def send(self, source: IPv4Address, destination: IPv4Address, protocol: int,
              payload: list[Buffer], next_hop: IPv4Address, options: bytes = b"",
-             type_of_service: int = 0) -> list[Outbound]:
-        """A datagram from us, as one or more ``Outbound`` (fragments when it exceeds the MTU)."""
+             type_of_service: int = 0, dont_fragment: bool = False) -> list[Outbound]:
+        """A datagram from us, as one or more ``Outbound`` (fragments when it exceeds the MTU;
+        ``dont_fragment`` sets DF on one that fits, RFC 791 3.1)."""
         size = length(payload)
         source_bytes, destination_bytes = source.packed, destination.packed
         if MINIMUM_HEADER_LENGTH + len(options) + size <= self.mtu:
-            header = self.packed_header(source_bytes, destination_bytes, protocol, size,
-                                        type_of_service, options=options)
+            header = self.packed_header(source_bytes, destination_bytes, protocol, size, type_of_service,
+                                        ipv4.FLAG_DONT_FRAGMENT if dont_fragment else 0, options=options)
             return [Outbound(next_hop, [header, *payload], source)]
         # RFC 791 3.2: fragment at multiples of 8 octets, MF on all but the last. The options we
         # send (Record Route, Timestamp) are not "copied" ones: only the first fragment has them.

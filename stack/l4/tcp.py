@@ -239,8 +239,10 @@ class TcpSegment:
         return bool(self.flags & flag)
 
     @classmethod
-    def parse(cls, data: Buffer, source: Address, destination: Address) -> TcpSegment:
-        """Read the segment in a datagram from ``source`` to ``destination`` (either family)."""
+    def parse(cls, data: Buffer, source: Address, destination: Address,
+              verify_checksum: bool = True) -> TcpSegment:
+        """Read the segment in a datagram from ``source`` to ``destination`` (either family).
+        ``verify_checksum=False`` is for tools that show a damaged segment (trace, explain)."""
         size = len(data)
         if size < HEADER_LENGTH:
             raise ParseError("TCP", "truncated", "segment of %d bytes < header 20", size)
@@ -257,7 +259,8 @@ class TcpSegment:
         view = memoryview(data)
         # RFC 9293 3.1 / RFC 1122 4.2.2.7: the checksum MUST be checked; a segment that fails
         # is discarded.
-        if internet_checksum([transport_pseudo_header(source, destination, IpProto.TCP, size), view]):
+        if verify_checksum and internet_checksum(
+                [transport_pseudo_header(source, destination, IpProto.TCP, size), view]):
             raise ParseError("TCP", "bad_checksum", "checksum %#06x does not verify", carried)
         options = TcpOptions.parse(view[HEADER_LENGTH:header_length]) if header_length > HEADER_LENGTH \
             else NO_OPTIONS

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from ipaddress import IPv6Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import TextIO
 
 from stack.buffers import Buffer, join, length
@@ -20,6 +20,7 @@ from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.icmpv6 import Icmpv6Message, Icmpv6Type
 from stack.l3.ipv4 import IpProto, Ipv4Packet
 from stack.l3.ipv6 import Ipv6Packet, NextHeader, walk_chain
+from stack.l4.tcp import TcpFlags, TcpOptions, TcpSegment
 from stack.node import Verdict
 from stack.reasons import explain_drop
 
@@ -123,6 +124,8 @@ def _ipv4(data: Buffer) -> str:
             return (f"{head}ICMP {name}, id {message.identifier}, seq {message.sequence}, "
                     f"length {size}")
         return f"{head}ICMP {name}, length {size}"
+    if packet.protocol == IpProto.TCP:
+        return _tcp(packet.source, packet.destination, packet.payload)
     return f"{head}ip-proto-{packet.protocol} {length(packet.payload)}"
 
 
@@ -151,7 +154,58 @@ def _ipv6(data: Buffer) -> str:
             verb = "who has" if message.type == Icmpv6Type.NEIGHBOR_SOLICITATION else "tgt is"
             return f"{head}ICMP6, {name}, {verb} {target}, length {size}"
         return f"{head}ICMP6, {name}, length {size}"
+    if chain.upper_layer == NextHeader.TCP and (fragment is None or fragment.is_atomic):
+        return _tcp(packet.source, packet.destination, chain.upper_layer_data)
     return f"{head}ip-proto-{chain.upper_layer} {len(chain.upper_layer_data)}"
+
+
+#: tcpdump's letters for the TCP flags, in its order ("." is ACK).
+_TCP_FLAG_LETTERS = ((TcpFlags.FIN, "F"), (TcpFlags.SYN, "S"), (TcpFlags.RST, "R"), (TcpFlags.PSH, "P"),
+                     (TcpFlags.ACK, "."), (TcpFlags.URG, "U"), (TcpFlags.ECE, "E"), (TcpFlags.CWR, "W"))
+
+
+def _tcp(source: IPv4Address | IPv6Address, destination: IPv4Address | IPv6Address, data: Buffer) -> str:
+    """tcpdump -nn -S's TCP line: ports after the addresses, flags, absolute numbers, window,
+    options, data length; a segment whose checksum fails is shown too, marked."""
+    checksum = ""
+    try:
+        segment = TcpSegment.parse(data, source, destination)
+    except ParseError as error:
+        if error.reason != "bad_checksum":
+            raise
+        checksum = " [bad tcp cksum]"
+        segment = TcpSegment.parse(data, source, destination, verify_checksum=False)
+    letters = "".join(letter for flag, letter in _TCP_FLAG_LETTERS if segment.flags & flag) or "none"
+    line = (f"{source}.{segment.source_port} > {destination}.{segment.destination_port}: "
+            f"Flags [{letters}]{checksum}, seq {segment.sequence}")
+    if segment.flags & TcpFlags.ACK:
+        line += f", ack {segment.acknowledgment}"
+    line += f", win {segment.window}"
+    if segment.flags & TcpFlags.URG:
+        line += f", urg {segment.urgent_pointer}"
+    options = _tcp_options(segment.options)
+    if options:
+        line += f", options [{options}]"
+    return line + f", length {segment.data_length}"
+
+
+def _tcp_options(options: TcpOptions) -> str:
+    """The options as tcpdump names them (mss, sackOK, TS val/ecr, wscale, sack, unknown kinds)."""
+    parts = []
+    if options.mss is not None:
+        parts.append(f"mss {options.mss}")
+    if options.sack_permitted:
+        parts.append("sackOK")
+    if options.timestamps is not None:
+        parts.append(f"TS val {options.timestamps[0]} ecr {options.timestamps[1]}")
+    if options.window_scale is not None:
+        parts.append(f"wscale {options.window_scale}")
+    if options.sack_blocks:
+        parts.append("sack " + " ".join(f"{{{left}:{right}}}" for left, right in options.sack_blocks))
+    parts += [f"opt-{kind}:{body.hex()}" if body else f"opt-{kind}" for kind, body in options.unknown]
+    if options.malformed:
+        parts.append("bad opts")
+    return ",".join(parts)
 
 
 class Tracer:

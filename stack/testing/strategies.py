@@ -1135,3 +1135,11 @@ def broken_ipv6(packets: SearchStrategy[bytes], medium: Medium = "ethernet",
         return how, bytes(data)
 
     return broken_packets()
+
+
+# ---------------------------------------------------------------------------- TCP (issue 16)
+# In their own module (stack/testing/strategies_tcp.py), re-exported here.
+from stack.testing.strategies_tcp import *  # noqa: E402,F401,F403
+from stack.testing.strategies_tcp import __all__ as _TCP_ALL  # noqa: E402
+
+__all__ += _TCP_ALL

@@ -39,6 +39,7 @@ from stack.documentation_addresses import TAP_DEVICE as DEVICE
 from stack.errors import ParseError
 from stack.l2.arp import ArpOp, ArpPacket
 from stack.l2.ethernet import BROADCAST, EthernetFrame, EtherType, MacAddress
+from stack.l2.ipv6_multicast import ipv6_multicast_mac
 from stack.l2.neighbor import NeighborCache
 from stack.l3.icmp import IcmpMessage, IcmpType
 from stack.l3.icmpv6 import Icmpv6Type
@@ -429,9 +430,6 @@ _JOINED_MACS = _joined_macs()
 
 #: Where tapstack answers unlike Linux on purpose. The only allow-list of ``tapstack diff``.
 DELIBERATE_DIFFERENCES = [
-    Difference("tcp", "TCP is not implemented: Linux answers a segment to a closed port with a "
-               "reset; tapstack sends Protocol Unreachable (RFC 1122 3.2.2.1: SHOULD, for a "
-               "protocol the host does not have)", _protocol(IpProto.TCP)),
     Difference("protocols-linux-has", "IGMP (2), PIM (103) and UDP-Lite (136): Linux implements "
                "them (and silently drops what arrives here); tapstack does not, and sends Protocol "
                "Unreachable (RFC 1122 3.2.2.1: SHOULD, for a protocol the host does not have)",
@@ -446,7 +444,9 @@ DELIBERATE_DIFFERENCES = [
                "tapstack adds itself once, as RFC 1122 3.2.2.6 says (\"updated to include the "
                "current host\"), Linux twice (on receiving and on sending); an ICMP error about such "
                "a datagram quotes it as received (RFC 792: \"the original datagram\") and carries no "
-               "options in tapstack, while Linux quotes it as it updated it and echoes the options",
+               "options in tapstack, while Linux quotes it as it updated it and echoes the options; "
+               "likewise a TCP RST: Linux 6.18 echoes the options, tapstack's RST carries none (RFC "
+               "1122 3.2.1.8: a host MAY implement Record Route and Timestamp)",
                _with_route_or_time),
     Difference("unjoined-multicast-mac", "a frame to an Ethernet multicast address the host has "
                "not joined (IPv4 or IPv6): tapstack drops it, as the multicast address filter of a NIC does; "
@@ -758,7 +758,7 @@ def probe_frames(host: IPv4Interface = HOST, host_mac: MacAddress = HOST_MAC,
                                                    draw(st.integers(1, 0xFFFF)), draw(st.binary(max_size=64)),
                                                    draw(st.booleans()))
         elif kind == "tcp":
-            protocol, payload = IpProto.TCP, draw(st.binary(min_size=20, max_size=40))
+            protocol, payload = IpProto.TCP, draw(tcp_probe_segments(source, destination))
         else:
             protocol = draw(st.integers(0, 255).filter(lambda p: p not in (1, 6, 17)))
             payload = draw(st.binary(max_size=32))
@@ -841,7 +841,9 @@ def probe_frames6(medium: str = "ethernet"):
         fields = dict(source=source, destination=destination, source_mac=peers[source],
                       destination_mac=HOST_MAC, medium=medium)
         kinds = [generate.ipv6_echo_requests(**fields, bad_checksum=st.integers(0, 7).map(lambda n: n == 0)),
-                 generate.ipv6_udp_datagrams(**fields), generate.ipv6_extension_chains(**fields)]
+                 generate.ipv6_udp_datagrams(**fields), generate.ipv6_extension_chains(**fields),
+                 tcp_probe_segments(source, destination).map(
+                     lambda segment: _in_medium6(segment, source, destination, peers[source], medium))]
         if medium == "ethernet":
             # Solicitations for our addresses, mostly; some for another; some from :: (a DAD probe).
             solicitor = draw(st.sampled_from([source, source, source, IPv6Address("::")]))
@@ -856,6 +858,77 @@ def probe_frames6(medium: str = "ethernet"):
     return packets()
 
 
+# ---------------------------------------------------------------------- TCP to closed ports
+
+
+def tcp_probe_segments(source: IPv4Address | IPv6Address, destination: IPv4Address | IPv6Address):
+    """TCP segments (bytes, checksum right for the addresses) to a closed port, drawn with the
+    public strategies (``stack.testing.strategies_tcp``): every flag combination, sequence and
+    acknowledgment numbers anywhere, options valid, unknown or malformed, data or none; one in
+    four broken (checksum, data offset, truncation: ``broken_tcp``)."""
+    from hypothesis import strategies as st
+
+    from stack.testing.strategies_tcp import broken_tcp, tcp_segments
+
+    family = 6 if isinstance(source, IPv6Address) else 4
+    packets = tcp_segments(source=source, destination=destination, family=family, medium="ip")
+    header = 20 if family == 4 else 40
+    either = st.one_of(packets, packets, packets, broken_tcp(packets, "ip").map(lambda broken: broken[1]))
+    # The segment alone (it ends where the IP packet says: truncation fixed the length up).
+    return either.map(lambda packet: packet[header:_packet_end(packet)])
+
+
+def _packet_end(packet: bytes) -> int:
+    if packet[0] >> 4 == 4:
+        return int.from_bytes(packet[2:4], "big")
+    return 40 + int.from_bytes(packet[4:6], "big")
+
+
+def _in_medium6(segment: bytes, source: IPv6Address, destination: IPv6Address, source_mac: MacAddress,
+                medium: str) -> bytes:
+    packet = bytes(Ipv6Packet(source, destination, NextHeader.TCP, segment))
+    if medium == "ip":
+        return packet
+    mac = MacAddress(ipv6_multicast_mac(destination.packed)) if destination.is_multicast else HOST_MAC
+    return bytes(EthernetFrame(mac, source_mac, EtherType.IPV6, packet))
+
+
+def tcp_probe_frames(medium: str = "ethernet", family: int = 4):
+    """``tapstack diff --tcp``: only TCP segments to closed ports (``tcp_probe_segments``) from
+    the peers, to the host's addresses and, over TAP, to broadcast and multicast addresses (RFC
+    1122 4.2.3.10: never answered), in frames or bare packets."""
+    from hypothesis import strategies as st
+
+    if family == 6:
+        peers = {TUN_PEER6: PEERS6[TUN_PEER6]} if medium == "ip" else PEERS6
+        ours = [HOST6.ip] if medium == "ip" else [HOST6.ip, link_local_address(bytes(HOST_MAC))]
+        groups = [IPv6Address("ff02::1"), solicited_node_multicast(HOST6.ip)]
+    else:
+        peers = {TUN_PEER: PEERS[TUN_PEER]} if medium == "ip" else PEERS
+        ours = [HOST.ip]
+        groups = [HOST.network.broadcast_address, IPv4Address("255.255.255.255"), IPv4Address("224.0.0.1")]
+
+    @st.composite
+    def frames(draw) -> bytes:
+        source = draw(st.sampled_from(sorted(peers)))
+        destination = draw(st.sampled_from(ours) | st.sampled_from([*ours, *groups]))
+        segment = draw(tcp_probe_segments(source, destination))
+        if family == 6:
+            return _in_medium6(segment, source, destination, peers[source], medium)
+        packet = Ipv4Packet(source, destination, IpProto.TCP, segment, ttl=draw(st.integers(1, 255)),
+                            identification=draw(st.integers(0, 0xFFFF)), dont_fragment=draw(st.booleans()),
+                            type_of_service=draw(st.sampled_from([0, 0x10, 0xB9]) | st.integers(0, 255)))
+        if medium == "ip":
+            return bytes(packet)
+        if destination.is_multicast:
+            mac = MacAddress(bytes([1, 0, 0x5E, destination.packed[1] & 0x7F]) + destination.packed[2:])
+        else:
+            mac = BROADCAST if destination != HOST.ip else HOST_MAC
+        return bytes(EthernetFrame(mac, peers[source], EtherType.IPV4, bytes(packet)))
+
+    return frames()
+
+
 # ---------------------------------------------------------------------- running
 
 
@@ -866,12 +939,15 @@ def tun_probe_frames():
 
 
 def run_examples(comparison: Comparison, examples: int, seed: int | None,
-                 progress: Callable[[str], None] = lambda line: None) -> Outcome | None:
-    """Compare ``examples`` generated frames; the minimal disagreement, or None."""
+                 progress: Callable[[str], None] = lambda line: None, frames=None) -> Outcome | None:
+    """Compare ``examples`` generated frames (from ``frames``, a strategy, when given: e.g.
+    ``tcp_probe_frames``); the minimal disagreement, or None."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as with_seed
 
-    if comparison.family == 6:
+    if frames is not None:
+        pass
+    elif comparison.family == 6:
         frames = probe_frames6(comparison.medium)
     else:
         frames = tun_probe_frames() if comparison.medium == "ip" else probe_frames()

@@ -1,7 +1,7 @@
 """``tapstack explain``: one frame decoded field by field, and what tapstack would do with it.
 
 Read first: RFC 894 (Ethernet), RFC 826 (ARP), RFC 791 3.1 (IPv4 header and options), RFC 792
-(ICMP), RFC 768 (UDP), RFC 1071 (checksums). Sans-I/O: bytes in, text out; never raises.
+(ICMP), RFC 768 (UDP), RFC 9293 3.1 (TCP), RFC 1071 (checksums). Sans-I/O: bytes in, text out; never raises.
 
 Every field is a row: byte offsets in the frame, the field's name, its value as on the wire,
 and what it means; checksums show the value carried and the value computed. Then a fresh host
@@ -34,7 +34,7 @@ FALLBACK_ADDRESS = HOST
 
 ETHERTYPE_NAMES = {0x0800: "IPv4 (RFC 894)", 0x0806: "ARP (RFC 826)", 0x86DD: "IPv6 (RFC 2464)",
               0x8100: "802.1Q VLAN tag (not supported)", 0x88A8: "802.1ad QinQ tag (not supported)"}
-PROTOCOLS = {1: "ICMP (RFC 792)", 2: "IGMP", 6: "TCP", 17: "UDP (RFC 768)", 41: "IPv6 in IPv4"}
+PROTOCOLS = {1: "ICMP (RFC 792)", 2: "IGMP", 6: "TCP (RFC 9293)", 17: "UDP (RFC 768)", 41: "IPv6 in IPv4"}
 ICMP_TYPES = {0: "echo reply", 3: "destination unreachable", 4: "source quench", 5: "redirect",
               8: "echo request", 11: "time exceeded", 12: "parameter problem",
               13: "timestamp request", 14: "timestamp reply"}
@@ -222,6 +222,8 @@ def ipv4_datagram(data: bytes, base: int, out: Explanation) -> None:
         icmp(payload, base + header_length, out, bool(fragment & 0x2000), whole)
     elif protocol == 17:
         udp(payload, base + header_length, out, body, whole)
+    elif protocol == 6:
+        tcp(payload, base + header_length, out, out.source_ip, out.destination_ip, whole)
     elif whole:
         out.section(f"payload ({PROTOCOLS.get(protocol, f'protocol {protocol}')}), "
                     f"{out.size(len(payload), whole)}")
@@ -330,6 +332,112 @@ def udp(payload: bytes, base: int, out: Explanation, datagram: bytes, whole: int
     out.row(base + 6, 2, "checksum", f"{carried:#06x}", verdict)
 
 
+# ---------------------------------------------------------------------- TCP (issue 16)
+
+#: The control bits, low to high (RFC 9293 3.1; CWR and ECE from RFC 3168).
+TCP_FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
+TCP_FLAG_MEANINGS = {"FIN": "no more data from the sender", "SYN": "synchronize sequence numbers",
+                     "RST": "reset the connection", "PSH": "push function",
+                     "ACK": "the acknowledgment field is significant", "URG": "the urgent pointer is significant",
+                     "ECE": "ECN-Echo (RFC 3168)", "CWR": "congestion window reduced (RFC 3168)"}
+TCP_OPTION_NAMES = {0: "end of option list", 1: "no operation", 2: "maximum segment size",
+                    3: "window scale (RFC 7323)", 4: "SACK permitted (RFC 2018)", 5: "SACK (RFC 2018)",
+                    8: "timestamps (RFC 7323)"}
+_TCP_OPTION_LENGTHS = {2: 4, 3: 3, 4: 2, 8: 10}
+
+
+def tcp(payload: bytes, base: int, out: Explanation, source: object, destination: object, whole: int) -> None:
+    """RFC 9293 3.1: the TCP header field by field, its options one by one, the checksum over the
+    pseudo-header of either family."""
+    from stack.l3.seam import transport_pseudo_header
+
+    out.section(f"TCP (RFC 9293 3.1), {out.size(len(payload), whole)}")
+    if len(payload) < 20:
+        out.note(f"only {len(payload)} bytes{' captured' if whole > len(payload) else ''}: a TCP header is "
+                 "20 (dropped: tcp_truncated)")
+        return
+    source_port, destination_port = int.from_bytes(payload[0:2], "big"), int.from_bytes(payload[2:4], "big")
+    out.row(base, 2, "source port", source_port)
+    out.row(base + 2, 2, "destination port", destination_port, "no listener here: closed (RFC 9293 3.10.7.1)")
+    flags = payload[13]
+    out.row(base + 4, 4, "sequence number", int.from_bytes(payload[4:8], "big"),
+            "of the first data octet (the ISN when SYN is set)")
+    out.row(base + 8, 4, "acknowledgment number", int.from_bytes(payload[8:12], "big"),
+            "the next sequence number expected" if flags & 0x10 else "not significant: ACK is not set")
+    header_length = (payload[12] >> 4) * 4
+    offset_meaning = (f"{header_length} bytes of header" + (f", {header_length - 20} of options" if header_length > 20 else "")
+                      if 20 <= header_length <= len(payload) else
+                      f"{header_length} bytes: " + ("below 20" if header_length < 20 else "past the segment")
+                      + ", invalid (dropped: tcp_bad_header_length)")
+    out.row(base + 12, 1, "data offset", payload[12] >> 4, offset_meaning)
+    if payload[12] & 0x0F:
+        out.row(base + 12, 1, "reserved", payload[12] & 0x0F, "must be zero; ignored by receivers")
+    names = [name for bit, name in enumerate(TCP_FLAG_NAMES) if flags >> bit & 1]
+    out.row(base + 13, 1, "flags", f"{flags:#04x}", " ".join(names) or "none set")
+    for name in names:
+        out.note(f"           {name}: {TCP_FLAG_MEANINGS[name]}")
+    out.row(base + 14, 2, "window", int.from_bytes(payload[14:16], "big"), "octets the sender will accept")
+    carried = int.from_bytes(payload[16:18], "big")
+    if whole > len(payload):
+        verdict = f"cannot be checked: it covers {whole} bytes, {len(payload)} captured"
+    elif source is None or destination is None:
+        verdict = "cannot be checked: no addresses for the pseudo-header"
+    else:
+        pseudo = transport_pseudo_header(source, destination, 6, len(payload))  # type: ignore[arg-type]
+        computed = internet_checksum([pseudo, payload[:16], b"\x00\x00", payload[18:]])
+        verdict = _checksum(carried, computed, "discarded (RFC 1122 4.2.2.7; dropped: tcp_bad_checksum)")
+    out.row(base + 16, 2, "checksum", f"{carried:#06x}", verdict)
+    out.row(base + 18, 2, "urgent pointer", int.from_bytes(payload[18:20], "big"),
+            "significant (URG set)" if flags & 0x20 else "not significant: URG is not set")
+    if 20 < header_length <= len(payload):
+        tcp_options(payload[20:header_length], base + 20, out)
+    if 20 <= header_length <= len(payload) and len(payload) > header_length:
+        out.row(base + header_length, len(payload) - header_length, "data", f"{len(payload) - header_length} bytes")
+
+
+def tcp_options(raw: bytes, base: int, out: Explanation) -> None:
+    """RFC 9293 3.1: kind, or kind, length and data; an impossible length ends the reading (what
+    follows is ignored, as Linux does)."""
+    at = 0
+    while at < len(raw):
+        kind = raw[at]
+        name = TCP_OPTION_NAMES.get(kind, "unknown kind: ignored (RFC 9293 3.1)")
+        if kind in (0, 1):
+            out.row(base + at, 1, "option", kind, name)
+            if kind == 0:
+                if at + 1 < len(raw):
+                    out.row(base + at + 1, len(raw) - at - 1, "padding", f"{len(raw) - at - 1} bytes")
+                return
+            at += 1
+            continue
+        if at + 1 >= len(raw):
+            out.row(base + at, 1, "option", kind, f"{name}: MALFORMED: no length byte; the rest is ignored")
+            return
+        size = raw[at + 1]
+        expected = _TCP_OPTION_LENGTHS.get(kind)
+        if size < 2 or at + size > len(raw) or (expected is not None and size != expected) or (
+                kind == 5 and (size - 2) % 8):
+            why = (f"length {size} < 2" if size < 2 else f"length {size} runs past the options"
+                   if at + size > len(raw) else f"length {size}, not {expected}" if expected is not None
+                   else f"length {size} is not 2 + 8n")
+            out.row(base + at, len(raw) - at, "option", kind, f"{name}: MALFORMED ({why}): the rest is ignored "
+                    "(RFC 9293 3.1: must not crash the receiver)")
+            return
+        body = raw[at + 2:at + size]
+        value: object = body.hex() or "-"
+        if kind == 2:
+            value = int.from_bytes(body, "big")
+        elif kind == 3:
+            value = f"shift {body[0]}"
+        elif kind == 8:
+            value = f"val {int.from_bytes(body[:4], 'big')} ecr {int.from_bytes(body[4:], 'big')}"
+        elif kind == 5:
+            value = " ".join(f"{int.from_bytes(body[i:i + 4], 'big')}-{int.from_bytes(body[i + 4:i + 8], 'big')}"
+                             for i in range(0, len(body), 8))
+        out.row(base + at, size, f"option {kind}", value, name)
+        at += size
+
+
 NEXT_HEADERS = {0: "Hop-by-Hop Options (RFC 8200 4.3)", 6: "TCP", 17: "UDP (RFC 768)",
                 43: "Routing (RFC 8200 4.4)", 44: "Fragment (RFC 8200 4.5)", 58: "ICMPv6 (RFC 4443)",
                 59: "no next header (RFC 8200 4.7)", 60: "Destination Options (RFC 8200 4.6)"}
@@ -412,6 +520,8 @@ def ipv6_packet(data: bytes, base: int, out: Explanation) -> None:
         elif kind in (135, 136) and len(upper) >= 24:
             out.row(start + 4, 4, "flags" if kind == 136 else "reserved", upper[4:8].hex())
             out.row(start + 8, 16, "target", IPv6Address(bytes(upper[8:24])), "the address asked about")
+    elif chain.upper_layer == 6 and chain.fragment is None:
+        tcp(upper, start, out, source, destination, len(upper))
     elif chain.upper_layer == 17 and len(upper) >= 8:
         out.section(f"UDP (RFC 768), {len(upper)} bytes")
         out.row(start, 2, "source port", int.from_bytes(upper[0:2], "big"))

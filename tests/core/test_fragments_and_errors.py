@@ -219,7 +219,7 @@ def test_rfc1812_4_3_2_5_an_icmp_error_has_internetwork_control_precedence_and_t
     assert error == icmp_error(3, 2, datagram, tos=0xC0 | 0x12)  # 0x12: the TOS bits of 0x13
 
 
-@pytest.mark.parametrize("protocol", [6, 132, 41], ids=["tcp", "sctp", "ipv6-in-ipv4"])
+@pytest.mark.parametrize("protocol", [132, 41, 253], ids=["sctp", "ipv6-in-ipv4", "experimental"])
 def test_rfc1122_3_2_2_1_an_unknown_protocol_gets_protocol_unreachable(protocol):
     tun = host()
     datagram = frames.ipv4_datagram(KERNEL_IP, HOST_IP, protocol, bytes(20))

@@ -118,12 +118,39 @@ def udp(payload: bytes, length: int | None = None, checksum: bytes = b"\x00\x00"
     return b"\x30\x39\x00\x35" + size.to_bytes(2, "big") + checksum + payload
 
 
+def tcp(flags: int, source: str = K, destination: str = H) -> bytes:
+    """A TCP segment from port 40000 to 80, its checksum by dpkt (the oracle)."""
+    import dpkt
+
+    segment = dpkt.tcp.TCP(sport=40000, dport=80, seq=1, flags=flags, win=512)
+    if ":" in source:
+        packet = dpkt.ip6.IP6(src=frames.ip6(source), dst=frames.ip6(destination), nxt=6, hlim=64, data=segment)
+        packet.plen = 20
+        return bytes(packet)[40:]
+    return bytes(dpkt.ip.IP(src=frames.ip(source), dst=frames.ip(destination), p=6, data=segment))[20:]
+
+
+SYN = tcp(0x02)
+SYN6 = tcp(0x02, frames.KERNEL_IP6, frames.HOST_IP6)
+# The broadcast destination is in the pseudo-header: a checksum for it.
+SYN_TO_BROADCAST = tcp(0x02, K, "192.0.2.255")
+
+
 def tap_host() -> TapHost:
     return TapHost([f"{H}/24"], mac=HMAC)
 
 
 def tun_host(packet_info: bool = False) -> TunHost:
     return TunHost([H], peer=K, packet_info=packet_info)
+
+
+def udp_service_host() -> TunHost:
+    """A host whose UDP port 53 runs echo (the port ``udp()`` datagrams go to)."""
+    from stack.l4.services import udp_service
+
+    host = tun_host()
+    host.listen_udp(53, udp_service("echo"))
+    return host
 
 
 def tun6_host(packet_info: bool = False) -> TunHost:
@@ -197,7 +224,7 @@ CASES = [
     ("ipv4_unicast_in_link_broadcast", tap_host, [], eth(PLAIN, dst=frames.BROADCAST_MAC)),
     ("ipv4_martian_source", tap_host, [], eth(datagram(ECHO, src="127.0.0.1"))),
     ("ipv4_source_is_ours", tap_host, [], eth(datagram(ECHO, src=H))),
-    ("ipv4_unknown_protocol", tap_host, [], eth(datagram(bytes(20), protocol=6))),
+    ("ipv4_unknown_protocol", tap_host, [], eth(datagram(bytes(20), protocol=132))),
     ("ipv4_no_route", tap_host, [], eth(datagram(ECHO, src="203.0.113.5"))),
     ("ipv4_fragment_bad_length", tun_host, [], datagram(bytes(13), more_fragments=True)),
     ("ipv4_fragment_too_large", tun_host, [], datagram(bytes(16), fragment_offset=8189)),
@@ -212,12 +239,21 @@ CASES = [
     ("udp_bad_length", tun_host, [], datagram(udp(b"abcd", length=40), protocol=17)),
     ("udp_bad_checksum", tun_host, [], datagram(udp(b"abcd", checksum=b"\x12\x34"), protocol=17)),
     ("udp_port_unreachable", tun_host, [], datagram(udp(b"abcd"), protocol=17)),
+    # From chargen's port 19 to an echo service: two services would answer each other for ever.
+    ("udp_service_refused", udp_service_host, [], datagram(b"\x00\x13" + udp(b"loop")[2:], protocol=17)),
+    ("tcp_truncated", tun_host, [], datagram(SYN[:19], protocol=6)),
+    ("tcp_bad_header_length", tun6_host, [], frames.ipv6_packet(SYN6[:12] + b"\x40" + SYN6[13:], next_header=6)),
+    ("tcp_bad_checksum", tun_host, [], datagram(SYN[:16] + b"\x12\x34" + SYN[18:], protocol=6)),
+    ("tcp_port_closed", tun6_host, [], frames.ipv6_packet(SYN6, next_header=6)),
+    ("tcp_reset_discarded", tun_host, [], datagram(tcp(0x04), protocol=6)),
+    ("tcp_not_unicast", tap_host, [], eth(datagram(SYN_TO_BROADCAST, protocol=6, dst="192.0.2.255"),
+                                         dst=frames.BROADCAST_MAC)),
     ("ipv6_truncated", tun6_host, [], echo6()[:45]),
     ("ipv6_bad_version", lambda: tun6_host(True), [], b"\x00\x00\x86\xdd" + b"\x45" + echo6()[1:]),
     ("ipv6_not_for_us", tun6_host, [], echo6(dst="2001:db8::99")),
     ("ipv6_multicast_source", tun6_host, [], echo6(src="ff02::5")),
     ("ipv6_unspecified_source", tun6_host, [], echo6(src="::")),
-    ("ipv6_unknown_next_header", tun6_host, [], frames.ipv6_packet(bytes(20), next_header=6)),
+    ("ipv6_unknown_next_header", tun6_host, [], frames.ipv6_packet(bytes(20), next_header=132)),
     ("ipv6_unrecognised_option", tun6_host, [], frames.ipv6_packet(
         frames.options_header(59, b"\x5e\x02\x00\x00"), next_header=0)),
     ("ipv6_routing_header_rejected", tun6_host, [], frames.ipv6_packet(
@@ -264,13 +300,22 @@ NOT_FROM_A_FRAME = {"arp_queue_full", "arp_unresolved", "ipv4_reassembly_evicted
 #: until Neighbor Discovery, MLD and reassembly are wired in (issue 14), and the placeholders.
 FROM_THE_IPV6_CODECS = {reason for reason in DROP_REASONS if reason.startswith(("ipv6_", "icmpv6_"))} - {
     case[0] for case in CASES}
-#: The TCP codec's reasons, until the hosts read TCP (issue 16) and CASES gets a frame for each.
-FROM_THE_TCP_CODEC = {reason for reason in DROP_REASONS if reason.startswith("tcp_")} - {case[0] for case in CASES}
+
+
+#: TCP reasons that need a connection or a listener first: tests/core/l4 (test_tcp_layer.py,
+#: test_tcp_connection.py) make each happen and check it is counted.
+FROM_A_CONNECTION = {reason for reason in DROP_REASONS if reason.startswith("tcp_")} - {case[0] for case in CASES}
 
 
 def test_the_cases_cover_every_reason():
-    assert ({case[0] for case in CASES} | NOT_FROM_A_FRAME | FROM_THE_IPV6_CODECS | FROM_THE_TCP_CODEC
+    assert ({case[0] for case in CASES} | NOT_FROM_A_FRAME | FROM_THE_IPV6_CODECS | FROM_A_CONNECTION
             == set(DROP_REASONS))
+
+
+@pytest.mark.parametrize("reason", sorted(FROM_A_CONNECTION))
+def test_every_tcp_reason_without_a_case_here_is_made_and_checked_by_the_l4_tests(reason):
+    tests = "".join(path.read_text() for path in (REPO / "tests" / "core" / "l4").glob("test_tcp_*.py"))
+    assert f'"{reason}"' in tests
 
 
 @pytest.mark.parametrize("reason, make, before, frame", CASES, ids=[c[0] for c in CASES])
@@ -301,7 +346,7 @@ def test_rfc1122_3_2_1_2_the_checksum_line_shows_both_values():
             f"(should be 0x{correct}) (RFC 1122 3.2.1.2)]") in stream.getvalue()
 
 
-@pytest.mark.parametrize("reason", sorted(NOT_FROM_A_FRAME | FROM_THE_IPV6_CODECS | FROM_THE_TCP_CODEC))
+@pytest.mark.parametrize("reason", sorted(NOT_FROM_A_FRAME | FROM_THE_IPV6_CODECS))
 def test_drops_without_a_frame_are_explained_too(reason):
     text = explain_drop(reason, "192.0.2.9")
     assert text == f"{reason}: {DROP_REASONS[reason].plain}: 192.0.2.9 ({DROP_REASONS[reason].rule})"

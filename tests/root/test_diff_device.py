@@ -188,3 +188,22 @@ def test_fuzz_refuses_a_target_that_does_not_answer(netns: str) -> None:
                       "--target", "192.0.2.9", "--examples", "10")
     assert result.returncode == 1
     assert "192.0.2.9 does not answer ping" in result.stderr
+
+
+#: TCP segments to closed ports compared in CI per seed (``tapstack diff --tcp``).
+CI_EXAMPLES_TCP = 100
+
+
+@pytest.mark.parametrize("device", [["--tcp"], ["--tcp", "--tun"], ["--tcp", "--ipv6"], ["--tcp", "--ipv6", "--tun"]],
+                         ids=["tap", "tun", "tap-ipv6", "tun-ipv6"])
+def test_tapstack_answers_tcp_to_closed_ports_as_linux_does(device: list[str]) -> None:
+    """Every flag combination, options (malformed too), bad checksums, broadcast and multicast:
+    the same RST (or silence) as Linux 6.18, with no deliberate difference at all."""
+    runs = {seed: _diff(device, seed, CI_EXAMPLES_TCP) for seed in CI_SEEDS}
+    outputs = {seed: run.communicate(timeout=300)[0] for seed, run in runs.items()}
+    for seed, run in runs.items():
+        output = outputs[seed]
+        assert run.returncode == 0, f"--seed {seed}:\n{output}"
+        summary = re.search(r"(\d+) frames: (\d+) agree with Linux, 0 differ deliberately \(none\), 0 disagree",
+                            output)
+        assert summary and int(summary.group(1)) > CI_EXAMPLES_TCP * 0.5, f"--seed {seed}:\n{output}"

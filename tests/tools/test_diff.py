@@ -60,13 +60,55 @@ def test_tapstack_against_itself_always_agrees():
 
 
 def test_a_difference_on_the_allow_list_is_counted_as_deliberate():
-    def tcp_reset(frame: bytes, out: list[bytes]) -> list[bytes]:
+    def timestamp_reply(frame: bytes, out: list[bytes]) -> list[bytes]:
         packet = diff._ipv4_to_host(frame)
-        return [b"a reset"] if packet is not None and packet.protocol == 6 else out
+        asks = packet is not None and packet.protocol == 1 and packet.payload[:1] == b"\x0d"
+        return [b"a timestamp reply"] if asks else out
 
-    comparison = diff.Comparison(Twin(tcp_reset), diff.StackHost())
+    comparison = diff.Comparison(Twin(timestamp_reply), diff.StackHost())
     assert diff.run_examples(comparison, 300, seed=3) is None
-    assert comparison.tally.allowed["tcp"] > 0
+    assert comparison.tally.allowed["icmp-timestamp"] > 0
+
+
+@pytest.mark.parametrize("medium", ["ethernet", "ip"])
+@pytest.mark.parametrize("family", [4, 6])
+def test_tcp_probes_reach_the_tcp_layer_and_a_wrong_reset_is_a_disagreement(medium, family):
+    """``tapstack diff --tcp``: segments that tapstack answers with RST (so the comparison sees
+    the resets), and a "kernel" whose RST has another sequence number disagrees."""
+    def other_sequence(frame: bytes, out: list[bytes]) -> list[bytes]:
+        return [answer[:-16] + bytes([answer[-16] ^ 1]) + answer[-15:] for answer in out]
+
+    class Changed:
+        def __init__(self, change) -> None:
+            self.stack, self.change = diff.StackHost(medium, family), change
+
+        def answer(self, frame: bytes) -> list[bytes]:
+            out = self.stack.answer(frame)
+            return self.change(frame, out) if self.change else out
+
+    same = diff.Comparison(Changed(None), diff.StackHost(medium, family), medium, family)
+    assert diff.run_examples(same, 100, seed=1, frames=diff.tcp_probe_frames(medium, family)) is None
+    resets = [outcome for outcome in same.tally.seen]
+    stack = diff.StackHost(medium, family)
+    answered = sum(bool(stack.answer(frame)) for frame in resets)
+    assert answered >= 5 and stack.host.stats["drop.tcp_port_closed"] == answered
+    changed = diff.Comparison(Changed(other_sequence), diff.StackHost(medium, family), medium, family)
+    outcome = diff.run_examples(changed, 100, seed=1, frames=diff.tcp_probe_frames(medium, family))
+    assert outcome is not None and outcome.verdict == "disagree"
+
+
+def test_tcp_probes_go_to_broadcast_and_multicast_too():
+    from hypothesis import given, settings
+
+    seen = set()
+
+    @settings(max_examples=200, database=None)
+    @given(diff.tcp_probe_frames("ethernet", 4))
+    def collect(frame):
+        seen.add(frame[30:34])
+
+    collect()
+    assert {frames.ip("192.0.2.2"), frames.ip("192.0.2.255"), frames.ip("224.0.0.1")} <= seen
 
 
 def test_a_disagreement_is_shrunk_to_a_small_frame_with_both_answers():

@@ -86,7 +86,7 @@ def test_rfc8200_3_the_hop_limit_is_not_checked_on_delivery(host):
 
 
 def test_rfc8200_4_an_unknown_next_header_gets_parameter_problem_code_1_at_its_field(host):
-    packet = f.ipv6_packet(bytes(20), next_header=6)  # TCP: no such upper layer here
+    packet = f.ipv6_packet(bytes(20), next_header=132)  # SCTP: no such upper layer here
     assert out(host, packet) == [error(4, 1, 6, packet)]
     assert host.verdict.drop_reason == "ipv6_unknown_next_header"
 
