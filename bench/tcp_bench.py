@@ -87,6 +87,8 @@ DEFAULT_ROUNDS = 5
 CLIENT_DEADLINE_S = 120
 READY_ATTEMPTS = 30  # one probe of each port a second or so
 IN_PROCESS_TIMEOUT_S = 600
+#: What the run found out about the kernel's TCP in the client namespaces (name -> value).
+FACTS: dict[str, str] = {}
 
 
 # ---------------------------------------------------------------------- servers
@@ -355,7 +357,8 @@ def document(args: argparse.Namespace, counts: Counts, results: Results, in_proc
     return pb.without_nan({
         "environment": {"kernel": platform.release(), "python": platform.python_version(),
                         "cpus": os.cpu_count(), "cpu_model": pb.cpu_model(), "machine": platform.machine(),
-                        "load_average_start": list(load_start), "load_average_end": list(load_end)},
+                        "load_average_start": list(load_start), "load_average_end": list(load_end),
+                        **FACTS},
         "method": {
             "rounds": args.rounds, "quick": args.quick,
             "modes": {mode.name: {"cpus": sorted(mode.cpus), "client": " ".join(mode.ping_prefix) or None}
@@ -397,6 +400,10 @@ def measure_all(chosen: list[Server], modes: list[pb.Mode], rounds: int,
         for position, server in enumerate(chosen):
             print(f"starting {server.name} ...", file=sys.stderr, flush=True)
             running[server.name] = started.enter_context(server.start(f"{PREFIX}-{position}"))
+            # The kernel's congestion control shapes both servers' figures (its client sends to both).
+            found = pb.run(pb.in_ns(running[server.name].namespace, "sysctl", "-n",
+                                    "net.ipv4.tcp_congestion_control"), check=False).stdout.strip()
+            FACTS[f"tcp_congestion_control ({server.name}'s client namespace)"] = found or "unknown"
         current = -1
         for index, mode, name in pb.schedule(rounds, modes, [s.name for s in chosen]):
             if index != current:  # a new round starts with the in-process figures
@@ -482,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tcp_bench: {pb.cpu_model()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
           f"Python {platform.python_version()}, load average {load_start[0]:.2f} at the start, "
           f"{load_end[0]:.2f} at the end; per round: {counts.requests} keep-alive requests, "
-          f"{counts.connections} new connections, {counts.echo_bytes / 1e6:g} MB echoed")
+          f"{counts.connections} new connections, {counts.echo_bytes / 1e6:g} MB echoed; the kernel's "
+          f"congestion control: {', '.join(sorted(set(FACTS.values()))) or 'unknown'}")
     print("\n".join(report(args.modes, results, in_process, differences, args.rounds)))
     if args.json:
         Path(args.json).write_text(json.dumps(document(args, counts, results, in_process, differences,
