@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-lan bench-queues bench-flood bench-robustness clean
+.PHONY: demo test bench bench-lan bench-queues bench-flood bench-robustness bench-tcp clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "make: cannot create a virtual environment: install python3-venv (apt-get install python3-venv)"; exit 1; }
@@ -37,6 +37,10 @@ bench-queues: $(STAMP)
 
 bench-flood: $(STAMP)
 	$(BIN)/python bench/flood_bench.py
+
+# Issue 16's TCP figures (docs/benchmark.md "TCP"): tapstack against the kernel's TCP; root.
+bench-tcp: $(STAMP)
+	$(BIN)/python bench/tcp_bench.py
 
 # Issue 13's robustness figures (docs/benchmark.md "Robustness figures"): root, ping installed.
 bench-robustness: $(STAMP)

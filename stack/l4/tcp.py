@@ -76,6 +76,11 @@ class TcpOptionKind(IntEnum):
     TIMESTAMPS = 8
 
 
+#: The option list of nearly every segment after the handshake when timestamps are on (RFC 7323
+#: appendix A's layout, Linux's too): NOP, NOP, Timestamps (kind 8, length 10), TSval, TSecr.
+TIMESTAMPS_ONLY = struct.Struct("!4sII")
+TIMESTAMPS_ONLY_PREFIX = bytes([1, 1, 8, 10])
+
 #: The length each known option must have (kind, length, data); SACK's is 2 + 8n.
 _OPTION_LENGTHS = {TcpOptionKind.MSS: 4, TcpOptionKind.WINDOW_SCALE: 3,
                    TcpOptionKind.SACK_PERMITTED: 2, TcpOptionKind.TIMESTAMPS: 10}
@@ -115,6 +120,10 @@ class TcpOptions:
     @classmethod
     def parse(cls, data: Buffer) -> TcpOptions:
         """Read an option list (RFC 9293 3.1: kind, or kind, length, data). Never raises."""
+        if len(data) == TIMESTAMPS_ONLY.size and data[:4] == TIMESTAMPS_ONLY_PREFIX:
+            # The common layout, read at once (the general loop below reads it the same).
+            _, value, echo_reply = TIMESTAMPS_ONLY.unpack(data)
+            return cls(timestamps=(value, echo_reply))
         found: dict[str, object] = {}
         unknown: list[tuple[int, bytes]] = []
         malformed = False
@@ -157,6 +166,9 @@ class TcpOptions:
         """The option list, padded with NOPs in front of the 4-byte aligned ones and with
         End of Option List to a multiple of 4 (RFC 9293 3.1: the header ends on a 32-bit
         boundary), in the order Linux sends them: MSS, SACK-permitted + timestamps, window scale."""
+        if self.timestamps is not None and self.mss is None and self.window_scale is None \
+                and not self.sack_permitted and not self.sack_blocks and not self.unknown:
+            return TIMESTAMPS_ONLY.pack(TIMESTAMPS_ONLY_PREFIX, *self.timestamps)  # the common layout, at once
         out = bytearray()
         if self.mss is not None:
             out += struct.pack("!BBH", TcpOptionKind.MSS, 4, self.mss)

@@ -95,6 +95,19 @@ def test_option_lists_are_read_and_bad_ones_never_raise(opts, expected):
     assert TcpSegment.parse(wire, SOURCE, DESTINATION).options == expected
 
 
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
+def test_the_timestamps_only_list_is_written_and_read_as_linux_sends_it(value, echo_reply):
+    # RFC 7323 appendix A: NOP, NOP, Timestamps (8, 10): the list of every segment after the
+    # handshake, which the codec builds and reads at once (a fast path; the same bytes).
+    wire = bytes.fromhex("0101080a") + value.to_bytes(4, "big") + echo_reply.to_bytes(4, "big")
+    options = TcpOptions(timestamps=(value, echo_reply))
+    assert options.to_bytes() == wire
+    assert dpkt.tcp.parse_opts(wire) == [(1, b""), (1, b""), (8, wire[4:])]
+    assert TcpOptions.parse(wire) == TcpOptions.parse(memoryview(wire)) == options
+    assert TcpOptions.parse(wire[2:] + b"\x01\x01") == options  # another layout, read by the loop, alike
+    assert TcpOptions(timestamps=(value, echo_reply), window_scale=0).to_bytes() == wire + bytes.fromhex("01030300")
+
+
 @given(st.binary(max_size=40))
 def test_any_option_bytes_parse_without_raising(opts):
     TcpOptions.parse(opts)
