@@ -28,6 +28,9 @@ from stack.l2.neighbor import NeighborCache, Observer
 from stack.l3.host import EchoReply, Ipv4Host
 from stack.l3.ipv6 import link_local_address
 from stack.l3.ipv6_host import Ipv6Host
+from stack.l4.tcp_connection import TcpConnection
+from stack.l4.tcp_layer import UNKEYED_SECRET, ServiceFactory
+from stack.l4.udp import UdpService
 from stack.stats import Stats
 from stack.seam import Outbound
 
@@ -203,6 +206,55 @@ class _Host:
         self.stats.count("tx_frames", len(out))
         return out
 
+    # ------------------------------------------------------------------ TCP
+
+    def listen(self, port: int, service_factory: ServiceFactory,
+               addresses: Iterable[IPv4Address | IPv6Address] | None = None) -> None:
+        """Open TCP ``port`` on ``addresses`` (ours; None: every address of the host, both
+        families): each connection a SYN opens runs ``service_factory()`` once established
+        (``stack.l4.services``). ValueError for an address that is not ours or a port open twice."""
+        wanted = None if addresses is None else [ip_address(str(a)) for a in addresses]
+        for address in wanted or []:
+            if address not in self.addresses:
+                raise ValueError(f"{address} is not one of the host's addresses")
+        for version, host in ((4, self.ip), (6, self.ip6)):
+            if host is None:
+                continue
+            chosen = None if wanted is None else [a for a in wanted if a.version == version]
+            if chosen is None or chosen:
+                host.tcp.listen(port, service_factory, chosen)
+
+    def listen_udp(self, port: int, service: UdpService,
+                   addresses: Iterable[IPv4Address | IPv6Address] | None = None) -> None:
+        """Run ``service`` (``stack.l4.services.udp_service``) on UDP ``port`` of ``addresses``
+        (None: every address): each datagram's data in, its answer's data (or None) out."""
+        wanted = None if addresses is None else [ip_address(str(a)) for a in addresses]
+        for address in wanted or []:
+            if address not in self.addresses:
+                raise ValueError(f"{address} is not one of the host's addresses")
+        for version, host in ((4, self.ip), (6, self.ip6)):
+            if host is None:
+                continue
+            chosen = None if wanted is None else [a for a in wanted if a.version == version]
+            if chosen is None or chosen:
+                host.udp.listen(port, service, chosen)
+
+    def connect(self, destination: IPv4Address | IPv6Address | str, port: int, now: float,
+                service_factory: ServiceFactory | None = None) -> tuple[TcpConnection, list[Frame]]:
+        """A TCP connection to ``destination``:``port`` (an active open): the connection (``send``,
+        ``read``, ``close``, ``state``) and the frames to send (its SYN, or an ARP/NS request
+        first). ValueError when the host cannot reach it."""
+        address = ip_address(destination) if isinstance(destination, str) else destination
+        if address.version == 6:
+            if self.ip6 is None:
+                raise ValueError(f"cannot connect to {address}: the host has no IPv6 address")
+            connection, outbounds = self.ip6.connect(address, port, now, service_factory)
+        else:
+            connection, outbounds = self.ip.connect(address, port, now, service_factory)
+        out = self._frames(outbounds, now)
+        self.stats.count("tx_frames", len(out))
+        return connection, out
+
     def forget_neighbours(self) -> None:
         """Forget every neighbour learnt on the link (the link was replaced: a new interface on
         the other end); entries an administrator set stay."""
@@ -227,7 +279,7 @@ class _Host:
             return
         self.ip6 = Ipv6Host(interfaces, self.stats, self.choices,
                             lambda reply: self.ip.icmp.events.append(reply),
-                            resolver=resolver, link_multicast=link_multicast)
+                            resolver=resolver, link_multicast=link_multicast, tcp_secret=self._tcp_secret)
 
 
 class TapHost(_Host):
@@ -249,6 +301,10 @@ class TapHost(_Host):
     probes) and used only when nobody answered; ``uniform(a, b)`` draws RFC 5227's random
     delays (pass ``random.Random(seed).uniform``; without it each delay is its lower bound).
     ``probe`` and ``answer_broadcast_echo`` are two of the choices.
+
+    TCP: every port is closed (a RST, RFC 9293 3.10.7.1) until ``listen`` opens it;
+    ``connect`` opens a connection. ``tcp_secret`` keys the initial sequence numbers (RFC 6528:
+    pass random bytes, as ``tapstack run`` does; the default is fixed, for tests).
     """
 
     medium = "ethernet"
@@ -261,9 +317,11 @@ class TapHost(_Host):
         neighbor_cache: NeighborCache | None = None,
         uniform: Uniform | None = None,
         choices: HostChoices | None = None,
+        tcp_secret: bytes = UNKEYED_SECRET,
         **keywords: Any,
     ) -> None:
         self.choices = choices = HostChoices.of(choices, keywords)
+        self._tcp_secret = tcp_secret
         interfaces, interfaces6 = split_families(ips)
         if not interfaces and not interfaces6:
             raise ValueError("a host needs at least one address")
@@ -272,7 +330,7 @@ class TapHost(_Host):
             neighbor_cache = NeighborCache(lifetime=choices.arp_lifetime)
         self._start(Stats())
         self.ip = Ipv4Host(interfaces, self.stats, choices,
-                           gateway=IPv4Address(gateway) if gateway is not None else None)
+                           gateway=IPv4Address(gateway) if gateway is not None else None, tcp_secret=tcp_secret)
         addresses = self.ip.addresses
         addresses6 = [interface.ip for interface in interfaces6]
         if len(set(addresses)) != len(addresses) or len(set(addresses6)) != len(addresses6):
@@ -372,9 +430,11 @@ class TunHost(_Host):
         peer: IPv4Address | IPv6Address | str | Iterable[IPv4Address | IPv6Address | str] | None = None,
         packet_info: bool = False,
         choices: HostChoices | None = None,
+        tcp_secret: bytes = UNKEYED_SECRET,
         **keywords: Any,
     ) -> None:
         self.choices = choices = HostChoices.of(choices, keywords).without_link_layer()
+        self._tcp_secret = tcp_secret
         interfaces, interfaces6 = split_families(ips)
         if not interfaces and not interfaces6:
             raise ValueError("a host needs at least one address")
@@ -390,7 +450,7 @@ class TunHost(_Host):
             if each in ours:
                 raise ValueError(f"the peer {each} is one of the host's own addresses")
         self._start(Stats())
-        self.ip = Ipv4Host(interfaces, self.stats, choices, point_to_point=True)
+        self.ip = Ipv4Host(interfaces, self.stats, choices, point_to_point=True, tcp_secret=tcp_secret)
         # RFC 4861 1: Neighbor Discovery needs link-layer addresses; a TUN link has none, so
         # IPv6 packets go straight into it (as smoltcp's Medium::Ip).
         self._start_ipv6(interfaces6)

@@ -295,6 +295,10 @@ DROP_REASONS: dict[str, DropReason] = {
         "out-of-order data beyond what the queue holds (bounded in bytes by the receive buffer)",
         "RFC 9293 3.10.7.4 (seventh); docs/how-it-works.md TCP bounds"),
     # UDP
+    "udp_service_refused": DropReason(
+        "a datagram to a UDP service from port 0 or another service's port (7, 13, 17, 19, 37), or "
+        "to a broadcast or multicast address: not answered (services answer unicast only; two "
+        "services answering each other would loop)", "RFC 768; CERT CA-1996-01"),
     "udp_truncated": DropReason("shorter than the 8-byte UDP header", "RFC 768"),
     "udp_bad_length": DropReason("UDP length outside 8 to the datagram's size", "RFC 768"),
     "udp_bad_checksum": DropReason("the UDP checksum is wrong", "RFC 1122 4.1.3.4"),

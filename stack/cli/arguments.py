@@ -284,6 +284,18 @@ def _port_service(protocol: str, text: str) -> PortService:
     return PortService(protocol, first, last, name, banner, address)
 
 
+#: The longest ``--http-body``: a small page, held once in memory and sent on every request.
+MAX_HTTP_BODY = 65536
+
+
+def http_body(text: str) -> bytes:
+    """``--http-body``: the text of the http service's answers (UTF-8), a line ending added."""
+    body = text.encode() + (b"" if text.endswith("\n") else b"\n")
+    if len(body) > MAX_HTTP_BODY:
+        raise argparse.ArgumentTypeError(f"the HTTP body has {len(body)} bytes; at most {MAX_HTTP_BODY}")
+    return body
+
+
 def tcp_service(text: str) -> PortService:
     """``--tcp``: ``80``, ``80:http``, ``7-9``, ``22:banner:SSH-2.0-tapstack``, ``192.0.2.3:80:http``,
     ``[2001:db8::2]:7:echo``."""
@@ -418,6 +430,22 @@ def build_parser() -> argparse.ArgumentParser:
                              help="give up an incomplete fragmented datagram after this long "
                              "(RFC 1122 3.3.2 suggests 60-120; Linux ipfrag_time: "
                              f"{DEFAULT_CHOICES.reassembly_timeout:g})")
+        services = p.add_argument_group(
+            "services (every port not opened here is closed: TCP answers RST, UDP Port Unreachable)")
+        services.add_argument("--tcp", type=tcp_service, action="append", default=[],
+                              metavar="[ADDR:]PORT[-PORT][:SERVICE]",
+                              help="open TCP ports running a service: echo (RFC 862), discard (863), "
+                              "chargen (864), daytime (867), http (200 OK to any request), "
+                              "banner:TEXT (a line on connect); without one, the port's well-known "
+                              "service (7 echo, 9 discard, 13 daytime, 19 chargen, 80 and 8080 "
+                              "http), else discard; on ADDR only, or every address (repeatable; an "
+                              "IPv6 ADDR in brackets: [2001:db8::2]:80)")
+        services.add_argument("--udp", type=udp_service, action="append", default=[],
+                              metavar="[ADDR:]PORT[-PORT][:SERVICE]",
+                              help="open UDP ports running echo, discard or daytime (repeatable)")
+        services.add_argument("--http-body", metavar="TEXT", type=http_body,
+                              help="the body the http service answers with (default: "
+                              "'Hello from tapstack')")
         faults = p.add_argument_group(
             "fault injection (seeded; on frames in and out unless --fault-direction says)")
         faults.add_argument("--drop", type=chance, default=0.0, metavar="P",

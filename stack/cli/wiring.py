@@ -69,8 +69,9 @@ def make_host(args: argparse.Namespace):
                     example = "64" if interface.version == 6 else "24"
                     raise UsageError(f"{interface.ip} needs a prefix length on a TAP device, "
                                      f"e.g. {interface.ip}/{example}")
-            return TapHost(args.ip, mac=args.mac, gateway=args.gateway, uniform=random.Random().uniform,
-                           choices=choices)
+            return open_services(TapHost(args.ip, mac=args.mac, gateway=args.gateway,
+                                         uniform=random.Random().uniform, choices=choices,
+                                         tcp_secret=os.urandom(16)), args)
         for option, given in (("--mac", args.mac is not None), ("--gateway", args.gateway is not None),
                               ("--probe", hasattr(args, "probe")),
                               ("--arp-lifetime", hasattr(args, "arp_lifetime")),
@@ -85,9 +86,37 @@ def make_host(args: argparse.Namespace):
                 raise UsageError(f"--peer {args.peer} differs from --host-ip {known}: on a "
                                  "point-to-point link the peer is the kernel side's address")
             peers[args.peer.version] = args.peer
-        return TunHost(args.ip, peer=[peers[v] for v in sorted(peers)], packet_info=args.pi, choices=choices)
+        return open_services(TunHost(args.ip, peer=[peers[v] for v in sorted(peers)], packet_info=args.pi,
+                                     choices=choices, tcp_secret=os.urandom(16)), args)
     except ValueError as error:
         raise UsageError(str(error))
+
+
+def open_services(host, args: argparse.Namespace):
+    """The ``--tcp``/``--udp`` ports opened on ``host``, each port with its service; ValueError
+    (one line for the user) for an address that is not the host's or a port opened twice."""
+    from stack.l4.services import HTTP_BODY, tcp_service, udp_service
+
+    # The loop's clock is time.monotonic(); daytime and HTTP's Date need the wall clock.
+    epoch = time.time() - time.monotonic()
+    body = getattr(args, "http_body", None) or HTTP_BODY
+    for word in getattr(args, "tcp", []):
+        where = None if word.address is None else [word.address]
+        for port in word.ports:
+            name = word.service_of(port)
+            spec = f"banner:{word.text}" if name == "banner" else name
+            try:
+                host.listen(port, tcp_service(spec, epoch=epoch, http_body=body), where)
+            except ValueError as error:
+                raise ValueError(f"--tcp {port}: {error}") from None
+    for word in getattr(args, "udp", []):
+        where = None if word.address is None else [word.address]
+        for port in word.ports:
+            try:
+                host.listen_udp(port, udp_service(word.service_of(port), epoch=epoch), where)
+            except ValueError as error:
+                raise ValueError(f"--udp {port}: {error}") from None
+    return host
 
 
 class CaptureOutput:

@@ -13,8 +13,9 @@ receive path's order (fast path, parse, delivery, martian source, reassembly, pr
 - ``IcmpResponder`` (icmp_responder.py): ICMP answers, our pings, and ICMP errors;
 - ``EchoFastPath`` (fast_path.py): header prediction for plain echo requests;
 - ``Reassembler`` (reassembly.py): fragments in;
-- ``UdpDatagram`` (stack/l4/udp.py): the UDP codec (no port has a service yet);
-- ``tcp`` (stack/l4/tcp.py ``ClosedPorts``): the TCP layer; every port closed, answered with RST.
+- ``UdpDatagram``, ``UdpPorts`` (stack/l4/udp.py): the UDP codec, and the ports with a service;
+- ``tcp`` (stack/l4/tcp_layer.py ``TcpLayer``): TCP, its listeners and connections; a port with no
+  listener answers with RST.
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ from stack.l3.ipv4 import IpOption, IpProto, Ipv4Packet, parse_options, read_hea
 from stack.l3.output import Output
 from stack.l3.reassembly import Reassembler
 from stack.l3.seam import Delivery, Received
-from stack.l4.tcp import ClosedPorts, TcpSegment
-from stack.l4.udp import UdpDatagram
+from stack.l4.tcp import TcpSegment
+from stack.l4.tcp_connection import TcpConnection
+from stack.l4.tcp_layer import UNKEYED_SECRET, TcpLayer
+from stack.l4.udp import REFUSED_SOURCE_PORTS, UdpDatagram, UdpPorts
 from stack.ratelimit import TokenBucket
 from stack.stats import Stats
 from stack.seam import Outbound
@@ -77,10 +80,12 @@ class Ipv4Host:
         gateway: IPv4Address | None = None,
         point_to_point: bool = False,
         mtu: int = 1500,
+        tcp_secret: bytes = UNKEYED_SECRET,
     ) -> None:
         """``point_to_point``: the interface is a point-to-point link (a TUN device), so every
         destination is reached by sending into it; there is no next hop to choose.
-        ``choices`` are the behaviours RFCs leave to the host (checked where they are made)."""
+        ``choices`` are the behaviours RFCs leave to the host (checked where they are made).
+        ``tcp_secret`` keys TCP's initial sequence numbers (RFC 6528: give random bytes)."""
         self.stats = stats
         self.output = Output(stats, choices.ttl, mtu)
         self.addressing = Addresses(interfaces, gateway, point_to_point)
@@ -93,7 +98,9 @@ class Ipv4Host:
         self.predict = True
         self.reassembler = Reassembler(timeout=choices.reassembly_timeout)
         #: The TCP layer: segments in, (source, destination, segment) answers out, and timers.
-        self.tcp = ClosedPorts(stats)
+        self.tcp = TcpLayer(tcp_secret, stats, mtu=mtu)
+        #: The UDP ports with a service; every other port is unreachable.
+        self.udp = UdpPorts()
 
     # ------------------------------------------------------------------ the parts' settings
 
@@ -117,6 +124,7 @@ class Ipv4Host:
     @mtu.setter
     def mtu(self, value: int) -> None:
         self.output.mtu = value
+        self.tcp.mtu = value  # the MSS of new connections
 
     @property
     def ttl(self) -> int:
@@ -230,16 +238,39 @@ class Ipv4Host:
         return self.icmp.receive(received, now)
 
     def receive_udp(self, received: Received, now: float) -> list[Outbound]:
-        """No UDP port has a service (yet): every valid datagram gets Port Unreachable."""
+        """A UDP datagram for us: a port with a service (``udp``) answers; any other gets Port
+        Unreachable."""
         packet = received.packet
         try:
             datagram = UdpDatagram.parse(packet.payload, packet.source, packet.destination)
         except ParseError as error:
             self.stats.drop(error.drop_reason, log, error)
             return []
+        service = self.udp.service(packet.destination, datagram.destination_port)
+        if service is not None:
+            return self._serve_udp(received, datagram, service, now)
         # RFC 1122 4.1.3.1: a datagram for a port with no listener SHOULD get Port Unreachable.
         self.stats.drop("udp_port_unreachable", log, datagram.destination_port)
         return self.icmp.error(received, IcmpType.DESTINATION_UNREACHABLE, UNREACHABLE_PORT, now)
+
+    def _serve_udp(self, received: Received, datagram: UdpDatagram, service, now: float) -> list[Outbound]:
+        packet = received.packet
+        if received.delivery is not Delivery.UNICAST or datagram.source_port in REFUSED_SOURCE_PORTS:
+            # Services answer unicast only (an echo to a broadcast address would multiply the
+            # traffic), and never another service's port (two echoes would loop: CA-1996-01).
+            self.stats.drop("udp_service_refused", log, "from %s port %d", packet.source, datagram.source_port)
+            return []
+        self.stats.count("udp_service_datagrams")
+        answer = service(bytes(datagram.payload), now)
+        if answer is None:
+            return []
+        next_hop = self.addressing.next_hop(packet.source)
+        if next_hop is None:
+            self.stats.drop("ipv4_no_route", log, packet.source)
+            return []
+        reply = UdpDatagram(datagram.destination_port, datagram.source_port, answer)
+        return self.output.send(packet.destination, packet.source, IpProto.UDP,
+                                reply.buffers(packet.destination, packet.source), next_hop)
 
     def receive_tcp(self, received: Received, now: float) -> list[Outbound]:
         """A TCP segment for us: parsed (checksum verified), then handed to the TCP layer."""
@@ -276,6 +307,15 @@ class Ipv4Host:
             out += self.output.send(source, destination, IpProto.TCP, segment.buffers(source, destination),
                                     next_hop, type_of_service=type_of_service, dont_fragment=True)
         return out
+
+    def connect(self, destination: IPv4Address, port: int, now: float,
+                service_factory=None) -> tuple[TcpConnection, list[Outbound]]:
+        """A TCP active open (RFC 9293 3.10.1) to ``destination``:``port`` from our address
+        towards it; ValueError when there is no route."""
+        self.addressing.route(destination)  # ValueError: no route
+        source = self.addressing.preferred_source(destination)
+        connection, out = self.tcp.connect(source, destination, port, now, service_factory)
+        return connection, self._send_tcp(out)
 
     # ------------------------------------------------------------------ our pings
 

@@ -8,8 +8,8 @@ Sans-I/O, as ``Ipv4Host``: ``receive(datagram, now, link_multicast)`` returns ``
 ``ping`` originates an echo request, whose reply becomes an ``EchoReply`` event (the same events
 as IPv4's). The receive path, in order: the fixed header; is it for us (our unicast addresses, our
 multicast groups); the source; the extension headers in order (RFC 8200 4: options by their
-action bits, routing headers, fragments); then the upper layer (ICMPv6, UDP, TCP (``stack.l4.tcp``: every port
-closed, answered with RST), no next header, or Parameter Problem for anything else).
+action bits, routing headers, fragments); then the upper layer (ICMPv6, UDP, TCP (``stack.l4.tcp_layer``: a port
+with no listener answers with RST), no next header, or Parameter Problem for anything else).
 
 On an Ethernet link the host resolves its own next hops (Neighbor Discovery is ICMPv6): every
 ``Outbound`` it returns there carries the MAC it goes to. On a point-to-point link (a TUN
@@ -47,7 +47,10 @@ from stack.l3.ipv6 import (
 from stack.l3.mld import MldReporter, has_router_alert
 from stack.l3.output6 import Output6
 from stack.l3.reassembly6 import Ipv6Reassembler
-from stack.l4.tcp import ClosedPorts, TcpSegment
+from stack.l4.tcp import TcpSegment
+from stack.l4.tcp_connection import TcpConnection
+from stack.l4.tcp_layer import UNKEYED_SECRET, TcpLayer
+from stack.l4.udp import REFUSED_SOURCE_PORTS, UdpDatagram, UdpPorts
 from stack.ratelimit import TokenBucket
 from stack.seam import Outbound
 from stack.stats import Stats
@@ -106,6 +109,7 @@ class Ipv6Host:
         link_multicast: Callable[[bytes], bytes] | None = None,
         mtu: int = 1500,
         uniform: Callable[[float, float], float] | None = None,
+        tcp_secret: bytes = UNKEYED_SECRET,
     ) -> None:
         """``interfaces``: our addresses with their prefixes (link-local ones included: the node
         makes them from the MACs). ``resolver``: Neighbor Discovery on an Ethernet link, None on a
@@ -142,7 +146,9 @@ class Ipv6Host:
         self._record = on_echo_reply if on_echo_reply is not None else self.events.append
         self._outstanding: dict[tuple[IPv6Address, int, int], float] = {}
         #: The TCP layer (``stack.l4.tcp``): segments in, (source, destination, segment) out.
-        self.tcp = ClosedPorts(stats)
+        self.tcp = TcpLayer(tcp_secret, stats, mtu=max(mtu, 1280))
+        #: The UDP ports with a service; every other port is unreachable.
+        self.udp = UdpPorts()
 
     @property
     def mtu(self) -> int:
@@ -154,6 +160,7 @@ class Ipv6Host:
         if value < ipv6.MINIMUM_MTU:
             raise ValueError(f"an IPv6 link MTU is at least {ipv6.MINIMUM_MTU}, not {value}")
         self.output.mtu = value
+        self.tcp.mtu = value  # the MSS of new connections
 
     # ------------------------------------------------------------------ addresses
 
@@ -437,8 +444,22 @@ class Ipv6Host:
         if data[6:8] == b"\x00\x00" or internet_checksum([pseudo, data[:declared]]):
             self.stats.drop("udp_bad_checksum", log, packet.source)
             return []
+        source_port, port = int.from_bytes(data[0:2], "big"), int.from_bytes(data[2:4], "big")
+        service = self.udp.service(packet.destination, port)
+        if service is not None:
+            if multicast or link_multicast or source_port in REFUSED_SOURCE_PORTS:
+                # Unicast only, and never to another service's port (two echoes would loop).
+                self.stats.drop("udp_service_refused", log, "from %s port %d", packet.source, source_port)
+                return []
+            self.stats.count("udp_service_datagrams")
+            answer = service(bytes(data[8:declared]), now)
+            if answer is None:
+                return []
+            reply = UdpDatagram(port, source_port, answer)
+            return self._send(packet.destination, packet.source, NextHeader.UDP,
+                              reply.buffers(packet.destination, packet.source), now)
         # RFC 4443 3.1: no listener on the port: Destination Unreachable code 4 (port).
-        self.stats.drop("udp_port_unreachable", log, "%d", int.from_bytes(data[2:4], "big"))
+        self.stats.drop("udp_port_unreachable", log, "%d", port)
         return self._error(packet, raw, multicast, link_multicast, Icmpv6Type.DESTINATION_UNREACHABLE,
                            DestinationUnreachableCode.PORT_UNREACHABLE, 0, now, chain=chain)
 
@@ -458,6 +479,18 @@ class Ipv6Host:
             self.stats.drop("tcp_not_unicast", log, packet.destination)
             return []
         return self._send_tcp(self.tcp.receive(packet.source, packet.destination, segment, now), packet, now)
+
+    def connect(self, destination: IPv6Address, port: int, now: float,
+                service_factory=None) -> tuple[TcpConnection, list[Outbound]]:
+        """A TCP active open (RFC 9293 3.10.1) to ``destination``:``port`` from our address
+        towards it (``source_for``); ValueError when there is none yet."""
+        if destination in self._ours or not identifies_one_node(destination):
+            raise ValueError(f"cannot connect to {destination}: not a unicast address of another host")
+        source = self.source_for(destination)
+        if source is None:
+            raise ValueError("no usable IPv6 address to connect from yet (duplicate address detection)")
+        connection, out = self.tcp.connect(source, destination, port, now, service_factory)
+        return connection, self._send_tcp(out, None, now)
 
     def _send_tcp(self, answers: list, packet: Ipv6Packet | None, now: float) -> list[Outbound]:
         """The TCP layer's segments out through the host's output path (Neighbor Discovery,

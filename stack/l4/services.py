@@ -24,6 +24,7 @@ from email.utils import formatdate
 
 from stack.l4.tcp_connection import TcpConnection
 from stack.l4.tcp_layer import ServiceFactory, TcpService
+from stack.l4.udp import UdpService
 
 #: RFC 864: chargen sends until the user closes; we stop after this many bytes and close.
 CHARGEN_MAXIMUM_BYTES = 1 << 20
@@ -281,8 +282,6 @@ def tcp_service(spec: str, *, epoch: float | None = None, http_body: bytes = HTT
 
 
 # ---------------------------------------------------------------------- UDP: a datagram in, at most one out
-
-UdpService = Callable[[bytes, float], "bytes | None"]
 
 
 def udp_echo(payload: bytes, now: float) -> bytes:

@@ -32,7 +32,6 @@ A segment is a frozen value; the checksum and the data offset are derived (verif
 
 from __future__ import annotations
 
-import logging
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
@@ -42,9 +41,6 @@ from stack.buffers import Buffer, Frame, Payload, chunks, join, length
 from stack.checksum import internet_checksum
 from stack.errors import ParseError
 from stack.l3.seam import IpProto, transport_pseudo_header
-from stack.stats import Stats
-
-log = logging.getLogger(__name__)
 
 Address = IPv4Address | IPv6Address
 
@@ -311,39 +307,3 @@ def reset_for(segment: TcpSegment) -> TcpSegment | None:
     return TcpSegment(segment.destination_port, segment.source_port, 0,
                       (segment.sequence + segment.segment_length) & 0xFFFFFFFF,
                       TcpFlags.RST | TcpFlags.ACK, 0)
-
-
-#: What the TCP layer of a host hands back: (source, destination, segment) to send.
-Answer = tuple[Address, Address, TcpSegment]
-
-
-class ClosedPorts:
-    """The TCP layer of a host with no listener on any port: every segment is answered as RFC
-    9293 3.10.7.1 says for the CLOSED state (``reset_for``), a RST never.
-
-    It has the shape a full TCP layer (connections, listeners) has, so a host holds one or the
-    other: ``receive(source, destination, segment, now)`` returns (source, destination,
-    segment) answers; ``poll(now)`` and ``next_deadline()`` drive timers (it has none). The host
-    parses the segment and keeps broadcasts and multicasts away from it (RFC 1122 4.2.3.10).
-    """
-
-    def __init__(self, stats: Stats) -> None:
-        self.stats = stats
-
-    def receive(self, source: Address, destination: Address, segment: TcpSegment,
-                now: float) -> list[Answer]:
-        reset = reset_for(segment)
-        if reset is None:
-            # RFC 9293 3.10.7.1: in CLOSED, an incoming segment containing a RST is discarded.
-            self.stats.drop("tcp_reset_discarded", log, segment)
-            return []
-        # RFC 9293 3.10.7.1: any other segment to a port with no connection gets a RST.
-        self.stats.drop("tcp_port_closed", log, segment.destination_port)
-        self.stats.count("tcp_resets_sent")
-        return [(destination, source, reset)]
-
-    def poll(self, now: float) -> list[Answer]:
-        return []
-
-    def next_deadline(self) -> float | None:
-        return None

@@ -51,6 +51,9 @@ MAXIMUM_CONNECTIONS = 1024
 MAXIMUM_TIME_WAIT = 1024
 #: RFC 6056 2.1: the ephemeral port range (IANA's dynamic ports).
 EPHEMERAL_PORTS = range(49152, 65536)
+#: The ISN secret of a layer made without one (tests, in-memory labs): fixed, so its initial
+#: sequence numbers are predictable; ``tapstack run`` passes random bytes (RFC 6528 3).
+UNKEYED_SECRET = b"tapstack: not a secret"
 #: RFC 6528 3: M is a timer that ticks every 4 microseconds.
 ISN_TICKS_PER_SECOND = 250_000
 
@@ -84,18 +87,12 @@ class TcpLayer:
                  maximum_time_wait: int = MAXIMUM_TIME_WAIT, nagle: bool = False) -> None:
         if len(secret) < 16:
             raise ValueError(f"the ISN secret has {len(secret)} bytes; RFC 6528 asks for at least 128 bits")
-        if not 1280 <= mtu <= 65535:
-            raise ValueError(f"MTU {mtu} outside 1280..65535")
         if min(maximum_half_open, maximum_connections, maximum_time_wait) < 1:
             raise ValueError("the table bounds must be at least 1")
         self._key = hashlib.blake2s(secret).digest()
         self.stats = stats if stats is not None else Stats()
-        # The MSS is the MTU less the IP and TCP headers (RFC 9293 3.7.1; RFC 8200 for IPv6).
-        self._configs = {4: TcpConfig(mss=mtu - 40, nagle=nagle),
-                         6: TcpConfig(mss=mtu - 60, nagle=nagle, default_send_mss=1220)}
-        # A service reads no more once it has closed: its connections give FIN-WAIT-2 a limit.
-        self._service_configs = {version: replace(config, fin_wait_2_timeout=FIN_WAIT_2_TIMEOUT_S)
-                                 for version, config in self._configs.items()}
+        self._nagle = nagle
+        self.mtu = mtu
         self.maximum_half_open = maximum_half_open
         self.maximum_connections = maximum_connections
         self.maximum_time_wait = maximum_time_wait
@@ -103,6 +100,24 @@ class TcpLayer:
         self._entries: dict[Key, _Entry] = {}
         self._half_open: OrderedDict[Key, None] = OrderedDict()
         self._time_wait: OrderedDict[Key, None] = OrderedDict()
+
+    @property
+    def mtu(self) -> int:
+        """The link MTU new connections' MSS comes from (the host sets it from the device)."""
+        return self._mtu
+
+    @mtu.setter
+    def mtu(self, value: int) -> None:
+        if not 68 <= value <= 65535:  # RFC 791: every link carries 68 octets
+            raise ValueError(f"MTU {value} outside 68..65535")
+        self._mtu = value
+        # The MSS is the MTU less the IP and TCP headers (RFC 9293 3.7.1; RFC 8200 5 for IPv6,
+        # whose links carry at least 1280).
+        self._configs = {4: TcpConfig(mss=value - 40, nagle=self._nagle),
+                         6: TcpConfig(mss=max(value, 1280) - 60, nagle=self._nagle, default_send_mss=1220)}
+        # A service reads no more once it has closed: its connections give FIN-WAIT-2 a limit.
+        self._service_configs = {version: replace(config, fin_wait_2_timeout=FIN_WAIT_2_TIMEOUT_S)
+                                 for version, config in self._configs.items()}
 
     # ------------------------------------------------------------------ the table
 
@@ -164,9 +179,10 @@ class TcpLayer:
             # RFC 9293 3.10.7.1: no connection and no listener: CLOSED: answer with a reset
             # (none for a RST).
             reset = reset_for(segment)
-            self.stats.drop("tcp_port_closed", log, "port %d", segment.destination_port)
             if reset is None:
+                self.stats.drop("tcp_reset_discarded", log, "%r", segment)
                 return []
+            self.stats.drop("tcp_port_closed", log, "port %d", segment.destination_port)
             self.stats.count("tcp_resets_sent")
             return [(destination, source, reset)]
         return self._accept(key, segment, now)

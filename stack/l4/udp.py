@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from collections.abc import Callable, Iterable
+from ipaddress import IPv4Address, IPv6Address
 
 from stack.buffers import Buffer, Frame, Payload, chunks, join, length
 from stack.checksum import internet_checksum
 from stack.errors import ParseError
-from stack.l3.seam import IpProto, pseudo_header
+from stack.l3.seam import IpProto, pseudo_header, transport_pseudo_header
 
 HEADER = struct.Struct("!HHHH")
 HEADER_LENGTH = HEADER.size  # 8
@@ -79,7 +80,8 @@ class UdpDatagram:
                              f"checksum {carried:#06x} does not verify (should be {computed:#06x})")
         return cls(source_port, destination_port, view[HEADER_LENGTH:])
 
-    def header(self, source: IPv4Address, destination: IPv4Address, summed: bool = True) -> bytes:
+    def header(self, source: IPv4Address | IPv6Address, destination: IPv4Address | IPv6Address,
+               summed: bool = True) -> bytes:
         """The 8-byte header; its checksum (unless ``summed`` is False: 0, none) covers the
         pseudo-header, the header and the payload (not copied)."""
         unsummed = HEADER.pack(self.source_port, self.destination_port, self.length, 0)
@@ -88,7 +90,8 @@ class UdpDatagram:
         value = checksum(source, destination, [unsummed, *chunks(self.payload)])
         return HEADER.pack(self.source_port, self.destination_port, self.length, value)
 
-    def buffers(self, source: IPv4Address, destination: IPv4Address, summed: bool = True) -> Frame:
+    def buffers(self, source: IPv4Address | IPv6Address, destination: IPv4Address | IPv6Address,
+                summed: bool = True) -> Frame:
         """The datagram as buffers: the header, then the payload chunks as they are."""
         return [self.header(source, destination, summed), *chunks(self.payload)]
 
@@ -104,8 +107,44 @@ class UdpDatagram:
     __hash__ = None  # type: ignore[assignment]
 
 
-def checksum(source: IPv4Address, destination: IPv4Address, datagram: Payload) -> int:
+def checksum(source: IPv4Address | IPv6Address, destination: IPv4Address | IPv6Address, datagram: Payload) -> int:
     """The Checksum field for ``datagram`` (its header with the checksum field 0, then data)
-    from ``source`` to ``destination``. RFC 768: a computed 0 is sent as all ones (0xFFFF)."""
-    pseudo = pseudo_header(source, destination, IpProto.UDP, length(datagram))
+    from ``source`` to ``destination`` (either family: RFC 768, RFC 8200 8.1). RFC 768: a
+    computed 0 is sent as all ones (0xFFFF)."""
+    pseudo = transport_pseudo_header(source, destination, IpProto.UDP, length(datagram))
     return internet_checksum([pseudo, *chunks(datagram)]) or 0xFFFF
+
+
+#: A UDP service (``stack.l4.services``): the data of a datagram and the time, to the data of
+#: the answer (None: no answer).
+UdpService = Callable[[bytes, float], "bytes | None"]
+#: Source ports a service never answers: 0 (RFC 768: no port to answer to) and the ports of
+#: services that answer every datagram (echo 7, daytime 13, quote 17, chargen 19, time 37):
+#: two such services answering each other would loop for ever (CERT CA-1996-01).
+REFUSED_SOURCE_PORTS = frozenset({0, 7, 13, 17, 19, 37})
+
+
+class UdpPorts:
+    """The UDP ports of a host that run a service (every other port is unreachable: the host
+    answers with ICMP). ``listen(port, service, addresses)``; ``service(address, port)``."""
+
+    def __init__(self) -> None:
+        self._services: dict[tuple[IPv4Address | IPv6Address | None, int], UdpService] = {}
+
+    def listen(self, port: int, service: UdpService,
+               addresses: Iterable[IPv4Address | IPv6Address] | None = None) -> None:
+        """Run ``service`` on ``port`` (of ``addresses``, or every address of the host)."""
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} outside 1..65535")
+        targets: list[IPv4Address | IPv6Address | None] = [None] if addresses is None else list(addresses)
+        for address in targets:
+            if (address, port) in self._services:
+                where = "every address" if address is None else str(address)
+                raise ValueError(f"UDP port {port} is already open on {where}")
+        for address in targets:
+            self._services[(address, port)] = service
+
+    def service(self, address: IPv4Address | IPv6Address, port: int) -> UdpService | None:
+        if not self._services:
+            return None
+        return self._services.get((address, port)) or self._services.get((None, port))

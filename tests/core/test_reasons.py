@@ -144,6 +144,15 @@ def tun_host(packet_info: bool = False) -> TunHost:
     return TunHost([H], peer=K, packet_info=packet_info)
 
 
+def udp_service_host() -> TunHost:
+    """A host whose UDP port 53 runs echo (the port ``udp()`` datagrams go to)."""
+    from stack.l4.services import udp_service
+
+    host = tun_host()
+    host.listen_udp(53, udp_service("echo"))
+    return host
+
+
 def tun6_host(packet_info: bool = False) -> TunHost:
     return TunHost([H, frames.HOST_IP6], peer=[K, frames.KERNEL_IP6], packet_info=packet_info)
 
@@ -230,6 +239,8 @@ CASES = [
     ("udp_bad_length", tun_host, [], datagram(udp(b"abcd", length=40), protocol=17)),
     ("udp_bad_checksum", tun_host, [], datagram(udp(b"abcd", checksum=b"\x12\x34"), protocol=17)),
     ("udp_port_unreachable", tun_host, [], datagram(udp(b"abcd"), protocol=17)),
+    # From chargen's port 19 to an echo service: two services would answer each other for ever.
+    ("udp_service_refused", udp_service_host, [], datagram(b"\x00\x13" + udp(b"loop")[2:], protocol=17)),
     ("tcp_truncated", tun_host, [], datagram(SYN[:19], protocol=6)),
     ("tcp_bad_header_length", tun6_host, [], frames.ipv6_packet(SYN6[:12] + b"\x40" + SYN6[13:], next_header=6)),
     ("tcp_bad_checksum", tun_host, [], datagram(SYN[:16] + b"\x12\x34" + SYN[18:], protocol=6)),
@@ -291,9 +302,20 @@ FROM_THE_IPV6_CODECS = {reason for reason in DROP_REASONS if reason.startswith((
     case[0] for case in CASES}
 
 
+#: TCP reasons that need a connection or a listener first: tests/core/l4 (test_tcp_layer.py,
+#: test_tcp_connection.py) make each happen and check it is counted.
+FROM_A_CONNECTION = {reason for reason in DROP_REASONS if reason.startswith("tcp_")} - {case[0] for case in CASES}
+
+
 def test_the_cases_cover_every_reason():
-    assert ({case[0] for case in CASES} | NOT_FROM_A_FRAME | FROM_THE_IPV6_CODECS
+    assert ({case[0] for case in CASES} | NOT_FROM_A_FRAME | FROM_THE_IPV6_CODECS | FROM_A_CONNECTION
             == set(DROP_REASONS))
+
+
+@pytest.mark.parametrize("reason", sorted(FROM_A_CONNECTION))
+def test_every_tcp_reason_without_a_case_here_is_made_and_checked_by_the_l4_tests(reason):
+    tests = "".join(path.read_text() for path in (REPO / "tests" / "core" / "l4").glob("test_tcp_*.py"))
+    assert f'"{reason}"' in tests
 
 
 @pytest.mark.parametrize("reason, make, before, frame", CASES, ids=[c[0] for c in CASES])

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from stack import TapHost, TunHost
 from stack.buffers import join
-from stack.l4.tcp import ClosedPorts, TcpFlags, TcpSegment
+from stack.l4.tcp import TcpFlags, TcpSegment
+from stack.l4.tcp_layer import TcpLayer
 from stack.testing import frames
 
 K4, H4, K6, H6 = frames.KERNEL_IP, frames.HOST_IP, frames.KERNEL_IP6, frames.HOST_IP6
@@ -177,7 +178,7 @@ def test_rfc9293_3_10_7_1_every_segment_to_a_closed_port(flags, seq, ack, data, 
 
 
 class RecordingLayer:
-    """A TCP layer in ClosedPorts' shape that answers every segment with an empty ACK."""
+    """A TCP layer in TcpLayer's shape that answers every segment with an empty ACK."""
 
     def __init__(self) -> None:
         self.seen: list = []
@@ -214,8 +215,8 @@ def test_the_tcp_layer_is_one_replaceable_part_of_each_host(make, family):
     assert any(answer_tcp(p)[1].flags == FIN | ACK for p in polled if p[0] >> 4 == family)
 
 
-def test_closed_ports_has_no_timers():
+def test_a_layer_without_listeners_has_no_timers():
     from stack.stats import Stats
 
-    layer = ClosedPorts(Stats())
+    layer = TcpLayer(b"x" * 16, Stats())
     assert layer.poll(5.0) == [] and layer.next_deadline() is None

@@ -300,7 +300,31 @@ def test_rfc5961_4_a_syn_on_an_established_connection_gets_a_challenge_ack():
     [challenge] = b.receive(syn(sequence=a.send_next + 5), now)
     assert challenge.flags == TcpFlags.ACK and (challenge.sequence, challenge.acknowledgment) == (
         b.send_next, b.receive_next)
-    assert b.state is TcpState.ESTABLISHED
+    assert b.state is TcpState.ESTABLISHED and b.stats.drops == {"tcp_syn_challenged": 1}
+
+
+def test_rfc9293_3_10_7_4_fifth_a_segment_without_ack_on_a_synchronized_connection_is_dropped():
+    a, b, link, ends, now = open_pair()
+    assert b.receive(TcpSegment(40000, 80, a.send_next, 0, TcpFlags.PSH, 100, payload=b"data"), now) == []
+    assert b.read() == b"" and b.stats.drops == {"tcp_no_ack": 1}
+
+
+def test_rfc9293_3_10_7_3_fifth_syn_sent_drops_a_segment_with_neither_syn_nor_rst():
+    a, _ = TcpConnection.active_open(40000, 80, ISS_A, 0.0)
+    assert a.receive(TcpSegment(80, 40000, 7, 0, TcpFlags.PSH, 100, payload=b"x"), 0.1) == []
+    assert a.state is TcpState.SYN_SENT and a.stats.drops == {"tcp_no_syn": 1}
+
+
+def test_the_out_of_order_queue_is_bounded_by_the_receive_buffer():
+    a, b, link, ends, now = open_pair(config_b=TcpConfig(receive_buffer=4096))
+    start = a.send_next
+    # Overlapping segments beyond a hole at RCV.NXT, within the window, each kept as it came,
+    # until the queue would hold more than the 4096-byte buffer.
+    for offset in range(1, 6):
+        b.receive(TcpSegment(40000, 80, (start + offset) % 2**32, b.send_next, TcpFlags.ACK, 100,
+                             payload=bytes(1000)), now)
+    assert b.stats.drops.get("tcp_out_of_order_queue_full", 0) >= 1
+    assert b.read() == b""  # nothing in order yet: the hole at RCV.NXT is still there
 
 
 def test_rfc9293_3_10_7_4_an_unacceptable_segment_is_answered_with_an_ack_and_dropped():
