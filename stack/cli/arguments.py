@@ -501,6 +501,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seconds to wait for the last reply (2)")
     ping.add_argument("-s", "--size", type=int, default=56, help="ICMP data bytes (56)")
 
+    connect = sub.add_parser("connect", help="run a host and open a TCP connection from it, like nc: "
+                             "stdin is sent, what arrives is written to stdout")
+    host_options(connect)
+    connect.add_argument("target", type=any_address, metavar="TARGET", help="address to connect to (IPv4 or IPv6)")
+    connect.add_argument("port", type=bounded_int(1, 65535), metavar="PORT", help="TCP port (1-65535)")
+    connect.add_argument("-w", "--wait", type=seconds, default=10.0, metavar="SECONDS",
+                         help="give up when the connection is not established within SECONDS (10)")
+
     explain = sub.add_parser("explain", help="decode one frame field by field and say what "
                              "tapstack would answer, and why")
     explain.add_argument("hex", nargs="?", metavar="HEX",

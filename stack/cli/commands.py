@@ -47,6 +47,43 @@ def cmd_ping(args: argparse.Namespace) -> int:
     return EXIT_OK if session.received == session.count else EXIT_FAILURE
 
 
+def cmd_connect(args: argparse.Namespace) -> int:
+    from stack.runtime.connect import ConnectSession
+
+    def check(host):
+        try:
+            if args.target.version == 4:
+                host.ip.route(args.target)
+            elif host.ip6 is None:
+                raise ValueError(f"cannot connect to {args.target}: the host has no IPv6 address")
+        except ValueError as error:
+            raise UsageError(str(error))
+
+    def sink(data: bytes) -> None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+    def make(host, device):
+        return ConnectSession(host, args.target, args.port, sys.stdin.fileno(), sink, connect_timeout=args.wait,
+                              report=lambda line: print(f"tapstack: {line}", file=sys.stderr, flush=True))
+
+    stdin = sys.stdin.fileno()
+    blocking = os.get_blocking(stdin)  # the session reads it without blocking; a shell shares it
+    try:
+        status, agents = serve(args, agents=[make], until=lambda agents: agents[0].done(), check=check,
+                               trace_stream=sys.stderr)
+    finally:
+        os.set_blocking(stdin, blocking)
+    session = agents[0]
+    if status != EXIT_OK:
+        return status
+    if session.error is not None or not session.done():
+        reason = session.error or "stopped before the connection closed"
+        print(f"tapstack: connect to {args.target} port {args.port}: {reason}", file=sys.stderr, flush=True)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
 #: pcap link types: Ethernet, and the raw-IP ones (101 LINKTYPE_RAW; 12 and 14, DLT_RAW on
 #: some systems); a capture's link type says what its frames are.
 PCAP_MEDIA = {1: "ethernet", 101: "ip", 12: "ip", 14: "ip"}
@@ -243,5 +280,5 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if any(o.status == "fail" for o in outcomes) else EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "ping": cmd_ping, "explain": cmd_explain, "demo": cmd_demo,
+COMMANDS = {"run": cmd_run, "ping": cmd_ping, "connect": cmd_connect, "explain": cmd_explain, "demo": cmd_demo,
             "diff": cmd_diff, "fuzz": cmd_fuzz, "lab": cmd_lab}

@@ -329,7 +329,7 @@ def kernel_side_warning(args: argparse.Namespace, host) -> str | None:
 
 
 def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = False,
-          check=None) -> tuple[int, object]:
+          check=None, trace_stream=None) -> tuple[int, object]:
     """Run the host the flags describe until ``until(agents)``. Everything the user gave is
     checked (``check(host)`` too) and the capture file opened before any device is touched.
     For the ``tapstack`` process: from the end of the run until it exits, SIGINT and SIGTERM
@@ -365,8 +365,11 @@ def serve(args: argparse.Namespace, agents=(), until=None, live_status: bool = F
     if credentials is not None:
         lifecycle.drop_privileges(credentials, device, capture)
     loop = Loop(busy_poll=args.busy_poll / 1e6)
-    tracer = (Tracer(sys.stdout, host.medium, packet_info=getattr(host, "packet_info", False))
+    tracer = (Tracer(trace_stream or sys.stdout, host.medium, packet_info=getattr(host, "packet_info", False))
               if args.trace and args.pcap != "-" else None)
+    for agent in agent_list:
+        if hasattr(agent, "watch"):
+            agent.watch(loop)  # an agent with input of its own: the loop wakes for it too
     status_line = None
     if live_status:
         from stack.runtime import status as live

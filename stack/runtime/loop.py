@@ -119,6 +119,9 @@ class Loop:
         self._backoff: dict[int, _Backoff] = {}
         self._probes: list[select.epoll] = []
         self._hangup: Callable[[], None] | None = None
+        #: Other file descriptors an agent waits on (``watch``): fd -> whether it wants them now.
+        self._watched: dict[int, Callable[[], bool]] = {}
+        self._watching: set[int] = set()
         self._hangup_pending = False
         #: SIGINT/SIGTERM received after the first one, while stopping (ignored).
         self.signals_while_stopping = 0
@@ -224,6 +227,30 @@ class Loop:
 
     # ------------------------------------------------------------------ running
 
+    def watch(self, fd: int, wanted: Callable[[], bool]) -> bool:
+        """Wake up when ``fd`` is readable while ``wanted()`` (an agent's input, such as
+        ``tapstack connect``'s stdin; the agent reads it in its ``poll``). False when epoll cannot
+        wait on it (a regular file, /dev/null: always readable; the agent reads it at once)."""
+        try:
+            self.epoll.register(fd, select.EPOLLIN)
+        except PermissionError:
+            return False
+        self.epoll.unregister(fd)
+        self._watched[fd] = wanted
+        return True
+
+    def _arm_watches(self) -> None:
+        """Wait on a watched fd only while its agent wants it (level-triggered epoll would
+        otherwise wake at once, again and again, for input nobody takes)."""
+        for fd, wanted in self._watched.items():
+            want = wanted()
+            if want and fd not in self._watching:
+                self.epoll.register(fd, select.EPOLLIN)
+                self._watching.add(fd)
+            elif not want and fd in self._watching:
+                self.epoll.unregister(fd)
+                self._watching.discard(fd)
+
     def run(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> None:
         """Run until ``stop()``, a signal, ``until()`` returning True, or ``timeout`` seconds."""
         self.stopped = False
@@ -251,6 +278,8 @@ class Loop:
             if now < self._busy_until:
                 wait = 0.0  # busy polling: look again at once
             self._flush()  # once per wake-up, before sleeping: a capture written in one go
+            if self._watched:
+                self._arm_watches()
             try:
                 ready = self.epoll.poll(wait)  # seconds; epoll rounds up to whole milliseconds
             except InterruptedError:  # a signal whose handler raised: look again
@@ -259,6 +288,8 @@ class Loop:
             if self._hangup_pending:
                 self._take_hangup()
             for fd, _ in ready:
+                if fd in self._watching:
+                    continue  # an agent's input: it reads it when polled, below
                 attachment = self._by_fd[fd]
                 if attachment is None:
                     self._drain_wakeup()

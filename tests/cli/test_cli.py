@@ -351,3 +351,21 @@ def test_udp_words_refuse_tcp_only_services():
     from stack.cli.arguments import udp_service
     with pytest.raises(argparse.ArgumentTypeError, match="not a UDP service"):
         udp_service("19:chargen")
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        pytest.param(["192.0.2.1", "0"], ["'0'"], id="port-zero"),
+        pytest.param(["192.0.2.1", "http"], ["'http'"], id="port-not-a-number"),
+        pytest.param(["2001:db8::1", "80"], ["no IPv6 address"], id="ipv6-target-without-ipv6"),
+        pytest.param(["-w", "-1", "192.0.2.1", "80"], ["-1"], id="wait-negative"),
+        pytest.param(["--tcp", "80:gopher", "192.0.2.1", "80"], ["gopher"], id="unknown-service"),
+        pytest.param(["--tcp", "192.0.2.9:80", "192.0.2.1", "80"], ["192.0.2.9 is not one of"],
+                     id="service-on-an-address-not-ours"),
+        pytest.param(["--tcp", "80", "--tcp", "80:echo", "192.0.2.1", "80"], ["already listening"],
+                     id="port-opened-twice"),
+    ],
+)
+def test_bad_connect_and_service_options_are_one_line_exit_2(args: list[str], fragments: list[str]) -> None:
+    assert_usage_error(tapstack("connect", *HOST, "--ip", "192.0.2.2/24", *args), *fragments)
