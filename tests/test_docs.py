@@ -12,7 +12,7 @@ it runs (``<!-- runs: KIND -->``):
 Each block runs in a temporary directory that holds links to the clone's top-level entries (so
 ``stack/labs/...`` and ``bench/...`` resolve and nothing is written into the clone), with
 ``tapstack`` and ``python`` on ``PATH`` meaning this interpreter and this tree. A block that
-names ``ping``, ``arping``, ``nmap``, ``tshark`` or ``traceroute``, or says so (``<!-- runs: root, needs ping -->``:
+names ``ping``, ``arping``, ``nmap``, ``tshark``, ``traceroute`` or ``curl``, or says so (``<!-- runs: root, needs ping -->``:
 a command that runs the tool itself), needs that tool (skipped without it, failed in CI); every background job a block starts is ended with its process group.
 """
 
@@ -33,7 +33,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 KINDS = {"user", "root", "python", "pytest", "quick-start", "install"}
-TOOLS = ("ping", "arping", "nmap", "tshark", "traceroute")
+TOOLS = ("ping", "arping", "nmap", "tshark", "traceroute", "curl")
 #: No block runs longer than this (``tapstack diff`` with its default count is the longest).
 BLOCK_TIMEOUT_S = 240
 

@@ -875,8 +875,17 @@ class TcpConnection:
         if not unsent:
             return False
         in_flight = _distance(self.send_next, self.send_unacknowledged)
-        return min(self.send_window, self.congestion_window) - in_flight > 0 and self._worth_sending(
-            unsent, min(self.send_window, self.congestion_window) - in_flight, in_flight)
+        usable = min(self.send_window, self._congestion_limit()) - in_flight
+        return usable > 0 and self._worth_sending(unsent, usable, in_flight)
+
+    def _congestion_limit(self) -> int:
+        """What may be in flight: the congestion window, and on the first and second duplicate
+        ACK one more segment each, of data never sent before (SND.NXT at SND.MAX)."""
+        if not self._recovery and 1 <= self._duplicate_acks <= 2 and self.send_next == self.send_max:
+            # RFC 5681 3.2 (1), RFC 3042 2: Limited Transmit SHOULD be used: FlightSize at most
+            # cwnd + 2*SMSS, cwnd itself unchanged.
+            return self.congestion_window + self._duplicate_acks * self._segment_size()
+        return self.congestion_window
 
     def _worth_sending(self, unsent: int, usable: int, in_flight: int) -> bool:
         """RFC 1122 4.2.3.4 (sender SWS avoidance) and RFC 896 (Nagle, when on)."""
@@ -910,7 +919,7 @@ class TcpConnection:
         while True:
             unsent = self._unsent()
             in_flight = _distance(self.send_next, self.send_unacknowledged)
-            usable = min(self.send_window, self.congestion_window) - in_flight
+            usable = min(self.send_window, self._congestion_limit()) - in_flight
             if probe and unsent and in_flight <= 0 and usable <= 0:
                 # RFC 9293 3.8.6.1: a zero-window probe: one byte past the window.
                 usable = 1

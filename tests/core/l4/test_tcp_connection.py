@@ -186,6 +186,35 @@ def test_rfc5681_3_1_after_a_retransmission_timeout_cwnd_is_one_segment_and_ssth
     assert a.slow_start_threshold == max(3 * size // 2, 2 * size)
 
 
+def test_rfc3042_limited_transmit_gets_a_small_window_to_fast_retransmit_without_a_timeout():
+    """RFC 5681 3.2 (1), RFC 3042 2: the first and second duplicate ACK each let one new segment
+    out (cwnd unchanged), so a loss in a flight of three still brings the third duplicate ACK.
+    Without it the two later segments bring two duplicate ACKs only and the loss waits for the
+    retransmission timeout (1 s at least): what a 5 % lossy link to the kernel showed."""
+    a, b, link, ends, now = open_pair()
+    size = a._segment_size()
+    a.send(b"x")  # one exchange first: from now on B's windows are scaled (not the SYN-ACK's)
+    [ack] = b.receive(a.poll(now)[0], now) or b.poll(now + DELAYED_ACK_S)
+    now += DELAYED_ACK_S
+    a.receive(ack, now)
+    assert b.read() == b"x"
+    a.send(bytes(10 * size))
+    lost, second, third = a.poll(now)  # the initial window: three segments
+    window = a.congestion_window
+    [first_duplicate] = b.receive(second, now)  # out of order: a duplicate ACK at once (RFC 5681 4.2)
+    [new] = a.receive(first_duplicate, now + 0.01)
+    assert (new.sequence, new.data_length) == (third.sequence + size, size)  # never sent before
+    [second_duplicate] = b.receive(third, now + 0.01)
+    [newer] = a.receive(second_duplicate, now + 0.02)
+    assert newer.sequence == new.sequence + size and a.congestion_window == window
+    [third_duplicate] = b.receive(new, now + 0.02)
+    [again, *_] = a.receive(third_duplicate, now + 0.03)
+    assert again.sequence == lost.sequence and a.stats["tcp_fast_retransmits"] == 1
+    assert now + 0.03 < a.next_deadline()  # no timeout was needed
+    b.receive(again, now + 0.03)
+    assert b.read() == bytes(4 * size)
+
+
 def test_rfc1122_4_2_3_2_an_ack_is_delayed_but_sent_for_every_second_full_segment():
     a, b, link, ends, now = open_pair()
     size = a._segment_size()
