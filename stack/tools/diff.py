@@ -48,6 +48,7 @@ from stack.l4.udp import UdpDatagram
 from stack.node import TapHost, TunHost, mac_for
 from stack.runtime.settle import run_until_quiet
 from stack.runtime.trace import summarize
+from stack.tools.diff_trains import Train
 
 #: Both hosts answer as HOST from the same MAC, derived from the address.
 HOST_MAC = mac_for(HOST.ip)
@@ -75,11 +76,23 @@ ANSWER_TIMEOUT_S = 0.5
 #: every frame, as the kernel's is with its rate limit off (``KERNEL_SYSCTLS``).
 STACK_SECONDS_PER_FRAME = 1.0
 
+#: Both hosts give up an incomplete datagram after this many seconds (RFC 1122 3.3.2: a
+#: timeout is a MUST, its value the host's; tapstack's and Linux's default is 30 s). Short, so
+#: that an incomplete fragment train's Time Exceeded comes within its own example: the lowest
+#: value ``net.ipv4.ipfrag_time`` takes (whole seconds; it is per network namespace).
+REASSEMBLY_TIMEOUT_S = 1
+#: One example in this many is a fragment train (IPv4; ``stack.tools.diff_trains``).
+TRAIN_SHARE = 5
+#: The longest we wait for the kernel to give up a train (its timer, and a margin).
+KERNEL_REASSEMBLY_WAIT_S = REASSEMBLY_TIMEOUT_S + 2.0
+
 #: How the kernel under test is set up where Linux's defaults differ from tapstack's documented
 #: choices; each is a setting a Linux administrator can make too.
 KERNEL_SYSCTLS = {
     # Compare every ICMP error: no per-destination rate limit (tapstack's bucket is kept full).
     "net/ipv4/icmp_ratelimit": "0",
+    # The reassembly timeout both hosts use (tapstack's through ``reassembly_timeout``).
+    "net/ipv4/ipfrag_time": str(REASSEMBLY_TIMEOUT_S),
 }
 #: And on the TAP device:
 TAP_SYSCTLS = {
@@ -526,6 +539,7 @@ class StackHost:
 
     def __init__(self, medium: str = "ethernet", family: int = 4) -> None:
         self.medium = medium
+        self.family = family
         if family == 6 and medium == "ip":
             self.host = TunHost([f"{HOST6.ip}/128"], peer=TUN_PEER6)
         elif family == 6:
@@ -536,9 +550,10 @@ class StackHost:
             for address, mac in PEERS6.items():
                 self.host.ip6.resolver.add_permanent(address, bytes(mac))
         elif medium == "ip":
-            self.host = TunHost([f"{HOST.ip}/32"], peer=TUN_PEER)
+            self.host = TunHost([f"{HOST.ip}/32"], peer=TUN_PEER, reassembly_timeout=REASSEMBLY_TIMEOUT_S)
         else:
-            self.host = TapHost([HOST], mac=HOST_MAC, neighbor_cache=NeighborCache(lifetime=math.inf))
+            self.host = TapHost([HOST], mac=HOST_MAC, neighbor_cache=NeighborCache(lifetime=math.inf),
+                                reassembly_timeout=REASSEMBLY_TIMEOUT_S)
             for address, mac in PEERS.items():
                 # Permanent, as on the kernel side (NUD_PERMANENT): an ARP packet with another
                 # sender MAC for a peer (a flipped bit) changes neither host's entry.
@@ -546,11 +561,28 @@ class StackHost:
         self.now = run_until_quiet(self.host, 0.0).now  # its start-up announcements, sent
 
     def answer(self, frame: bytes) -> list[bytes]:
+        return self.answer_train((frame,))
+
+    def answer_train(self, fragments: tuple[bytes, ...]) -> list[bytes]:
+        """What the host sends for a fragment train (or one frame), all at once, and, when a
+        datagram is left incomplete, at its reassembly timeout: our clock is driven past it."""
         self.now += STACK_SECONDS_PER_FRAME
-        # No timer of ours runs: our clock jumps a second a frame, the kernel's does not, and
-        # a timer's late answer (a reassembly timeout) would land on another frame's.
-        settled = run_until_quiet(self.host, self.now, [frame], max_timer_runs=0)
-        return [join(out) for out in settled.sent]
+        # No other timer of ours runs: our clock jumps a second an example, the kernel's does
+        # not, and a timer's late answer would land on another example's.
+        settled = run_until_quiet(self.host, self.now, fragments, max_timer_runs=0)
+        sent = [join(out) for out in settled.sent]
+        for _ in range(len(fragments)):  # each fragment starts at most one datagram
+            deadline = self._reassembler.next_deadline()
+            if deadline is None:
+                break
+            self.now = max(self.now, deadline)
+            sent += [join(out) for out in self.host.poll(self.now)]
+        return sent
+
+    @property
+    def _reassembler(self):
+        ip = self.host.ip6 if self.family == 6 else self.host.ip
+        return ip.reassembler
 
 
 class _Collector:
@@ -629,9 +661,35 @@ class KernelHost:
         self.loop.run(until=self.collector.quiet, timeout=ANSWER_TIMEOUT_S)
         return list(self.collector.frames)
 
+    def holds_fragments(self) -> bool:
+        """Whether the kernel holds an incomplete datagram: the ``FRAG: inuse`` count of this
+        network namespace's /proc/net/sockstat (``FRAG6`` in sockstat6 with ``family=6``)."""
+        name, line = ("sockstat6", "FRAG6:") if self.family == 6 else ("sockstat", "FRAG:")
+        with open(f"/proc/net/{name}") as stat:
+            for text in stat:
+                if text.startswith(line):
+                    return text.split()[2] != "0"
+        return False
+
     def answer(self, frame: bytes) -> list[bytes]:
-        self.device.send([frame], 0.0)
+        return self.answer_train((frame,))
+
+    def answer_train(self, fragments: tuple[bytes, ...]) -> list[bytes]:
+        """What the kernel sends for a fragment train (or one frame) and, when it holds an
+        incomplete datagram afterwards, until it has given it up (``ipfrag_time``) and gone
+        quiet."""
+        import time
+
+        for fragment in fragments:
+            self.device.send([fragment], 0.0)
         answers = self._collect()
+        if self.holds_fragments():
+            give_up = time.monotonic() + KERNEL_REASSEMBLY_WAIT_S
+            while self.holds_fragments():
+                if time.monotonic() > give_up:
+                    raise RuntimeError(f"the kernel still holds fragments {KERNEL_REASSEMBLY_WAIT_S} s after a train")
+                answers += self._collect()
+            answers += self._collect()  # the Time Exceeded it sends as it gives up
         if self.family == 6:
             # Set aside what the kernel sends on its own (see ``KERNEL_NOISE_TYPES``).
             answers = [answer for answer in answers if not is_kernel_noise(answer, self.medium)]
@@ -647,17 +705,31 @@ class KernelHost:
 
 @dataclass
 class Outcome:
-    frame: bytes
+    frame: bytes  # the frame; for a fragment train, its whole datagram in a frame
     kernel: list[bytes]
     stack: list[bytes]
     verdict: str  # "agree", "allowed", "disagree"
     difference: str | None = None  # the deliberate difference's name, when allowed
     medium: str = "ethernet"
+    train: Train | None = None  # the example, when it was a fragment train
+
+    @property
+    def key(self) -> bytes | tuple[bytes, ...]:
+        """What was sent: the frame, or the train's fragments."""
+        return self.train.fragments if self.train is not None else self.frame
 
     def describe(self) -> str:
         what = "packet" if self.medium == "ip" else "frame"
-        lines = [f"{what} ({len(self.frame)} bytes): {summarize(self.frame, self.medium)}",
-                 f"  hex {self.frame.hex()}"]
+        if self.train is not None:
+            train = self.train
+            lines = [f"fragment train ({train.kind}, {len(train.fragments)} fragments) of the datagram "
+                     f"({len(train.datagram)} bytes): {summarize(train.datagram, 'ip')}"]
+            for (start, stop), fragment in zip(train.pieces, train.fragments):
+                lines.append(f"  {what} bytes {start}-{stop}: {summarize(fragment, self.medium)}")
+                lines.append(f"  {'':8} hex {fragment.hex()}")
+        else:
+            lines = [f"{what} ({len(self.frame)} bytes): {summarize(self.frame, self.medium)}",
+                     f"  hex {self.frame.hex()}"]
         for who, answers in (("linux", self.kernel), ("tapstack", self.stack)):
             if not answers:
                 lines.append(f"  {who:8} answers nothing")
@@ -673,11 +745,14 @@ class Tally:
     allowed: Counter = field(default_factory=Counter)  # difference name -> count
     seen: set = field(default_factory=set)
 
+    trains: int = 0  # of the examples, fragment trains
+
     def add(self, outcome: Outcome) -> None:
-        if outcome.frame in self.seen:  # hypothesis replays frames while shrinking
+        if outcome.key in self.seen:  # hypothesis replays frames while shrinking
             return
-        self.seen.add(outcome.frame)
+        self.seen.add(outcome.key)
         self.outcomes[outcome.verdict] += 1
+        self.trains += outcome.train is not None
         if outcome.difference:
             self.allowed[outcome.difference] += 1
 
@@ -698,19 +773,28 @@ class Comparison:
         self.family = family
         self.tally = Tally()
 
-    def compare(self, frame: bytes) -> Outcome:
-        kernel = self.kernel.answer(frame)
-        stack = self.stack.answer(frame)
+    def compare(self, example: bytes | Train) -> Outcome:
+        """Send one example (a frame, or a fragment train) to both hosts; compare the answers."""
         medium = self.medium
-        if sorted(normalize(f, medium) for f in kernel) == sorted(normalize(f, medium) for f in stack):
-            outcome = Outcome(frame, kernel, stack, "agree", medium=medium)
+        if isinstance(example, Train):
+            train: Train | None = example
+            kernel = self.kernel.answer_train(example.fragments)
+            stack = self.stack.answer_train(example.fragments)
+            # The allow-list reads the datagram the train carries, as one frame.
+            frame, as_frame = example.datagram, bytes(12) + b"\x08\x00" + example.datagram
         else:
+            train, frame = None, example
+            kernel = self.kernel.answer(frame)
+            stack = self.stack.answer(frame)
             # The allow-list reads Ethernet frames: give a bare packet the header it would have.
             ethertype = b"\x86\xdd" if frame[:1] and frame[0] >> 4 == 6 else b"\x08\x00"
             as_frame = frame if medium == "ethernet" else bytes(14 - 2) + ethertype + frame
+        if sorted(normalize(f, medium) for f in kernel) == sorted(normalize(f, medium) for f in stack):
+            outcome = Outcome(frame, kernel, stack, "agree", medium=medium, train=train)
+        else:
             allowed = next((d for d in DELIBERATE_DIFFERENCES if medium in d.media and d.covers(as_frame)), None)
             outcome = Outcome(frame, kernel, stack, "allowed" if allowed else "disagree",
-                              allowed.name if allowed else None, medium)
+                              allowed.name if allowed else None, medium, train)
         self.tally.add(outcome)
         return outcome
 
@@ -865,25 +949,37 @@ def tun_probe_frames():
         lambda frame: frame[12:14] == b"\x08\x00").map(lambda frame: frame[14:])
 
 
+def _frames_or_trains(frames, trains):
+    """A frame, or one time in ``TRAIN_SHARE`` a fragment train (shrinks to a frame)."""
+    from hypothesis import strategies as st
+
+    return st.integers(1, TRAIN_SHARE).flatmap(lambda draw: trains if draw == TRAIN_SHARE else frames)
+
+
 def run_examples(comparison: Comparison, examples: int, seed: int | None,
-                 progress: Callable[[str], None] = lambda line: None) -> Outcome | None:
-    """Compare ``examples`` generated frames; the minimal disagreement, or None."""
+                 progress: Callable[[str], None] = lambda line: None, trains: bool = True) -> Outcome | None:
+    """Compare ``examples`` generated frames and (IPv4, unless not ``trains``) fragment trains;
+    the minimal disagreement, or None."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as with_seed
+    from stack.tools.diff_trains import fragment_trains
 
     if comparison.family == 6:
         frames = probe_frames6(comparison.medium)
     else:
         frames = tun_probe_frames() if comparison.medium == "ip" else probe_frames()
+        if trains:
+            # One example in TRAIN_SHARE a fragment train (shrinking prefers a single frame).
+            frames = _frames_or_trains(frames, fragment_trains(comparison.medium))
 
     @settings(max_examples=examples, database=None, deadline=None, derandomize=seed is None,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
     @given(frames)
-    def check(frame: bytes) -> None:
-        outcome = comparison.compare(frame)
+    def check(example: bytes | Train) -> None:
+        outcome = comparison.compare(example)
         done = sum(comparison.tally.outcomes.values())
-        if done % 100 == 0 and outcome.frame in comparison.tally.seen:
-            progress(f"{done} frames compared")
+        if done % 100 == 0 and outcome.key in comparison.tally.seen:
+            progress(f"{done} examples compared")
         if outcome.verdict == "disagree":
             raise Disagreement(outcome)
 
@@ -899,6 +995,6 @@ def run_examples(comparison: Comparison, examples: int, seed: int | None,
 def summary(tally: Tally) -> str:
     total = sum(tally.outcomes.values())
     allowed = ", ".join(f"{name} {count}" for name, count in sorted(tally.allowed.items()))
-    return (f"{total} frames: {tally.outcomes['agree']} agree with Linux, "
-            f"{tally.outcomes['allowed']} differ deliberately ({allowed or 'none'}), "
+    return (f"{total} examples ({tally.trains} of them fragment trains): {tally.outcomes['agree']} agree "
+            f"with Linux, {tally.outcomes['allowed']} differ deliberately ({allowed or 'none'}), "
             f"{tally.outcomes['disagree']} disagree")

@@ -1,0 +1,183 @@
+"""The fragment trains ``tapstack diff`` sends: one IPv4 datagram (an echo request, or UDP to a
+port nobody listens on) cut into fragments, sent in order, reversed, shuffled, with an exact
+duplicate, with an overlapping fragment, with an empty non-last fragment, whole (an atomic
+datagram), or with one piece missing (the train never completes: a reassembly timeout).
+
+Read first: RFC 791 3.2 (fragmentation and reassembly); RFC 815 (holes); RFC 1122 3.3.2 (a host
+MUST reassemble, with a timeout; RFC 792: Time Exceeded code 1 when the first fragment came);
+RFC 6864 (atomic datagrams). RFC 5722 (overlaps discard the whole datagram) is IPv6's; what an
+IPv4 host does with an overlap is whatever Linux does (``tapstack diff`` compares it).
+
+The diff's own generator, not ``stack.testing.strategies.fragment_trains``: it draws the kinds of
+train that found issue 13 (an empty fragment) and the incomplete ones whose timer the diff waits
+for, and it keeps trains short (at most ``MAX_FRAGMENTS`` pieces) so an example stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface
+
+from stack.documentation_addresses import HOST
+from stack.l2.ethernet import BROADCAST, EthernetFrame, EtherType, MacAddress
+from stack.l3.icmp import IcmpMessage, IcmpType
+from stack.l3.ipv4 import MINIMUM_HEADER_LENGTH, IpProto, Ipv4Packet
+from stack.l4.udp import UdpDatagram
+
+#: The kinds of train, in the order hypothesis shrinks towards (a plain train first).
+KINDS = ("in-order", "reversed", "shuffled", "duplicate", "overlap", "empty", "atomic", "incomplete")
+#: How often each kind is drawn, out of ``sum(WEIGHTS.values())``. The kinds that leave a
+#: datagram unfinished (``incomplete`` always; ``overlap`` nearly always, as the fragments after
+#: it start the datagram anew; ``duplicate`` when the copy follows completion) cost a reassembly
+#: timeout each (``REASSEMBLY_TIMEOUT_S`` in diff.py, 1 s): they are drawn less often.
+WEIGHTS = {"in-order": 2, "reversed": 1, "shuffled": 2, "duplicate": 2, "overlap": 1, "empty": 3,
+           "atomic": 1, "incomplete": 1}
+#: At most this many pieces in a train (before duplicates, overlaps and empty fragments).
+MAX_FRAGMENTS = 8
+#: The largest fragment: an Ethernet MTU (RFC 894), header included.
+LARGEST_FRAGMENT = 1500
+#: Most datagrams carry up to this many bytes of ICMP or UDP message; one in eight up to
+#: ``LARGEST_MESSAGE`` (so that the echo reply must itself be fragmented).
+TYPICAL_MESSAGE = 300
+LARGEST_MESSAGE = 4000
+
+
+@dataclass(frozen=True)
+class Train:
+    """One datagram's fragments, in the order they are sent.
+
+    ``datagram`` is the whole IPv4 datagram (unfragmented); ``fragments`` the wire bytes (an
+    Ethernet frame each, or bare packets over TUN); ``pieces`` each fragment's (start, stop)
+    byte range of the datagram's data, in the same order."""
+
+    kind: str
+    datagram: bytes
+    fragments: tuple[bytes, ...]
+    pieces: tuple[tuple[int, int], ...]
+
+    @property
+    def length(self) -> int:
+        """The datagram's data length (what reassembly must cover)."""
+        return len(self.datagram) - MINIMUM_HEADER_LENGTH
+
+
+def _cut(draw, length: int) -> list[tuple[int, int]]:
+    """Cut ``length`` bytes into 2 to ``MAX_FRAGMENTS`` pieces at drawn multiples of 8 bytes
+    (a piece larger than a ``LARGEST_FRAGMENT`` fragment carries is cut again)."""
+    from hypothesis import strategies as st
+
+    units = math.ceil(length / 8)
+    room = (LARGEST_FRAGMENT - MINIMUM_HEADER_LENGTH) // 8
+    count = draw(st.integers(2, min(MAX_FRAGMENTS, units)))
+    cuts = sorted(draw(st.lists(st.integers(1, units - 1), min_size=count - 1, max_size=count - 1, unique=True)))
+    pieces: list[tuple[int, int]] = []
+    for first, last in zip([0, *cuts], [*cuts, units]):
+        for start in range(first, last, room):
+            pieces.append((8 * start, min(8 * min(start + room, last), length)))
+    return pieces
+
+
+def fragment_trains(medium: str = "ethernet", host: IPv4Interface = HOST,
+                    host_mac: MacAddress | None = None,
+                    peers: dict[IPv4Address, MacAddress] | None = None):
+    """Fragment trains from ``peers`` (by default diff's) to ``host`` (mostly its address, sometimes a broadcast or
+    all-hosts): ``Train`` values of every kind in ``KINDS``. With ``medium="ip"`` the fragments
+    are bare IPv4 packets (a TUN device). hypothesis (the test extra) is imported here only."""
+    from hypothesis import strategies as st
+
+    if host_mac is None or peers is None:
+        from stack.tools.diff import HOST_MAC, PEERS, TUN_PEER
+
+        host_mac = HOST_MAC if host_mac is None else host_mac
+        if peers is None:  # over TUN, the one peer at the other end of the link
+            peers = {TUN_PEER: PEERS[TUN_PEER]} if medium == "ip" else PEERS
+    known = dict(peers)
+    destinations = [host.ip, host.ip, host.ip, host.ip, host.ip, host.network.broadcast_address,
+                    IPv4Address("255.255.255.255"), IPv4Address("224.0.0.1")]
+    weighted_kinds = [kind for kind in KINDS for _ in range(WEIGHTS[kind])]
+
+    @st.composite
+    def trains(draw) -> Train:
+        source = draw(st.sampled_from(sorted(known)))
+        destination = draw(st.sampled_from(destinations))
+        kind = draw(st.sampled_from(weighted_kinds))
+        if draw(st.integers(0, 7)) == 0:
+            size = draw(st.integers(TYPICAL_MESSAGE + 1, LARGEST_MESSAGE))
+            pattern = draw(st.binary(min_size=1, max_size=8))
+        else:
+            size = draw(st.integers(9, TYPICAL_MESSAGE))  # more than 8: at least two fragments
+            pattern = b""
+        protocol = draw(st.sampled_from([IpProto.ICMP, IpProto.UDP]))
+        data_size = size - 8  # the ICMP echo and the UDP header are 8 bytes each
+        data = (pattern * (data_size // len(pattern) + 1))[:data_size] if pattern else \
+            draw(st.binary(min_size=data_size, max_size=data_size))
+        if protocol == IpProto.ICMP:
+            message = bytes(IcmpMessage.echo(IcmpType.ECHO_REQUEST, draw(st.integers(0, 0xFFFF)),
+                                             draw(st.integers(0, 0xFFFF)), data))
+        else:
+            # RFC 768: a zero checksum means none was computed.
+            message = UdpDatagram(draw(st.integers(1, 0xFFFF)), draw(st.integers(1, 0xFFFF)), data).to_bytes(
+                source, destination, summed=draw(st.booleans()))
+        fields = dict(ttl=draw(st.integers(1, 255)), identification=draw(st.integers(0, 0xFFFF)),
+                      type_of_service=draw(st.sampled_from([0, 0, 0, 0x10, 0xB8])))
+        whole = Ipv4Packet(source, destination, protocol, message, **fields)
+        length = len(message)
+
+        def fragment(start: int, stop: int, data: bytes | None = None, more: bool | None = None) -> bytes:
+            # RFC 791 3.2: MF on every fragment but the last; the offset in 8-octet units.
+            piece = message[start:stop] if data is None else data
+            return bytes(Ipv4Packet(source, destination, protocol, piece, more_fragments=stop < length if more is None
+                                    else more, fragment_offset=start // 8, **fields))
+
+        if kind == "atomic":
+            # RFC 6864 4: an atomic datagram (DF set, MF clear, offset 0) is not a fragment at all.
+            atomic = Ipv4Packet(source, destination, protocol, message, dont_fragment=True, **fields)
+            order, frames = [(0, length)], [bytes(atomic)]
+        else:
+            pieces = _cut(draw, length)
+            if kind == "in-order":
+                order = list(pieces)
+            elif kind == "reversed":
+                order = pieces[::-1]
+            elif kind == "incomplete":
+                missing = draw(st.integers(0, len(pieces) - 1))
+                order = [piece for at, piece in enumerate(pieces) if at != missing]
+                if draw(st.booleans()):
+                    order = list(draw(st.permutations(order)))
+            elif kind == "shuffled":
+                order = list(draw(st.permutations(pieces)))
+            else:  # duplicate, overlap, empty: in order or shuffled
+                order = list(draw(st.permutations(pieces))) if draw(st.booleans()) else list(pieces)
+            frames = [fragment(start, stop) for start, stop in order]
+            if kind == "duplicate":
+                for _ in range(draw(st.integers(1, 2))):
+                    at = draw(st.integers(0, len(order) - 1))
+                    where = draw(st.integers(0, len(order)))
+                    order.insert(where, order[at])
+                    frames.insert(where, frames[at])
+            elif kind == "overlap":
+                units = math.ceil(length / 8)
+                first = draw(st.integers(0, units - 1))
+                stop = min(8 * draw(st.integers(first + 1, units)), length)
+                extra = (8 * first, stop)
+                # The same bytes, or other ones (a retransmission that disagrees).
+                same = draw(st.booleans())
+                extra_data = message[extra[0]:stop] if same else bytes(b ^ 0xFF for b in message[extra[0]:stop])
+                where = draw(st.integers(0, len(order)))
+                order.insert(where, extra)
+                frames.insert(where, fragment(*extra, data=extra_data))
+            elif kind == "empty":
+                # Issue 13: an empty non-last fragment covers no bytes (MF set, no data), at an
+                # offset inside the datagram, at its end, or just past it.
+                units = math.ceil(length / 8)
+                offset = 8 * draw(st.integers(0, units + 1))
+                where = draw(st.integers(0, len(order)))
+                order.insert(where, (offset, offset))
+                frames.insert(where, fragment(offset, offset, data=b"", more=True))
+        if medium == "ethernet":
+            mac = host_mac if destination == host.ip else BROADCAST
+            frames = [bytes(EthernetFrame(mac, known[source], EtherType.IPV4, frame)) for frame in frames]
+        return Train(kind, bytes(whole), tuple(frames), tuple(order))
+
+    return trains()
