@@ -181,3 +181,67 @@ def fragment_trains(medium: str = "ethernet", host: IPv4Interface = HOST,
         return Train(kind, bytes(whole), tuple(frames), tuple(order))
 
     return trains()
+
+
+# ---------------------------------------------------------------------- the overlap Linux keeps
+
+
+def _tapstack_takes(held: set[tuple[int, int]], start: int, stop: int) -> str:
+    """What tapstack's reassembler does with a fragment (stack/l3/reassembly.py): "duplicate"
+    (an exact copy: dropped alone), "discard" (any other overlap: RFC 5722's rule), or "hold"."""
+    if (start, stop) in held:
+        return "duplicate"
+    if any(a < stop and start < b for a, b in held):
+        return "discard"
+    return "hold"
+
+
+def _linux_takes(runs: list[list[int]], start: int, stop: int) -> str:
+    """What Linux 6.18 does with a fragment, as observed on the kernel (tests/root/
+    test_fragments_device.py): it keeps what it holds as runs (fragments that came in order,
+    each starting where the one before ended). A fragment past the end of the last one held
+    overlaps if it starts before that end, else it extends the last run or starts a new one;
+    any other fragment is a "duplicate" (dropped alone) when it lies inside one run, an overlap
+    ("discard") when it crosses one, and starts a run of its own in a gap."""
+    if not runs:
+        return "new"
+    tail = max(stop_ for _, stop_ in runs)
+    if stop > tail:
+        return "discard" if start < tail else "extend" if start == tail else "new"
+    for first, last in runs:
+        if first < stop and start < last:
+            return "duplicate" if first <= start and stop <= last else "discard"
+    return "new"
+
+
+def linux_keeps_what_tapstack_discards(train: Train) -> bool:
+    """Whether, somewhere in the train, a fragment lies inside a run Linux holds without being
+    an exact duplicate: Linux drops it alone and keeps the datagram, tapstack discards it all.
+    Both models run side by side up to that point (an empty fragment discards what is held, a
+    datagram covered from 0 to its end completes and starts anew)."""
+    length = train.length
+    held: set[tuple[int, int]] = set()
+    runs: list[list[int]] = []
+    for start, stop in train.pieces:
+        if start == stop:  # an empty fragment: both discard what they hold
+            held.clear()
+            runs.clear()
+            continue
+        ours, linux = _tapstack_takes(held, start, stop), _linux_takes(runs, start, stop)
+        if ours == "discard" and linux == "duplicate":
+            return True
+        if ours == "discard":
+            held.clear()
+            runs.clear()
+        elif ours == "hold":
+            held.add((start, stop))
+            if linux == "extend":
+                run = max(runs, key=lambda run: run[1])
+                run[1] = stop
+            else:
+                runs.append([start, stop])
+        if sum(b - a for a, b in held) == length and any(a == 0 for a, _ in held) \
+                and any(b == length for _, b in held):
+            held.clear()
+            runs.clear()
+    return False

@@ -57,3 +57,57 @@ def test_linux_sends_time_exceeded_about_icmp_queries_only() -> None:
                             env=stack_env(), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == sorted(ICMP_QUERY_TYPES) == [0, 8, 13, 14, 15, 16, 17, 18]
+
+
+#: Fragment trains with a fragment over data already held (32 bytes of echo request, ranges in
+#: bytes), each its own datagram and echo identifier, all sent at once: which are answered.
+OVERLAP_PROBE = """
+import json
+from stack.l3.icmp import IcmpMessage, IcmpType
+from stack.l3.ipv4 import Ipv4Packet, IpProto
+from stack.tools import diff
+
+CASES = %r
+kernel = diff.KernelHost("ip")
+fragments = []
+for ident, pieces in enumerate(CASES):
+    message = bytes(IcmpMessage.echo(IcmpType.ECHO_REQUEST, ident, 1, bytes(range(24))))
+    for start, stop, other in pieces:
+        data = bytes(0xFF ^ b for b in message[start:stop]) if other else message[start:stop]
+        fragments.append(bytes(Ipv4Packet(diff.TUN_PEER, diff.HOST.ip, IpProto.ICMP, data, identification=100 + ident,
+                                          more_fragments=stop < len(message), fragment_offset=start // 8)))
+answers = kernel.answer_train(tuple(fragments))
+print(json.dumps(sorted(int.from_bytes(a[24:26], "big") for a in answers if a[9] == 1 and a[20] == 0)))
+kernel.close()
+"""
+#: (the train, as (start, stop, other bytes); whether Linux answers it)
+OVERLAP_CASES = [
+    ([(0, 8, 0), (8, 16, 0), (0, 16, 1), (16, 32, 0)], True),   # inside a run that came in order: kept
+    ([(0, 16, 0), (0, 8, 1), (16, 32, 0)], True),                # inside one fragment: kept
+    ([(8, 16, 0), (0, 8, 0), (0, 16, 1), (16, 32, 0)], False),   # the same over two runs: discarded
+    ([(0, 8, 0), (16, 24, 0), (8, 16, 0), (0, 16, 0), (24, 32, 0)], False),  # a gap filled is a run of its own
+    ([(0, 8, 0), (8, 24, 0), (0, 16, 1), (24, 32, 0)], True),    # inside a run of two: kept
+    ([(0, 8, 0), (0, 16, 0), (16, 32, 0)], False),               # past the end of the held data: discarded
+    ([(0, 8, 0), (8, 32, 0), (0, 8, 1), (8, 32, 0)], True),      # after completion: anew, never complete
+]
+
+
+def test_linux_keeps_a_datagram_when_a_fragment_lies_inside_a_run_it_received_in_order() -> None:
+    """What the deliberate difference ``ipv4-fragment-inside-a-run`` of tapstack diff says of
+    Linux, and its model of it (``stack.tools.diff_trains``) agrees; tapstack discards each."""
+    import json
+    import subprocess
+    import sys
+
+    from stack.tools.diff_trains import Train, linux_keeps_what_tapstack_discards
+    from tests.root.test_cli_device import REPO, stack_env
+
+    cases = [pieces for pieces, _ in OVERLAP_CASES]
+    result = subprocess.run(["unshare", "--net", "--mount", sys.executable, "-c", OVERLAP_PROBE % (cases,)], cwd=REPO,
+                            env=stack_env(), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    answered = json.loads(result.stdout)
+    assert answered == [ident for ident, (_, linux) in enumerate(OVERLAP_CASES) if linux]
+    for pieces, linux in OVERLAP_CASES[:-1]:
+        train = Train("overlap", bytes(20 + 32), (), tuple((start, stop) for start, stop, _ in pieces))
+        assert linux_keeps_what_tapstack_discards(train) == linux, pieces
