@@ -21,7 +21,14 @@ same MAC, the peers permanent neighbours on both sides (no answer waits for Neig
 no DAD; packets from ``probe_frames6``; the flow label set aside too; the kernel's own Router
 Solicitations and MLD reports taken out of its answers (``is_kernel_noise``).
 
-Not compared: fragments (reassembly state and its 30 s / 60 s timers would outlive one example).
+IPv4 examples are frames and, one in ``TRAIN_SHARE``, fragment trains (``diff_trains``: in
+order, reversed, shuffled, with a duplicate, an overlap or an empty fragment, atomic, or with a
+piece missing), all of a train's fragments sent and its answers compared together. So that an
+incomplete train's Time Exceeded (RFC 1122 3.3.2, RFC 792 code 1) lands in its own example,
+both hosts give up after ``REASSEMBLY_TIMEOUT_S`` (the kernel's ``net.ipv4.ipfrag_time``, per
+namespace; tapstack's ``reassembly_timeout``), and after each example each side is run past its
+timer while it still holds a datagram (the kernel's ``FRAG: inuse`` in /proc/net/sockstat): no
+reassembly state outlives an example. Not compared: IPv6 fragments (``--ipv6``).
 """
 
 from __future__ import annotations
@@ -635,6 +642,7 @@ class KernelHost:
 
         self.medium = medium
         self.family = family
+        self.waits = 0  # examples after which the kernel held a datagram to give up
         self.device = TunDevice(TUN_DEVICE) if medium == "ip" else TapDevice(DEVICE)
         name = self.device.name
         try:
@@ -692,6 +700,7 @@ class KernelHost:
             self.device.send([fragment], 0.0)
         answers = self._collect()
         if self.holds_fragments():
+            self.waits += 1
             give_up = time.monotonic() + KERNEL_REASSEMBLY_WAIT_S
             while self.holds_fragments():
                 if time.monotonic() > give_up:
