@@ -89,7 +89,7 @@ STACK_SECONDS_PER_FRAME = 1.0
 #: value ``net.ipv4.ipfrag_time`` takes (whole seconds; it is per network namespace).
 REASSEMBLY_TIMEOUT_S = 1
 #: One example in this many is a fragment train (IPv4; ``stack.tools.diff_trains``).
-TRAIN_SHARE = 5
+TRAIN_SHARE = 4
 #: The longest we wait for the kernel to give up a train (its timer, and a margin).
 KERNEL_REASSEMBLY_WAIT_S = REASSEMBLY_TIMEOUT_S + 2.0
 

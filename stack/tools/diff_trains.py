@@ -32,7 +32,7 @@ KINDS = ("in-order", "reversed", "shuffled", "duplicate", "overlap", "empty", "a
 #: comes first, as the fragments after them start the datagram anew; ``duplicate`` when the copy
 #: follows completion) cost a reassembly timeout each (``REASSEMBLY_TIMEOUT_S`` in diff.py, 1 s):
 #: they are drawn less often.
-WEIGHTS = {"in-order": 2, "reversed": 1, "shuffled": 2, "duplicate": 1, "overlap": 1, "empty": 2,
+WEIGHTS = {"in-order": 2, "reversed": 1, "shuffled": 2, "duplicate": 1, "overlap": 1, "empty": 3,
            "atomic": 1, "incomplete": 1}
 #: At most this many pieces in a train (before duplicates, overlaps and empty fragments).
 MAX_FRAGMENTS = 8

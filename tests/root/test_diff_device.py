@@ -13,7 +13,7 @@ from tests.root.test_cli_device import REPO, stack_env, tapstack
 
 pytestmark = pytest.mark.device
 
-#: Examples (frames, and one in five a fragment train) compared in CI per seed; ``tapstack diff
+#: Examples (frames, and one in four a fragment train) compared in CI per seed; ``tapstack diff
 #: --examples N`` runs as many as a user asks. An incomplete train costs a second (the reassembly
 #: timeout both hosts run out), so CI draws fewer than before trains came (300).
 CI_EXAMPLES = 200
