@@ -541,6 +541,13 @@ def walk_chain(next_header: int, payload: Buffer, base: int = HEADER_LENGTH,
                 if value.fragment_offset != 0:
                     break  # RFC 8200 4.5: after a later fragment's Fragment header comes fragment data
                 first_fragment = value.more_fragments
+        if first_fragment and index == size and next_header != NextHeader.NO_NEXT_HEADER:
+            # RFC 8200 4.5 (and RFC 7112 5): a first fragment must hold every header through the
+            # upper-layer one; an empty first fragment holds none of it. Linux 6.18 answers it so
+            # too, and reassembles the rest (found by tapstack diff --ipv6).
+            raise Ipv6ParseError("IPv6", "incomplete_chain",
+                                 f"the first fragment ends before upper-layer header {next_header}",
+                                 pointer=0, code=ParameterProblemCode.INCOMPLETE_HEADER_CHAIN)
     except Ipv6ParseError as error:
         error.before = tuple(headers)
         raise

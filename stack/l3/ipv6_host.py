@@ -485,8 +485,14 @@ class Ipv6Host:
         except ParseError:
             return []
         multicast = packet.destination not in self._ours
+        try:
+            # Walked through its Fragment header, so that RFC 4443 2.4 (e) sees the ICMPv6 type
+            # (no Time Exceeded about an ICMPv6 error, as Linux 6.18; found by tapstack diff).
+            chain = packet.chain()
+        except (ParseError, ValueError):
+            chain = None
         return self._error(packet, first_fragment, multicast, False, Icmpv6Type.TIME_EXCEEDED,
-                           TimeExceededCode.REASSEMBLY_TIME_EXCEEDED, 0, now)
+                           TimeExceededCode.REASSEMBLY_TIME_EXCEEDED, 0, now, chain=chain)
 
     # ------------------------------------------------------------------ send
 

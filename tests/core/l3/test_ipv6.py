@@ -253,6 +253,8 @@ MALFORMED = [
      "option 30 at offset 47"),
     ("first-fragment-cuts-the-chain", (44,), bytes(FragmentHeader(60, 0, True, 1)) + b"\x3a\x01" + bytes(6),
      "incomplete_chain", 0, ParameterProblemCode.INCOMPLETE_HEADER_CHAIN, "first fragment ends inside header 60"),
+    ("empty-first-fragment", (44,), bytes(FragmentHeader(58, 0, True, 1)), "incomplete_chain", 0,
+     ParameterProblemCode.INCOMPLETE_HEADER_CHAIN, "first fragment ends before upper-layer header 58"),
     ("fragment-not-multiple-of-8", (44,), bytes(FragmentHeader(58, 0, True, 1)) + bytes(12), "fragment_bad_length",
      4, ParameterProblemCode.ERRONEOUS_HEADER_FIELD, "fragment of 12 bytes with more to come"),
     ("fragment-past-65535", (44,), bytes(FragmentHeader(58, 8191, False, 1)) + bytes(16), "fragment_too_large",

@@ -256,3 +256,27 @@ def test_an_ipv4_only_host_still_drops_ipv6():
     host = TunHost(["192.0.2.2"])
     assert out(host, echo()) == []
     assert host.verdict.drop_reason == "tun_ipv6_not_supported"
+
+
+@pytest.mark.parametrize("icmp_type, answered", [(128, True), (129, True), (1, False), (127, False)])
+def test_rfc4443_2_4_e_no_time_exceeded_about_a_fragmented_icmpv6_error(host, icmp_type, answered):
+    """tapstack diff --ipv6 found it: the first fragment's ICMPv6 type is behind its Fragment
+    header; Linux 6.18 sends no Time Exceeded about an error message either."""
+    message = f.icmpv6_message(icmp_type, 0, bytes(28))
+    first = f.ipv6_packet(f.fragment_header(58, 0, True, 9) + message[:16], 44)
+    assert out(host, first, 0.0) == []
+    errors = [join(frame) for frame in host.poll(60.0)]
+    assert len(errors) == answered
+    if answered:
+        assert errors[0][40:42] == bytes([3, 1])  # Time Exceeded, fragment reassembly time exceeded
+    assert host.stats["icmpv6_error_about_icmpv6_error"] == (not answered)
+
+
+def test_rfc8200_4_5_an_empty_first_fragment_gets_parameter_problem_code_3_and_the_packet_goes_on(host):
+    """As Linux 6.18 (tapstack diff --ipv6): the empty first fragment alone is refused."""
+    message = f.icmpv6_echo(128, 0x1234, 1, DATA)
+    empty = f.ipv6_packet(f.fragment_header(58, 0, True, 9), 44)
+    [problem] = out(host, empty)
+    assert problem[40:42] == bytes([4, 3]) and problem[44:48] == bytes(4)  # code 3, pointer 0
+    assert out(host, f.ipv6_packet(f.fragment_header(58, 0, True, 9) + message[:16], 44)) == []
+    assert out(host, f.ipv6_packet(f.fragment_header(58, 2, False, 9) + message[16:], 44)) == [reply()]
