@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 
 from stack.documentation_addresses import HOST
 from stack.l2.ethernet import BROADCAST, EthernetFrame, EtherType, MacAddress
 from stack.l3.icmp import IcmpMessage, IcmpType
+from stack.checksum import internet_checksum
 from stack.l3.ipv4 import MINIMUM_HEADER_LENGTH, IpProto, Ipv4Packet
+from stack.l3.ipv6 import FragmentHeader, Ipv6Packet, NextHeader, pseudo_header
 from stack.l4.udp import UdpDatagram
+
+IPV6_HEADER = 40
+FRAGMENT_HEADER = 8
 
 #: The kinds of train, in the order hypothesis shrinks towards (a plain train first).
 KINDS = ("in-order", "reversed", "shuffled", "duplicate", "overlap", "empty", "atomic", "incomplete")
@@ -60,7 +65,7 @@ class Train:
     @property
     def length(self) -> int:
         """The datagram's data length (what reassembly must cover)."""
-        return len(self.datagram) - MINIMUM_HEADER_LENGTH
+        return len(self.datagram) - (IPV6_HEADER if self.datagram[0] >> 4 == 6 else MINIMUM_HEADER_LENGTH)
 
 
 def _cut(draw, length: int) -> list[tuple[int, int]]:
@@ -77,6 +82,60 @@ def _cut(draw, length: int) -> list[tuple[int, int]]:
         for start in range(first, last, room):
             pieces.append((8 * start, min(8 * min(start + room, last), length)))
     return pieces
+
+
+def _arrange(draw, kind: str, length: int, message: bytes, fragment, atomic) -> tuple[list, list]:
+    """The pieces of a ``length``-byte message, in the order ``kind`` sends them, and their
+    fragments (``fragment(start, stop, data=None, more=None)`` makes one; ``atomic()`` the
+    train of an atomic datagram or fragment)."""
+    from hypothesis import strategies as st
+
+    if kind == "atomic":
+        return [(0, length)], atomic()
+    else:
+        pieces = _cut(draw, length)
+        if kind == "in-order":
+            order = list(pieces)
+        elif kind == "reversed":
+            order = pieces[::-1]
+        elif kind == "incomplete":
+            missing = draw(st.integers(0, len(pieces) - 1))
+            order = [piece for at, piece in enumerate(pieces) if at != missing]
+            if draw(st.booleans()):
+                order = list(draw(st.permutations(order)))
+        elif kind == "shuffled":
+            order = list(draw(st.permutations(pieces)))
+        else:  # duplicate, overlap, empty: in order or shuffled
+            order = list(draw(st.permutations(pieces))) if draw(st.booleans()) else list(pieces)
+        frames = [fragment(start, stop) for start, stop in order]
+        if kind == "duplicate":
+            for _ in range(draw(st.integers(1, 2))):
+                at = draw(st.integers(0, len(order) - 1))
+                where = draw(st.integers(0, len(order)))
+                order.insert(where, order[at])
+                frames.insert(where, frames[at])
+        elif kind == "overlap":
+            units = math.ceil(length / 8)
+            first = draw(st.integers(0, units - 1))
+            stop = min(8 * draw(st.integers(first + 1, units)), length)
+            extra = (8 * first, stop)
+            # The same bytes, or other ones (a retransmission that disagrees).
+            same = draw(st.booleans())
+            extra_data = message[extra[0]:stop] if same else bytes(b ^ 0xFF for b in message[extra[0]:stop])
+            where = draw(st.integers(0, len(order)))
+            order.insert(where, extra)
+            frames.insert(where, fragment(*extra, data=extra_data))
+        elif kind == "empty":
+            # Issue 13: an empty non-last fragment covers no bytes (MF set, no data), at an
+            # offset inside the datagram, at its end, or just past it; half the time first
+            # (issue 13's train), else anywhere (it discards what is held: the rest of the
+            # train starts the datagram anew, which then times out).
+            units = math.ceil(length / 8)
+            offset = 8 * draw(st.integers(0, units + 1))
+            where = 0 if draw(st.booleans()) else draw(st.integers(0, len(order)))
+            order.insert(where, (offset, offset))
+            frames.insert(where, fragment(offset, offset, data=b"", more=True))
+    return order, frames
 
 
 def fragment_trains(medium: str = "ethernet", host: IPv4Interface = HOST,
@@ -131,57 +190,78 @@ def fragment_trains(medium: str = "ethernet", host: IPv4Interface = HOST,
             return bytes(Ipv4Packet(source, destination, protocol, piece, more_fragments=stop < length if more is None
                                     else more, fragment_offset=start // 8, **fields))
 
-        if kind == "atomic":
+        order, frames = _arrange(draw, kind, length, message, fragment, lambda: [bytes(
             # RFC 6864 4: an atomic datagram (DF set, MF clear, offset 0) is not a fragment at all.
-            atomic = Ipv4Packet(source, destination, protocol, message, dont_fragment=True, **fields)
-            order, frames = [(0, length)], [bytes(atomic)]
-        else:
-            pieces = _cut(draw, length)
-            if kind == "in-order":
-                order = list(pieces)
-            elif kind == "reversed":
-                order = pieces[::-1]
-            elif kind == "incomplete":
-                missing = draw(st.integers(0, len(pieces) - 1))
-                order = [piece for at, piece in enumerate(pieces) if at != missing]
-                if draw(st.booleans()):
-                    order = list(draw(st.permutations(order)))
-            elif kind == "shuffled":
-                order = list(draw(st.permutations(pieces)))
-            else:  # duplicate, overlap, empty: in order or shuffled
-                order = list(draw(st.permutations(pieces))) if draw(st.booleans()) else list(pieces)
-            frames = [fragment(start, stop) for start, stop in order]
-            if kind == "duplicate":
-                for _ in range(draw(st.integers(1, 2))):
-                    at = draw(st.integers(0, len(order) - 1))
-                    where = draw(st.integers(0, len(order)))
-                    order.insert(where, order[at])
-                    frames.insert(where, frames[at])
-            elif kind == "overlap":
-                units = math.ceil(length / 8)
-                first = draw(st.integers(0, units - 1))
-                stop = min(8 * draw(st.integers(first + 1, units)), length)
-                extra = (8 * first, stop)
-                # The same bytes, or other ones (a retransmission that disagrees).
-                same = draw(st.booleans())
-                extra_data = message[extra[0]:stop] if same else bytes(b ^ 0xFF for b in message[extra[0]:stop])
-                where = draw(st.integers(0, len(order)))
-                order.insert(where, extra)
-                frames.insert(where, fragment(*extra, data=extra_data))
-            elif kind == "empty":
-                # Issue 13: an empty non-last fragment covers no bytes (MF set, no data), at an
-                # offset inside the datagram, at its end, or just past it; half the time first
-                # (issue 13's train), else anywhere (it discards what is held: the rest of the
-                # train starts the datagram anew, which then times out).
-                units = math.ceil(length / 8)
-                offset = 8 * draw(st.integers(0, units + 1))
-                where = 0 if draw(st.booleans()) else draw(st.integers(0, len(order)))
-                order.insert(where, (offset, offset))
-                frames.insert(where, fragment(offset, offset, data=b"", more=True))
+            Ipv4Packet(source, destination, protocol, message, dont_fragment=True, **fields))])
         if medium == "ethernet":
             mac = host_mac if destination == host.ip else BROADCAST
             frames = [bytes(EthernetFrame(mac, known[source], EtherType.IPV4, frame)) for frame in frames]
         return Train(kind, bytes(whole), tuple(frames), tuple(order))
+
+    return trains()
+
+
+def _ipv6(source: IPv6Address, destination: IPv6Address, next_header: int, payload: bytes,
+          hop_limit: int, traffic_class: int) -> bytes:
+    """An IPv6 packet (RFC 8200 3)."""
+    return bytes(Ipv6Packet(source, destination, next_header, payload, hop_limit=hop_limit,
+                            traffic_class=traffic_class))
+
+
+def fragment_trains6(medium: str = "ethernet"):
+    """IPv6 fragment trains from diff's peers to HOST6 (mostly; over TAP sometimes ff02::1): an
+    echo request or UDP to a closed port cut into fragments, each a Fragment header (RFC 8200
+    4.5) with the whole upper-layer header in the first (RFC 7112), of the kinds in ``KINDS``;
+    ``atomic`` is an atomic fragment (RFC 6946: offset 0, M clear)."""
+    from hypothesis import strategies as st
+
+    from stack.l2.ipv6_multicast import ipv6_multicast_mac
+    from stack.tools.diff import HOST6, HOST_MAC, PEERS6, TUN_PEER6
+
+    if medium == "ip":
+        peers, destinations = {TUN_PEER6: PEERS6[TUN_PEER6]}, [HOST6.ip]
+    else:
+        peers = {address: mac for address, mac in PEERS6.items() if not address.is_link_local}
+        destinations = [HOST6.ip] * 5 + [IPv6Address("ff02::1")]
+    weighted_kinds = [kind for kind in KINDS for _ in range(WEIGHTS[kind])]
+
+    @st.composite
+    def trains(draw) -> Train:
+        source = draw(st.sampled_from(sorted(peers)))
+        destination = draw(st.sampled_from(destinations))
+        kind = draw(st.sampled_from(weighted_kinds))
+        if draw(st.integers(0, 7)) == 0:
+            size = draw(st.integers(TYPICAL_MESSAGE + 1, LARGEST_MESSAGE))
+            pattern = draw(st.binary(min_size=1, max_size=8))
+            data = (pattern * ((size - 8) // len(pattern) + 1))[:size - 8]
+        else:
+            size = draw(st.integers(9, TYPICAL_MESSAGE))
+            data = draw(st.binary(min_size=size - 8, max_size=size - 8))
+        next_header = draw(st.sampled_from([NextHeader.ICMPV6, NextHeader.UDP]))
+        if next_header == NextHeader.ICMPV6:  # RFC 4443 4.1: an echo request
+            header = bytes([128, 0, 0, 0]) + draw(st.integers(0, 0xFFFF)).to_bytes(2, "big") \
+                + draw(st.integers(0, 0xFFFF)).to_bytes(2, "big")
+        else:  # RFC 768; RFC 8200 8.1: the checksum is mandatory
+            header = draw(st.integers(1, 0xFFFF)).to_bytes(2, "big") + draw(st.integers(1, 0xFFFF)).to_bytes(2, "big") \
+                + size.to_bytes(2, "big") + b"\0\0"
+        summed = internet_checksum(pseudo_header(source, destination, size, next_header) + header + data) or 0xFFFF
+        at = 2 if next_header == NextHeader.ICMPV6 else 6
+        message = header[:at] + summed.to_bytes(2, "big") + header[at + 2:] + data
+        hop_limit, traffic_class = draw(st.integers(1, 255)), draw(st.sampled_from([0, 0, 0, 0x10, 0xB8]))
+        identification = draw(st.integers(0, 0xFFFFFFFF))
+        length = len(message)
+
+        def fragment(start: int, stop: int, data: bytes | None = None, more: bool | None = None) -> bytes:
+            piece = message[start:stop] if data is None else data
+            header = FragmentHeader(next_header, start // 8, stop < length if more is None else more, identification)
+            return _ipv6(source, destination, NextHeader.FRAGMENT, bytes(header) + piece, hop_limit, traffic_class)
+
+        order, frames = _arrange(draw, kind, length, message, fragment, lambda: [fragment(0, length)])
+        if medium == "ethernet":
+            mac = HOST_MAC if destination == HOST6.ip else ipv6_multicast_mac(destination.packed)
+            frames = [bytes(EthernetFrame(mac, peers[source], EtherType.IPV6, frame)) for frame in frames]
+        whole = _ipv6(source, destination, next_header, message, hop_limit, traffic_class)
+        return Train(kind, whole, tuple(frames), tuple(order))
 
     return trains()
 
@@ -221,8 +301,11 @@ def linux_keeps_what_tapstack_discards(train: Train) -> bool:
     """Whether, somewhere in the train, a fragment lies inside a run Linux holds without being
     an exact duplicate: Linux drops it alone and keeps the datagram, tapstack discards it all.
     Both models run side by side up to that point (an empty fragment discards what is held, a
-    datagram covered from 0 to its end completes and starts anew)."""
+    datagram covered from 0 to its end completes and starts anew; after an overlap, an IPv4
+    datagram starts anew, an IPv6 packet's later fragments are discarded too: RFC 5722 3, and
+    Linux 6.18 does the same)."""
     length = train.length
+    ipv6 = train.datagram[0] >> 4 == 6
     held: set[tuple[int, int]] = set()
     runs: list[list[int]] = []
     for start, stop in train.pieces:
@@ -234,6 +317,8 @@ def linux_keeps_what_tapstack_discards(train: Train) -> bool:
         if ours == "discard" and linux == "duplicate":
             return True
         if ours == "discard":
+            if ipv6:
+                return False
             held.clear()
             runs.clear()
         elif ours == "hold":
