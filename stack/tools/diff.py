@@ -55,7 +55,7 @@ from stack.l4.udp import UdpDatagram
 from stack.node import TapHost, TunHost, mac_for
 from stack.runtime.settle import run_until_quiet
 from stack.runtime.trace import summarize
-from stack.tools.diff_trains import Train, linux_keeps_what_tapstack_discards
+from stack.tools.diff_trains import Train, linux_keeps_what_tapstack_discards, where_linux_differs
 
 #: Both hosts answer as HOST from the same MAC, derived from the address.
 HOST_MAC = mac_for(HOST.ip)
@@ -512,6 +512,12 @@ DELIBERATE_DIFFERENCES = [
                "(as for IPv4); tapstack discards the packet and its later fragments, as RFC 5722 3 "
                "says a node MUST for any overlapping fragment", lambda frame: False,
                covers_train=lambda train: train.datagram[0] >> 4 == 6 and linux_keeps_what_tapstack_discards(train)),
+    Difference("ipv6-fragments-after-an-overlap", "the fragments that come after an overlap "
+               "discarded a packet: tapstack discards them too until the packet's timeout, as RFC "
+               "5722 3 says a node MUST (\"including those not yet received\"); Linux 6.18 starts "
+               "the packet anew with them (and may answer it, or send Time Exceeded)", lambda frame: False,
+               covers_train=lambda train: train.datagram[0] >> 4 == 6
+               and where_linux_differs(train) == "after-an-overlap"),
     Difference("nd-unicast-solicitation", "a Neighbor Solicitation to a unicast address: "
                "tapstack's advertisement has Override set and the target link-layer option (RFC "
                "4861 7.2.4: O SHOULD be set for an address that is not anycast; the option MAY be "

@@ -297,28 +297,29 @@ def _linux_takes(runs: list[list[int]], start: int, stop: int) -> str:
     return "new"
 
 
-def linux_keeps_what_tapstack_discards(train: Train) -> bool:
-    """Whether, somewhere in the train, a fragment lies inside a run Linux holds without being
-    an exact duplicate: Linux drops it alone and keeps the datagram, tapstack discards it all.
-    Both models run side by side up to that point (an empty fragment discards what is held, a
-    datagram covered from 0 to its end completes and starts anew; after an overlap, an IPv4
-    datagram starts anew, an IPv6 packet's later fragments are discarded too: RFC 5722 3, and
-    Linux 6.18 does the same)."""
+def where_linux_differs(train: Train) -> str | None:
+    """Where the train makes Linux 6.18 and tapstack reassemble differently, the first time:
+    "inside-a-run" (a fragment lies inside a run Linux holds without being an exact duplicate:
+    Linux drops it alone and keeps the datagram, tapstack discards it all), "after-an-overlap"
+    (IPv6: tapstack discards the later fragments of a packet it discarded for an overlap, RFC
+    5722 3; Linux starts the packet anew with them), or None. Both models run side by side up
+    to that point (an empty fragment discards what is held, a datagram covered from 0 to its
+    end completes and starts anew, after an overlap an IPv4 datagram starts anew)."""
     length = train.length
     ipv6 = train.datagram[0] >> 4 == 6
     held: set[tuple[int, int]] = set()
     runs: list[list[int]] = []
-    for start, stop in train.pieces:
+    for at, (start, stop) in enumerate(train.pieces):
         if start == stop:  # an empty fragment: both discard what they hold
             held.clear()
             runs.clear()
             continue
         ours, linux = _tapstack_takes(held, start, stop), _linux_takes(runs, start, stop)
         if ours == "discard" and linux == "duplicate":
-            return True
+            return "inside-a-run"
         if ours == "discard":
             if ipv6:
-                return False
+                return "after-an-overlap" if at + 1 < len(train.pieces) else None
             held.clear()
             runs.clear()
         elif ours == "hold":
@@ -332,4 +333,11 @@ def linux_keeps_what_tapstack_discards(train: Train) -> bool:
                 and any(b == length for _, b in held):
             held.clear()
             runs.clear()
-    return False
+    return None
+
+
+def linux_keeps_what_tapstack_discards(train: Train) -> bool:
+    """Whether, somewhere in the train, a fragment lies inside a run Linux holds without being
+    an exact duplicate: Linux drops it alone and keeps the datagram, tapstack discards it all
+    (``where_linux_differs``)."""
+    return where_linux_differs(train) == "inside-a-run"
