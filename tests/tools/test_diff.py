@@ -458,3 +458,64 @@ def test_the_overlap_linux_keeps_is_a_deliberate_difference_of_the_train_only(pi
     covered = {d.name for d in diff.DELIBERATE_DIFFERENCES if d.covers_train is not None and d.covers_train(train)}
     assert covered == ({"ipv4-fragment-inside-a-run"} if linux_keeps else set())
     assert not any(d.covers(bytes(12) + b"\x08\x00" + train.datagram) for d in diff.DELIBERATE_DIFFERENCES)
+
+
+# ---------------------------------------------------------------------- fragment trains (IPv6)
+
+from stack.l3.ipv6 import FragmentHeader  # noqa: E402
+from stack.tools.diff_trains import fragment_trains6, where_linux_differs  # noqa: E402
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["ethernet", "ip"]).flatmap(lambda medium: st.tuples(st.just(medium),
+                                                                            fragment_trains6(medium))))
+def test_ipv6_fragment_trains_are_fragments_of_their_packet_for_our_codec_and_dpkt(drawn):
+    medium, train = drawn
+    whole = Ipv6Packet.parse(train.datagram)
+    message = join(whole.payload)
+    assert whole.next_header in (58, 17) and train.length == len(message)
+    for (start, stop), fragment in zip(train.pieces, train.fragments):
+        if medium == "ethernet":
+            assert fragment[12:14] == b"\x86\xdd"
+            fragment = fragment[14:]
+        packet = Ipv6Packet.parse(fragment)
+        header = packet.chain().fragment if start or stop < train.length or train.kind == "atomic" else None
+        assert packet.next_header == 44 and (packet.source, packet.destination) == (whole.source, whole.destination)
+        assert dpkt.ip6.IP6(fragment).plen == packet.payload_length == 8 + stop - start
+        fragment_header = FragmentHeader(*_fragment_fields(fragment[40:48]))
+        assert fragment_header.fragment_offset * 8 == start and fragment_header.next_header == whole.next_header
+        assert header is None or header == fragment_header
+        if train.kind == "atomic":  # RFC 6946
+            assert fragment_header.is_atomic and fragment[48:] == message
+        elif start != stop:
+            assert fragment_header.more_fragments == (stop < len(message))
+
+
+def _fragment_fields(data: bytes) -> tuple[int, int, bool, int]:
+    offset_flags = int.from_bytes(data[2:4], "big")
+    return data[0], offset_flags >> 3, bool(offset_flags & 1), int.from_bytes(data[4:8], "big")
+
+
+def test_tapstack_over_ipv6_fragment_trains_against_itself_agrees_and_waits_out_its_timer():
+    twin = Twin()
+    twin.stack = diff.StackHost("ethernet", 6)
+    comparison = diff.Comparison(twin, diff.StackHost("ethernet", 6), "ethernet", 6)
+    assert diff.run_examples(comparison, 150, seed=2) is None
+    assert comparison.tally.trains > 15 and comparison.tally.outcomes["disagree"] == 0
+    for stack in (comparison.kernel.stack, comparison.stack):
+        assert stack.host.ip6.reassembler.timeout == diff.REASSEMBLY_TIMEOUT_S
+        assert not stack.host.ip6.reassembler.partials
+
+
+@pytest.mark.parametrize("pieces, ipv4, ipv6", [
+    ([(0, 8), (8, 16), (0, 16), (16, 32)], "inside-a-run", "inside-a-run"),
+    ([(0, 16), (8, 24), (0, 8), (8, 32)], None, "after-an-overlap"),  # IPv4: anew, both alike
+    ([(0, 16), (8, 32)], None, None),  # an overlap, nothing after it
+    ([(0, 8), (8, 32)], None, None),
+])
+def test_where_linux_reassembles_unlike_tapstack(pieces, ipv4, ipv6):
+    v4 = _train("overlap", pieces, ECHO)
+    v6 = Train("overlap", frames.ipv6_packet(ECHO, 58), (), tuple(pieces))
+    assert (where_linux_differs(v4), where_linux_differs(v6)) == (ipv4, ipv6)
+    names = {d.name for d in diff.DELIBERATE_DIFFERENCES if d.covers_train is not None and d.covers_train(v6)}
+    assert names == ({f"ipv6-fragment{'s' if ipv6 == 'after-an-overlap' else ''}-{ipv6}"} if ipv6 else set())
