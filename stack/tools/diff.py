@@ -28,7 +28,8 @@ incomplete train's Time Exceeded (RFC 1122 3.3.2, RFC 792 code 1) lands in its o
 both hosts give up after ``REASSEMBLY_TIMEOUT_S`` (the kernel's ``net.ipv4.ipfrag_time``, per
 namespace; tapstack's ``reassembly_timeout``), and after each example each side is run past its
 timer while it still holds a datagram (the kernel's ``FRAG: inuse`` in /proc/net/sockstat): no
-reassembly state outlives an example. Not compared: IPv6 fragments (``--ipv6``).
+reassembly state outlives an example. With ``--ipv6`` the same with IPv6 fragment trains
+(``fragment_trains6``; ``net.ipv6.ip6frag_time``, FRAG6 in /proc/net/sockstat6).
 """
 
 from __future__ import annotations

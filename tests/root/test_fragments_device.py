@@ -111,3 +111,56 @@ def test_linux_keeps_a_datagram_when_a_fragment_lies_inside_a_run_it_received_in
     for pieces, linux in OVERLAP_CASES[:-1]:
         train = Train("overlap", bytes(20 + 32), (), tuple((start, stop) for start, stop, _ in pieces))
         assert linux_keeps_what_tapstack_discards(train) == linux, pieces
+
+
+#: IPv6 fragment trains of 32-byte echo requests (ranges in bytes; None: an ICMPv6 error's first
+#: fragment), each its own packet and echo identifier, all sent at once over TUN.
+IPV6_PROBE = """
+import json
+from stack.checksum import internet_checksum
+from stack.l3.ipv6 import FragmentHeader, pseudo_header
+from stack.tools import diff
+from stack.tools.diff_trains import _ipv6
+
+CASES = %r
+kernel = diff.KernelHost("ip", 6)  # its ip6frag_time is diff.REASSEMBLY_TIMEOUT_S
+source, destination = diff.TUN_PEER6, diff.HOST6.ip
+packets = []
+for ident, pieces in enumerate(CASES):
+    header = bytes([128 if pieces else 1, 0, 0, 0]) + ident.to_bytes(2, "big") + b"\\0\\1"
+    summed = internet_checksum(pseudo_header(source, destination, 32, 58) + header + bytes(24))
+    message = header[:2] + summed.to_bytes(2, "big") + header[4:] + bytes(24)
+    for start, stop, more in pieces or [(0, 16, True)]:
+        fragment = FragmentHeader(58, start // 8, more, 500 + ident)
+        packets.append(_ipv6(source, destination, 44, bytes(fragment) + message[start:stop], 64, 0))
+answers = kernel.answer_train(tuple(packets))
+print(json.dumps({"replies": sorted(int.from_bytes(a[44:46], "big") for a in answers if a[40] == 129),
+                  "problems": sorted([a[41], int.from_bytes(a[44:48], "big")] for a in answers if a[40] == 4),
+                  "time exceeded": sorted(int.from_bytes(a[48 + 44:48 + 48], "big") for a in answers if a[40] == 3)}))
+kernel.close()
+"""
+IPV6_CASES = [
+    [(0, 8, True), (8, 16, True), (0, 16, True), (16, 32, False)],  # 0: inside a run: kept
+    [(0, 16, True), (8, 24, True), (0, 8, True), (8, 32, False)],  # 1: an overlap, then anew: answered
+    [(0, 0, True), (0, 8, True), (8, 32, False)],  # 2: an empty first fragment: Parameter Problem 3
+    [(0, 8, True), (8, 8, True), (8, 32, False)],  # 3: an empty later one: all discarded
+    [(8, 8, True), (0, 8, True), (8, 32, False)],  # 4: an empty one before anything: answered
+    [(0, 8, True)],  # 5: the first fragment alone: Time Exceeded
+    None,  # 6: an ICMPv6 error's first fragment alone: no Time Exceeded
+]
+
+
+def test_linux_reassembles_ipv6_trains_as_tapstack_diff_says() -> None:
+    """The IPv6 rules tapstack follows Linux 6.18 in (2 to 6), and its deliberate differences
+    ipv6-fragment-inside-a-run (0) and ipv6-fragments-after-an-overlap (1)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.root.test_cli_device import REPO, stack_env
+
+    result = subprocess.run(["unshare", "--net", "--mount", sys.executable, "-c", IPV6_PROBE % (IPV6_CASES,)],
+                            cwd=REPO, env=stack_env(), capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"replies": [0, 1, 2, 4], "problems": [[3, 0]], "time exceeded": [505]}
