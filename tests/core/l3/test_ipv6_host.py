@@ -280,3 +280,24 @@ def test_rfc8200_4_5_an_empty_first_fragment_gets_parameter_problem_code_3_and_t
     assert problem[40:42] == bytes([4, 3]) and problem[44:48] == bytes(4)  # code 3, pointer 0
     assert out(host, f.ipv6_packet(f.fragment_header(58, 0, True, 9) + message[:16], 44)) == []
     assert out(host, f.ipv6_packet(f.fragment_header(58, 2, False, 9) + message[16:], 44)) == [reply()]
+
+
+HOP_BY_HOP = bytes([0, 0, 1, 4, 0, 0, 0, 0])  # next header 0 (another Hop-by-Hop), PadN 4
+
+
+@pytest.mark.parametrize("rest, answered", [
+    (bytes([58]) + HOP_BY_HOP[1:] + f.icmpv6_echo(128, 1, 1, b"abc"), True),  # an echo request behind it
+    (HOP_BY_HOP + b"\x3a\x00", False),  # a third header cut short: the ICMPv6 type lies past the end
+    (bytes([58]) + HOP_BY_HOP[1:4], False),  # the misplaced header itself cut short
+    (bytes([58]) + HOP_BY_HOP[1:] + f.icmpv6_message(1, 0, bytes(8)), False),  # an ICMPv6 error behind it
+])
+def test_rfc4443_2_4_e_a_misplaced_hop_by_hop_is_reported_unless_an_icmpv6_error_may_be_behind_it(
+        host, rest, answered):
+    """Checked against Linux 6.18 by tapstack diff --ipv6: RFC 8200 4 (Parameter Problem code 1
+    for a Hop-by-Hop header that is not first) gives way to RFC 4443 2.4 (e) when the packet's
+    ICMPv6 type, found by the headers' lengths, is an error's or cannot be read."""
+    packet = f.ipv6_packet(HOP_BY_HOP + rest, 0)
+    answers = out(host, packet)
+    assert len(answers) == answered
+    if answered:
+        assert answers[0][40:42] == bytes([4, 1]) and answers[0][44:48] == (40).to_bytes(4, "big")
