@@ -446,8 +446,9 @@ class Ipv6Host:
         (2.4 (f)) says no."""
         # RFC 4443 2.4 (e) 1, 2: never about an ICMPv6 error or a Redirect (behind whatever
         # extension headers; without a walked chain, the fixed header's Next Header says).
-        upper, data = (chain.upper_layer, chain.upper_layer_data) if chain is not None else \
-            _skip_extension_headers(packet)
+        # (A chain cut short at a fault ends in an extension header: then look behind it.)
+        upper, data = (chain.upper_layer, chain.upper_layer_data) \
+            if chain is not None and chain.upper_layer not in ipv6.EXTENSION_HEADERS else _skip_extension_headers(packet)
         if upper == NextHeader.ICMPV6 and (not len(data) or icmpv6.is_error(data[0])
                                            or data[0] == Icmpv6Type.REDIRECT):
             # No type to read (a packet cut short) may be an error too: Linux 6.18 sends nothing

@@ -290,6 +290,8 @@ HOP_BY_HOP = bytes([0, 0, 1, 4, 0, 0, 0, 0])  # next header 0 (another Hop-by-Ho
     (HOP_BY_HOP + b"\x3a\x00", False),  # a third header cut short: the ICMPv6 type lies past the end
     (bytes([58]) + HOP_BY_HOP[1:4], False),  # the misplaced header itself cut short
     (bytes([58]) + HOP_BY_HOP[1:] + f.icmpv6_message(1, 0, bytes(8)), False),  # an ICMPv6 error behind it
+    (b"route", False),  # after a Routing header to report (type 253, a segment left), cut short
+    (b"route+echo", True),
 ])
 def test_rfc4443_2_4_e_a_misplaced_hop_by_hop_is_reported_unless_an_icmpv6_error_may_be_behind_it(
         host, rest, answered):
@@ -297,7 +299,13 @@ def test_rfc4443_2_4_e_a_misplaced_hop_by_hop_is_reported_unless_an_icmpv6_error
     for a Hop-by-Hop header that is not first) gives way to RFC 4443 2.4 (e) when the packet's
     ICMPv6 type, found by the headers' lengths, is an error's or cannot be read."""
     packet = f.ipv6_packet(HOP_BY_HOP + rest, 0)
+    if rest.startswith(b"route"):  # Routing (next: Hop-by-Hop), Hop-by-Hop (next: Hop-by-Hop or ICMPv6)
+        behind = (bytes([58]) + HOP_BY_HOP[1:] + f.icmpv6_echo(128, 1, 1, b"abc")) if rest.endswith(b"echo") \
+            else HOP_BY_HOP + b"\x3a\x00"
+        packet = f.ipv6_packet(bytes([0, 0, 253, 1, 0, 0, 0, 0]) + behind, 43)
     answers = out(host, packet)
     assert len(answers) == answered
-    if answered:
+    if answered and not rest.startswith(b"route"):
         assert answers[0][40:42] == bytes([4, 1]) and answers[0][44:48] == (40).to_bytes(4, "big")
+    elif answered:  # RFC 8200 4.4: the Routing header first, code 0 at its type
+        assert answers[0][40:42] == bytes([4, 0]) and answers[0][44:48] == (42).to_bytes(4, "big")
