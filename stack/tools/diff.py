@@ -718,18 +718,17 @@ class KernelHost:
         """What the kernel sends for a fragment train (or one frame) and, when it holds an
         incomplete datagram afterwards, until it has given it up (``ipfrag_time``) and gone
         quiet."""
-        import time
-
         for fragment in fragments:
             self.device.send([fragment], 0.0)
         answers = self._collect()
         if self.holds_fragments():
             self.waits += 1
-            give_up = time.monotonic() + KERNEL_REASSEMBLY_WAIT_S
-            while self.holds_fragments():
-                if time.monotonic() > give_up:
-                    raise RuntimeError(f"the kernel still holds fragments {KERNEL_REASSEMBLY_WAIT_S} s after a train")
-                answers += self._collect()
+            # The loop keeps the clock (it wakes at least every QUIET_S to ask).
+            self.collector.reset()
+            self.loop.run(until=lambda: not self.holds_fragments(), timeout=KERNEL_REASSEMBLY_WAIT_S)
+            answers += self.collector.frames
+            if self.holds_fragments():
+                raise RuntimeError(f"the kernel still holds fragments {KERNEL_REASSEMBLY_WAIT_S} s after a train")
             answers += self._collect()  # the Time Exceeded it sends as it gives up
         if self.family == 6:
             # Set aside what the kernel sends on its own (see ``KERNEL_NOISE_TYPES``).
