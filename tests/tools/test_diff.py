@@ -300,6 +300,9 @@ def test_tapstack_over_ipv6_against_itself_always_agrees(medium):
         def answer(self, frame: bytes) -> list[bytes]:
             return self.stack.answer(frame)
 
+        def answer_train(self, fragments: tuple[bytes, ...]) -> list[bytes]:
+            return self.stack.answer_train(fragments)
+
     comparison = diff.Comparison(Twin6(), diff.StackHost(medium, 6), medium, 6)
     assert diff.run_examples(comparison, 150, seed=5) is None
     assert comparison.tally.outcomes["disagree"] == 0 and comparison.tally.outcomes["agree"] > 100
