@@ -104,8 +104,8 @@ DROP_REASONS: dict[str, DropReason] = {
     "ipv4_fragment_duplicate": DropReason(
         "an exact duplicate of a fragment already held (tolerated)", "RFC 791 3.2"),
     "ipv4_fragment_empty": DropReason(
-        "a fragment with more to come and no data: it covers nothing (dropped alone; the "
-        "datagram goes on, as Linux does)", "RFC 791 3.2 (fragments carry data); issue 13"),
+        "a fragment with no data: dropped, and what is held of its datagram with it (as Linux "
+        "6.18; the fragments after it start the datagram anew)", "RFC 791 3.2 (fragments carry data); issue 13"),
     "ipv4_fragment_overlap": DropReason(
         "a fragment overlaps another: the whole datagram is discarded", "RFC 5722 (as Linux for IPv4)"),
     "ipv4_fragment_inconsistent": DropReason(
@@ -168,6 +168,9 @@ DROP_REASONS: dict[str, DropReason] = {
         "an exact duplicate of a fragment already held (tolerated)", "RFC 8200 4.5"),
     "ipv6_fragment_overlap": DropReason(
         "a fragment overlaps another: the whole packet is discarded", "RFC 5722 3"),
+    "ipv6_fragment_empty": DropReason(
+        "a fragment with no data: dropped, and what is held of its packet with it (as Linux 6.18)",
+        "RFC 8200 4.5 (fragments carry data)"),
     "ipv6_fragment_of_discarded": DropReason(
         "a fragment of a packet discarded for an overlap (until its 60 s are up)", "RFC 5722 3"),
     "ipv6_fragment_inconsistent": DropReason(

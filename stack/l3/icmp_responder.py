@@ -42,9 +42,13 @@ ICMP_ERROR_BURST = 50
 #: RFC 1812 4.3.2.3 / Linux: an ICMP error quotes as much of the datagram as fits in 576 bytes
 #: (RFC 792 asks for the header plus at least 64 bits of data).
 ICMP_ERROR_MAXIMUM = 576
-#: ICMP types that are error messages (RFC 1122 3.2.2: never answer one with another).
-ICMP_ERROR_TYPES = frozenset({IcmpType.DESTINATION_UNREACHABLE, IcmpType.SOURCE_QUENCH,
-                              IcmpType.REDIRECT, IcmpType.TIME_EXCEEDED, IcmpType.PARAMETER_PROBLEM})
+#: ICMP types known to be queries (RFC 792, RFC 950: echo, timestamp, information and address
+#: mask, request and reply). RFC 1122 3.2.2: never answer an ICMP error message with another;
+#: like Linux 6.18 (its ``icmp_pointers[].error`` and NR_ICMP_TYPES, checked by tapstack diff)
+#: every other type counts as one (the errors, the unassigned and router discovery types, and
+#: any type above 18 that may be a newer error).
+ICMP_QUERY_TYPES = frozenset({IcmpType.ECHO_REPLY, IcmpType.ECHO_REQUEST, IcmpType.TIMESTAMP_REQUEST,
+                              IcmpType.TIMESTAMP_REPLY, 15, 16, 17, 18})
 #: RFC 1812 4.3.2.5: ICMP error messages SHOULD have precedence 6, internetwork control (what
 #: Linux sends too: IPTOS_PREC_INTERNETCONTROL, keeping the quoted datagram's TOS bits).
 ICMP_ERROR_PRECEDENCE = 0xC0
@@ -208,8 +212,8 @@ class IcmpResponder:
         packet = received.packet
         # RFC 1122 3.2.2: an ICMP error message MUST NOT be sent as the result of receiving
         if packet.protocol == IpProto.ICMP and packet.fragment_offset == 0 and (
-                len(packet.payload) == 0 or packet.payload[0] in ICMP_ERROR_TYPES):
-            return self._no_error("icmp_error_about_icmp_error")  # ... an ICMP error message,
+                len(packet.payload) == 0 or packet.payload[0] not in ICMP_QUERY_TYPES):
+            return self._no_error("icmp_error_about_icmp_error")  # ... an ICMP error message (or not a query),
         if received.delivery is not Delivery.UNICAST:
             return self._no_error("icmp_error_about_broadcast")  # ... a broadcast or multicast,
         if received.link_broadcast:

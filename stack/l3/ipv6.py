@@ -546,7 +546,9 @@ def walk_chain(next_header: int, payload: Buffer, base: int = HEADER_LENGTH,
                     break  # RFC 8200 4.5: after a later fragment's Fragment header comes fragment data
                 first_fragment = value.more_fragments
         # RFC 8200 4.5 (RFC 7112 5): the first fragment holds all headers through the upper-layer
-        # header; without it, discard it with Parameter Problem code 3, pointer 0.
+        # header (an empty one holds none of it); without it, discard it with Parameter Problem
+        # code 3, pointer 0. Linux 6.18 answers an empty first fragment so too, and reassembles
+        # the rest (found by tapstack diff --ipv6).
         if first_fragment and size - index < UPPER_LAYER_HEADER_LENGTHS.get(next_header, 0):
             raise Ipv6ParseError("IPv6", "incomplete_chain",
                                  f"the first fragment has {size - index} bytes of upper-layer header {next_header}, "

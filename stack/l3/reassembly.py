@@ -81,12 +81,16 @@ class Reassembler:
             return Outcome(reason="ipv4_fragment_bad_length")
         if MINIMUM_HEADER_LENGTH + stop > MAXIMUM_TOTAL_LENGTH:
             return Outcome(reason="ipv4_fragment_too_large")  # the "ping of death"
-        if packet.more_fragments and not data:
-            # An empty fragment covers no bytes: it is dropped alone and the datagram goes on
-            # (stored, it would make the real fragment at its offset look like an overlap).
-            # Linux 6.18 reassembles around it too (tests/root/test_fragments_device.py).
-            return Outcome(reason="ipv4_fragment_empty")
         key = (packet.source, packet.destination, packet.protocol, packet.identification)
+        if not data:
+            # RFC 791 3.2 defines no empty fragment (a fragment carries data). Linux 6.18 takes
+            # one as a broken datagram: it is dropped and what is held of its datagram with it
+            # (the fragments after it start the datagram anew); so do we (tapstack diff found it;
+            # tests/root/test_fragments_device.py). Never stored: stored, it made the real
+            # fragment at its offset look like an overlap (issue 13).
+            if key in self.partials:
+                return self._discard(key, "ipv4_fragment_empty")
+            return Outcome(reason="ipv4_fragment_empty")
         partial = self.partials.get(key)
         if partial is None:
             self._make_room(len(data), new_datagram=True)

@@ -101,6 +101,14 @@ class Ipv6Reassembler:
         stop = start + len(data)
         key = (packet.source, packet.destination, fragment_header.identification)
         self._forget_discarded(now)
+        if not data:
+            # An empty fragment (a first one is refused before, RFC 7112): as for IPv4, Linux
+            # 6.18 drops it and what is held of its packet (the fragments after it start the
+            # packet anew; found by tapstack diff --ipv6). Stored, it would make the real fragment
+            # at its offset look like an overlap.
+            if key in self.partials:
+                return self._discard(key, "ipv6_fragment_empty", remember=False)
+            return Outcome6(reason="ipv6_fragment_empty")
         if key in self.discarded:
             # RFC 5722 3: the constituent fragments of a discarded datagram, "including those not
             # yet received", MUST be silently discarded.

@@ -21,7 +21,15 @@ same MAC, the peers permanent neighbours on both sides (no answer waits for Neig
 no DAD; packets from ``probe_frames6``; the flow label set aside too; the kernel's own Router
 Solicitations and MLD reports taken out of its answers (``is_kernel_noise``).
 
-Not compared: fragments (reassembly state and its 30 s / 60 s timers would outlive one example).
+IPv4 examples are frames and, one in ``TRAIN_SHARE``, fragment trains (``diff_trains``: in
+order, reversed, shuffled, with a duplicate, an overlap or an empty fragment, atomic, or with a
+piece missing), all of a train's fragments sent and its answers compared together. So that an
+incomplete train's Time Exceeded (RFC 1122 3.3.2, RFC 792 code 1) lands in its own example,
+both hosts give up after ``REASSEMBLY_TIMEOUT_S`` (the kernel's ``net.ipv4.ipfrag_time``, per
+namespace; tapstack's ``reassembly_timeout``), and after each example each side is run past its
+timer while it still holds a datagram (the kernel's ``FRAG: inuse`` in /proc/net/sockstat): no
+reassembly state outlives an example. With ``--ipv6`` the same with IPv6 fragment trains
+(``fragment_trains6``; ``net.ipv6.ip6frag_time``, FRAG6 in /proc/net/sockstat6).
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from stack.l4.udp import UdpDatagram
 from stack.node import TapHost, TunHost, mac_for
 from stack.runtime.settle import run_until_quiet
 from stack.runtime.trace import summarize
+from stack.tools.diff_trains import Train, linux_keeps_what_tapstack_discards, where_linux_differs
 
 #: Both hosts answer as HOST from the same MAC, derived from the address.
 HOST_MAC = mac_for(HOST.ip)
@@ -76,11 +85,23 @@ ANSWER_TIMEOUT_S = 0.5
 #: every frame, as the kernel's is with its rate limit off (``KERNEL_SYSCTLS``).
 STACK_SECONDS_PER_FRAME = 1.0
 
+#: Both hosts give up an incomplete datagram after this many seconds (RFC 1122 3.3.2: a
+#: timeout is a MUST, its value the host's; tapstack's and Linux's default is 30 s). Short, so
+#: that an incomplete fragment train's Time Exceeded comes within its own example: the lowest
+#: value ``net.ipv4.ipfrag_time`` takes (whole seconds; it is per network namespace).
+REASSEMBLY_TIMEOUT_S = 1
+#: One example in this many is a fragment train (IPv4; ``stack.tools.diff_trains``).
+TRAIN_SHARE = 4
+#: The longest we wait for the kernel to give up a train (its timer, and a margin).
+KERNEL_REASSEMBLY_WAIT_S = REASSEMBLY_TIMEOUT_S + 2.0
+
 #: How the kernel under test is set up where Linux's defaults differ from tapstack's documented
 #: choices; each is a setting a Linux administrator can make too.
 KERNEL_SYSCTLS = {
     # Compare every ICMP error: no per-destination rate limit (tapstack's bucket is kept full).
     "net/ipv4/icmp_ratelimit": "0",
+    # The reassembly timeout both hosts use (tapstack's through ``reassembly_timeout``).
+    "net/ipv4/ipfrag_time": str(REASSEMBLY_TIMEOUT_S),
 }
 #: And on the TAP device:
 TAP_SYSCTLS = {
@@ -92,7 +113,9 @@ TAP_SYSCTLS = {
     f"net/ipv4/conf/{DEVICE}/arp_accept": "0",
 }
 #: With ``family=6``: compare every ICMPv6 error (tapstack's bucket is kept full), as for IPv4.
-KERNEL_SYSCTLS6 = {"net/ipv6/icmp/ratelimit": "0"}
+KERNEL_SYSCTLS6 = {"net/ipv6/icmp/ratelimit": "0",
+                   # The reassembly timeout both hosts use (RFC 8200 4.5 says 60 s; see above).
+                   "net/ipv6/ip6frag_time": str(REASSEMBLY_TIMEOUT_S)}
 
 
 def device_sysctls6(device: str) -> dict[str, str]:
@@ -120,7 +143,8 @@ def normalize(frame: Buffer, medium: str = "ethernet") -> bytes:
       RFC 6864): set to 0 and the header checksum recomputed.
     - The time values in a Timestamp option are our clocks': set to 0.
     - IPv6: padding is cut to the payload length; the flow label is any value the source
-      chooses for the flow (RFC 6437 3; Linux hashes one, or reflects the request's): set to 0.
+      chooses for the flow (RFC 6437 3; Linux hashes one, or reflects the request's), and a
+      fragment's Identification any unique one (RFC 7739): set to 0.
     """
     data = bytes(frame)
     if medium == "ip":
@@ -159,10 +183,14 @@ def _normalize6(packet: bytes) -> bytes:
         parsed = Ipv6Packet.parse(packet)
     except ParseError:
         return packet
-    header = bytearray(packet[:40])
+    header = bytearray(packet[:40 + parsed.payload_length])
     header[1] &= 0xF0
     header[2:4] = b"\0\0"
-    return bytes(header) + packet[40:40 + parsed.payload_length]
+    if parsed.next_header == NextHeader.FRAGMENT and len(header) >= 48:
+        # RFC 8200 4.5 / RFC 7739: a fragment's Identification is any value the source makes
+        # unique for the pair of addresses (our answers carry no other header before it).
+        header[44:48] = bytes(4)
+    return bytes(header)
 
 
 #: What a kernel with IPv6 on sends on its own, never in answer to a frame of ours: Router
@@ -213,8 +241,9 @@ class Difference:
 
     name: str
     why: str  # the RFC rule that leaves the choice open, and the choice
-    covers: Callable[[bytes], bool]  # which input frames it covers
+    covers: Callable[[bytes], bool]  # which input frames (and trains' whole datagrams) it covers
     media: tuple[str, ...] = ("ethernet", "ip")  # over TAP, TUN, or both
+    covers_train: Callable[[Train], bool] | None = None  # which fragment trains, by their fragments
 
 
 def _ipv4_to_host(frame: bytes) -> Ipv4Packet | None:
@@ -470,7 +499,26 @@ DELIBERATE_DIFFERENCES = [
                "tapstack sends 0xffff, the one value that verifies (RFC 1071: the sum must be all "
                "ones); Linux's incremental update (RFC 1624 eqn. 3) gives 0x0000",
                _zero_echo),
+    Difference("ipv4-fragment-inside-a-run", "a fragment lying inside data that came in order, "
+               "not an exact copy of one fragment: Linux 6.18 drops it alone and keeps the "
+               "datagram, yet discards the datagram for the same fragment over data that came out "
+               "of order (tests/root/test_fragments_device.py); tapstack discards the datagram "
+               "on any overlap but an exact duplicate, whatever the order (RFC 791 3.2 leaves "
+               "overlaps to the receiver; RFC 5722's rule for IPv6, made against overlap attacks, "
+               "applied to IPv4 too)", lambda frame: False,
+               covers_train=lambda train: train.datagram[0] >> 4 == 4 and linux_keeps_what_tapstack_discards(train)),
     # IPv6 (``--ipv6``)
+    Difference("ipv6-fragment-inside-a-run", "a fragment lying inside data that came in order, "
+               "not an exact copy of one fragment: Linux 6.18 drops it alone and keeps the packet "
+               "(as for IPv4); tapstack discards the packet and its later fragments, as RFC 5722 3 "
+               "says a node MUST for any overlapping fragment", lambda frame: False,
+               covers_train=lambda train: train.datagram[0] >> 4 == 6 and linux_keeps_what_tapstack_discards(train)),
+    Difference("ipv6-fragments-after-an-overlap", "the fragments that come after an overlap "
+               "discarded a packet: tapstack discards them too until the packet's timeout, as RFC "
+               "5722 3 says a node MUST (\"including those not yet received\"); Linux 6.18 starts "
+               "the packet anew with them (and may answer it, or send Time Exceeded)", lambda frame: False,
+               covers_train=lambda train: train.datagram[0] >> 4 == 6
+               and where_linux_differs(train) == "after-an-overlap"),
     Difference("nd-unicast-solicitation", "a Neighbor Solicitation to a unicast address: "
                "tapstack's advertisement has Override set and the target link-layer option (RFC "
                "4861 7.2.4: O SHOULD be set for an address that is not anycast; the option MAY be "
@@ -526,6 +574,7 @@ class StackHost:
 
     def __init__(self, medium: str = "ethernet", family: int = 4) -> None:
         self.medium = medium
+        self.family = family
         if family == 6 and medium == "ip":
             self.host = TunHost([f"{HOST6.ip}/128"], peer=TUN_PEER6)
         elif family == 6:
@@ -536,21 +585,43 @@ class StackHost:
             for address, mac in PEERS6.items():
                 self.host.ip6.resolver.add_permanent(address, bytes(mac))
         elif medium == "ip":
-            self.host = TunHost([f"{HOST.ip}/32"], peer=TUN_PEER)
+            self.host = TunHost([f"{HOST.ip}/32"], peer=TUN_PEER, reassembly_timeout=REASSEMBLY_TIMEOUT_S)
         else:
-            self.host = TapHost([HOST], mac=HOST_MAC, neighbor_cache=NeighborCache(lifetime=math.inf))
+            self.host = TapHost([HOST], mac=HOST_MAC, neighbor_cache=NeighborCache(lifetime=math.inf),
+                                reassembly_timeout=REASSEMBLY_TIMEOUT_S)
             for address, mac in PEERS.items():
                 # Permanent, as on the kernel side (NUD_PERMANENT): an ARP packet with another
                 # sender MAC for a peer (a flipped bit) changes neither host's entry.
                 self.host.link.cache.add_permanent(address, mac)
+        if family == 6:
+            # RFC 8200 4.5 fixes 60 s, so tapstack makes IPv6's timeout no choice: the diff sets
+            # its reassembler's, as it sets the kernel's ip6frag_time (KERNEL_SYSCTLS6).
+            self.host.ip6.reassembler.timeout = REASSEMBLY_TIMEOUT_S
         self.now = run_until_quiet(self.host, 0.0).now  # its start-up announcements, sent
 
     def answer(self, frame: bytes) -> list[bytes]:
+        return self.answer_train((frame,))
+
+    def answer_train(self, fragments: tuple[bytes, ...]) -> list[bytes]:
+        """What the host sends for a fragment train (or one frame), all at once, and, when a
+        datagram is left incomplete, at its reassembly timeout: our clock is driven past it."""
         self.now += STACK_SECONDS_PER_FRAME
-        # No timer of ours runs: our clock jumps a second a frame, the kernel's does not, and
-        # a timer's late answer (a reassembly timeout) would land on another frame's.
-        settled = run_until_quiet(self.host, self.now, [frame], max_timer_runs=0)
-        return [join(out) for out in settled.sent]
+        # No other timer of ours runs: our clock jumps a second an example, the kernel's does
+        # not, and a timer's late answer would land on another example's.
+        settled = run_until_quiet(self.host, self.now, fragments, max_timer_runs=0)
+        sent = [join(out) for out in settled.sent]
+        for _ in range(len(fragments)):  # each fragment starts at most one datagram
+            deadline = self._reassembler.next_deadline()
+            if deadline is None:
+                break
+            self.now = max(self.now, deadline)
+            sent += [join(out) for out in self.host.poll(self.now)]
+        return sent
+
+    @property
+    def _reassembler(self):
+        ip = self.host.ip6 if self.family == 6 else self.host.ip
+        return ip.reassembler
 
 
 class _Collector:
@@ -595,6 +666,7 @@ class KernelHost:
 
         self.medium = medium
         self.family = family
+        self.waits = 0  # examples after which the kernel held a datagram to give up
         self.device = TunDevice(TUN_DEVICE) if medium == "ip" else TapDevice(DEVICE)
         name = self.device.name
         try:
@@ -629,9 +701,35 @@ class KernelHost:
         self.loop.run(until=self.collector.quiet, timeout=ANSWER_TIMEOUT_S)
         return list(self.collector.frames)
 
+    def holds_fragments(self) -> bool:
+        """Whether the kernel holds an incomplete datagram: the ``FRAG: inuse`` count of this
+        network namespace's /proc/net/sockstat (``FRAG6`` in sockstat6 with ``family=6``)."""
+        name, line = ("sockstat6", "FRAG6:") if self.family == 6 else ("sockstat", "FRAG:")
+        with open(f"/proc/net/{name}") as stat:
+            for text in stat:
+                if text.startswith(line):
+                    return text.split()[2] != "0"
+        return False
+
     def answer(self, frame: bytes) -> list[bytes]:
-        self.device.send([frame], 0.0)
+        return self.answer_train((frame,))
+
+    def answer_train(self, fragments: tuple[bytes, ...]) -> list[bytes]:
+        """What the kernel sends for a fragment train (or one frame) and, when it holds an
+        incomplete datagram afterwards, until it has given it up (``ipfrag_time``) and gone
+        quiet."""
+        for fragment in fragments:
+            self.device.send([fragment], 0.0)
         answers = self._collect()
+        if self.holds_fragments():
+            self.waits += 1
+            # The loop keeps the clock (it wakes at least every QUIET_S to ask).
+            self.collector.reset()
+            self.loop.run(until=lambda: not self.holds_fragments(), timeout=KERNEL_REASSEMBLY_WAIT_S)
+            answers += self.collector.frames
+            if self.holds_fragments():
+                raise RuntimeError(f"the kernel still holds fragments {KERNEL_REASSEMBLY_WAIT_S} s after a train")
+            answers += self._collect()  # the Time Exceeded it sends as it gives up
         if self.family == 6:
             # Set aside what the kernel sends on its own (see ``KERNEL_NOISE_TYPES``).
             answers = [answer for answer in answers if not is_kernel_noise(answer, self.medium)]
@@ -647,17 +745,31 @@ class KernelHost:
 
 @dataclass
 class Outcome:
-    frame: bytes
+    frame: bytes  # the frame; for a fragment train, its whole datagram in a frame
     kernel: list[bytes]
     stack: list[bytes]
     verdict: str  # "agree", "allowed", "disagree"
     difference: str | None = None  # the deliberate difference's name, when allowed
     medium: str = "ethernet"
+    train: Train | None = None  # the example, when it was a fragment train
+
+    @property
+    def key(self) -> bytes | tuple[bytes, ...]:
+        """What was sent: the frame, or the train's fragments."""
+        return self.train.fragments if self.train is not None else self.frame
 
     def describe(self) -> str:
         what = "packet" if self.medium == "ip" else "frame"
-        lines = [f"{what} ({len(self.frame)} bytes): {summarize(self.frame, self.medium)}",
-                 f"  hex {self.frame.hex()}"]
+        if self.train is not None:
+            train = self.train
+            lines = [f"fragment train ({train.kind}, {len(train.fragments)} fragments) of the datagram "
+                     f"({len(train.datagram)} bytes): {summarize(train.datagram, 'ip')}"]
+            for (start, stop), fragment in zip(train.pieces, train.fragments):
+                lines.append(f"  {what} bytes {start}-{stop}: {summarize(fragment, self.medium)}")
+                lines.append(f"  {'':8} hex {fragment.hex()}")
+        else:
+            lines = [f"{what} ({len(self.frame)} bytes): {summarize(self.frame, self.medium)}",
+                     f"  hex {self.frame.hex()}"]
         for who, answers in (("linux", self.kernel), ("tapstack", self.stack)):
             if not answers:
                 lines.append(f"  {who:8} answers nothing")
@@ -673,11 +785,14 @@ class Tally:
     allowed: Counter = field(default_factory=Counter)  # difference name -> count
     seen: set = field(default_factory=set)
 
+    trains: int = 0  # of the examples, fragment trains
+
     def add(self, outcome: Outcome) -> None:
-        if outcome.frame in self.seen:  # hypothesis replays frames while shrinking
+        if outcome.key in self.seen:  # hypothesis replays frames while shrinking
             return
-        self.seen.add(outcome.frame)
+        self.seen.add(outcome.key)
         self.outcomes[outcome.verdict] += 1
+        self.trains += outcome.train is not None
         if outcome.difference:
             self.allowed[outcome.difference] += 1
 
@@ -698,19 +813,31 @@ class Comparison:
         self.family = family
         self.tally = Tally()
 
-    def compare(self, frame: bytes) -> Outcome:
-        kernel = self.kernel.answer(frame)
-        stack = self.stack.answer(frame)
+    def compare(self, example: bytes | Train) -> Outcome:
+        """Send one example (a frame, or a fragment train) to both hosts; compare the answers."""
         medium = self.medium
-        if sorted(normalize(f, medium) for f in kernel) == sorted(normalize(f, medium) for f in stack):
-            outcome = Outcome(frame, kernel, stack, "agree", medium=medium)
+        if isinstance(example, Train):
+            train: Train | None = example
+            kernel = self.kernel.answer_train(example.fragments)
+            stack = self.stack.answer_train(example.fragments)
+            # The allow-list reads the datagram the train carries, as one frame.
+            ethertype = b"\x86\xdd" if example.datagram[0] >> 4 == 6 else b"\x08\x00"
+            frame, as_frame = example.datagram, bytes(12) + ethertype + example.datagram
         else:
+            train, frame = None, example
+            kernel = self.kernel.answer(frame)
+            stack = self.stack.answer(frame)
             # The allow-list reads Ethernet frames: give a bare packet the header it would have.
             ethertype = b"\x86\xdd" if frame[:1] and frame[0] >> 4 == 6 else b"\x08\x00"
             as_frame = frame if medium == "ethernet" else bytes(14 - 2) + ethertype + frame
-            allowed = next((d for d in DELIBERATE_DIFFERENCES if medium in d.media and d.covers(as_frame)), None)
+        if sorted(normalize(f, medium) for f in kernel) == sorted(normalize(f, medium) for f in stack):
+            outcome = Outcome(frame, kernel, stack, "agree", medium=medium, train=train)
+        else:
+            allowed = next((d for d in DELIBERATE_DIFFERENCES if medium in d.media and (
+                d.covers(as_frame) or (train is not None and d.covers_train is not None and d.covers_train(train)))),
+                None)
             outcome = Outcome(frame, kernel, stack, "allowed" if allowed else "disagree",
-                              allowed.name if allowed else None, medium)
+                              allowed.name if allowed else None, medium, train)
         self.tally.add(outcome)
         return outcome
 
@@ -938,28 +1065,43 @@ def tun_probe_frames():
         lambda frame: frame[12:14] == b"\x08\x00").map(lambda frame: frame[14:])
 
 
+def _frames_or_trains(frames, trains):
+    """A frame, or one time in ``TRAIN_SHARE`` a fragment train (shrinks to a frame)."""
+    from hypothesis import strategies as st
+
+    return st.integers(1, TRAIN_SHARE).flatmap(lambda draw: trains if draw == TRAIN_SHARE else frames)
+
+
 def run_examples(comparison: Comparison, examples: int, seed: int | None,
-                 progress: Callable[[str], None] = lambda line: None, frames=None) -> Outcome | None:
+                 progress: Callable[[str], None] = lambda line: None, frames=None,
+                 trains: bool = True) -> Outcome | None:
     """Compare ``examples`` generated frames (from ``frames``, a strategy, when given: e.g.
-    ``tcp_probe_frames``); the minimal disagreement, or None."""
+    ``tcp_probe_frames``; else the family's probes and, unless not ``trains``, fragment trains);
+    the minimal disagreement, or None."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as with_seed
+    from stack.tools.diff_trains import fragment_trains, fragment_trains6
 
     if frames is not None:
-        pass
+        pass  # (e.g. diff --tcp: TCP to closed ports only)
     elif comparison.family == 6:
         frames = probe_frames6(comparison.medium)
+        if trains:
+            frames = _frames_or_trains(frames, fragment_trains6(comparison.medium))
     else:
         frames = tun_probe_frames() if comparison.medium == "ip" else probe_frames()
+        if trains:
+            # One example in TRAIN_SHARE a fragment train (shrinking prefers a single frame).
+            frames = _frames_or_trains(frames, fragment_trains(comparison.medium))
 
     @settings(max_examples=examples, database=None, deadline=None, derandomize=seed is None,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
     @given(frames)
-    def check(frame: bytes) -> None:
-        outcome = comparison.compare(frame)
+    def check(example: bytes | Train) -> None:
+        outcome = comparison.compare(example)
         done = sum(comparison.tally.outcomes.values())
-        if done % 100 == 0 and outcome.frame in comparison.tally.seen:
-            progress(f"{done} frames compared")
+        if done % 100 == 0 and outcome.key in comparison.tally.seen:
+            progress(f"{done} examples compared")
         if outcome.verdict == "disagree":
             raise Disagreement(outcome)
 
@@ -975,6 +1117,6 @@ def run_examples(comparison: Comparison, examples: int, seed: int | None,
 def summary(tally: Tally) -> str:
     total = sum(tally.outcomes.values())
     allowed = ", ".join(f"{name} {count}" for name, count in sorted(tally.allowed.items()))
-    return (f"{total} frames: {tally.outcomes['agree']} agree with Linux, "
-            f"{tally.outcomes['allowed']} differ deliberately ({allowed or 'none'}), "
+    return (f"{total} examples ({tally.trains} of them fragment trains): {tally.outcomes['agree']} agree "
+            f"with Linux, {tally.outcomes['allowed']} differ deliberately ({allowed or 'none'}), "
             f"{tally.outcomes['disagree']} disagree")

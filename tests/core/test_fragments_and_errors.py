@@ -125,6 +125,24 @@ def test_an_empty_fragment_covers_nothing_and_the_datagram_is_still_reassembled(
     assert tun.stats.drops == {"ipv4_fragment_empty": 1}
 
 
+@pytest.mark.parametrize("more_fragments", [True, False], ids=["more-to-come", "last"])
+def test_an_empty_fragment_discards_what_is_held_of_its_datagram_as_linux_does(more_fragments):
+    """tapstack diff found it: Linux 6.18 drops an empty fragment and the fragments held with it
+    (tests/root/test_fragments_device.py); the fragments after it start the datagram anew."""
+    pieces = fragments(ECHO_8000)
+    empty = frames.ipv4_datagram(KERNEL_IP, HOST_IP, 1, b"", identification=0x4242,
+                                 more_fragments=more_fragments, fragment_offset=1480 // 8)
+    tun = host()
+    assert tun.receive(pieces[0], 1.0) == [] and tun.receive(pieces[1], 1.0) == []
+    assert tun.receive(empty, 1.0) == []
+    assert tun.stats.drops == {"ipv4_fragment_empty": 3}  # the empty one and the two held
+    assert not tun.ip.reassembler.partials and tun.ip.reassembler.held == 0
+    out = []
+    for piece in pieces:  # the whole train again: reassembled
+        out += tun.receive(piece, 1.0)
+    assert len(out) == 6 and tun.stats["ipv4_reassembled"] == 1
+
+
 @pytest.mark.parametrize("fragment, reason", [
     (frames.ipv4_datagram(KERNEL_IP, HOST_IP, 1, bytes(13), more_fragments=True), "ipv4_fragment_bad_length"),
     (frames.ipv4_datagram(KERNEL_IP, HOST_IP, 1, bytes(16), fragment_offset=8189), "ipv4_fragment_too_large"),
@@ -257,6 +275,20 @@ def test_rfc1122_3_2_2_no_error_about_an_icmp_error():
     tun.receive(fragments(message)[0], 0.0)
     assert tun.poll(REASSEMBLY_TIMEOUT_S) == []
     assert tun.stats["icmp_error_about_icmp_error"] == 1
+
+
+@pytest.mark.parametrize("icmp_type, answered", [
+    (8, True), (0, True), (13, True), (18, True),  # queries: a Time Exceeded about them
+    (3, False), (11, False), (1, False), (9, False), (19, False), (200, False),  # errors, or maybe
+])
+def test_rfc1122_3_2_2_no_error_about_an_icmp_message_not_known_to_be_a_query(icmp_type, answered):
+    """As Linux 6.18 (tapstack diff found it; checked on the kernel): only the query types of RFC
+    792 and RFC 950 get an ICMP error about them; unassigned and unknown types may be errors."""
+    message = frames.icmp_message(icmp_type, 0, bytes(4), bytes(3000))
+    tun = host()
+    tun.receive(fragments(message)[0], 0.0)
+    errors = tun.poll(REASSEMBLY_TIMEOUT_S)
+    assert len(errors) == answered and tun.stats["icmp_error_about_icmp_error"] == (not answered)
 
 
 def test_rfc1122_3_2_2_icmp_errors_are_rate_limited():

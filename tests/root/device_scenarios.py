@@ -381,8 +381,8 @@ def as_nobody() -> Iterator[None]:
 
 def empty_fragments() -> dict:
     """Linux owns 192.0.2.2 on tap0; fragments of one echo request (32 bytes: [0, 8) and [8, 32))
-    go in, with an empty fragment (more to come) first at offset 8, or at 0. Its echo replies
-    are counted: does an empty fragment spoil the datagram (issue 13)?"""
+    go in, with an empty fragment (more to come) first at offset 8, or at 0, or after the first
+    fragment. Its echo replies are counted: does an empty fragment spoil the datagram (issue 13)?"""
     with TapDevice("tap0") as device:
         configure_address("tap0", IPv4Interface("192.0.2.2/24"))
         add_permanent_neighbours("tap0", {IPv4Address("192.0.2.1"): "02:00:00:00:00:01"})
@@ -406,10 +406,13 @@ def empty_fragments() -> dict:
             return 1 if got is not None else 0
 
         result = {}
-        for name, ident, empty_at in (("plain", 1, None), ("empty_at_8", 2, 1), ("empty_at_0", 3, 0)):
+        # (name, identification, the empty fragment's offset, where in the train it goes)
+        for name, ident, empty_at, place in (("plain", 1, None, 0), ("empty_at_8", 2, 1, 0), ("empty_at_0", 3, 0, 0),
+                                             ("empty_at_8_after_first", 4, 1, 1),
+                                             ("empty_at_0_after_first", 5, 0, 1)):
             train = [fragment(echo[:8], 0, True, ident), fragment(echo[8:], 1, False, ident)]
             if empty_at is not None:
-                train.insert(0, fragment(b"", empty_at, True, ident))
+                train.insert(place, fragment(b"", empty_at, True, ident))
             result[name] = replies(train)
         return result
 

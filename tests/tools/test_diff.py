@@ -52,11 +52,16 @@ class Twin:
         out = self.stack.answer(frame)
         return self.change(frame, out) if self.change else out
 
+    def answer_train(self, fragments: tuple[bytes, ...]) -> list[bytes]:
+        return self.stack.answer_train(fragments)
+
 
 def test_tapstack_against_itself_always_agrees():
     comparison = diff.Comparison(Twin(), diff.StackHost())
     assert diff.run_examples(comparison, 200, seed=3) is None
     assert comparison.tally.outcomes["disagree"] == 0 and comparison.tally.outcomes["agree"] > 150
+    assert 20 < comparison.tally.trains < 80  # about one example in TRAIN_SHARE
+    assert f"({comparison.tally.trains} of them fragment trains)" in diff.summary(comparison.tally)
 
 
 def test_a_difference_on_the_allow_list_is_counted_as_deliberate():
@@ -66,7 +71,7 @@ def test_a_difference_on_the_allow_list_is_counted_as_deliberate():
         return [b"a timestamp reply"] if asks else out
 
     comparison = diff.Comparison(Twin(timestamp_reply), diff.StackHost())
-    assert diff.run_examples(comparison, 300, seed=3) is None
+    assert diff.run_examples(comparison, 300, seed=3, trains=False) is None
     assert comparison.tally.allowed["icmp-timestamp"] > 0
 
 
@@ -143,9 +148,13 @@ def test_tapstack_over_tun_against_itself_always_agrees():
         def answer(self, packet: bytes) -> list[bytes]:
             return self.stack.answer(packet)
 
+        def answer_train(self, fragments: tuple[bytes, ...]) -> list[bytes]:
+            return self.stack.answer_train(fragments)
+
     comparison = diff.Comparison(TunTwin(), diff.StackHost("ip"), "ip")
     assert diff.run_examples(comparison, 150, seed=4) is None
     assert comparison.tally.outcomes["disagree"] == 0 and comparison.tally.outcomes["agree"] > 100
+    assert comparison.tally.trains > 10
 
 
 PEER_IP, PEER_MAC = "192.0.2.3", "02:00:00:00:00:03"
@@ -333,6 +342,228 @@ def test_tapstack_over_ipv6_against_itself_always_agrees(medium):
         def answer(self, frame: bytes) -> list[bytes]:
             return self.stack.answer(frame)
 
+        def answer_train(self, fragments: tuple[bytes, ...]) -> list[bytes]:
+            return self.stack.answer_train(fragments)
+
     comparison = diff.Comparison(Twin6(), diff.StackHost(medium, 6), medium, 6)
     assert diff.run_examples(comparison, 150, seed=5) is None
     assert comparison.tally.outcomes["disagree"] == 0 and comparison.tally.outcomes["agree"] > 100
+
+
+# ---------------------------------------------------------------------- fragment trains (IPv4)
+
+from bisect import bisect_left  # noqa: E402
+
+from stack.l3 import reassembly  # noqa: E402
+from stack.l3.icmp import IcmpMessage  # noqa: E402
+from stack.l3.ipv4 import Ipv4Packet as Ipv4  # noqa: E402
+from stack.tools.diff_trains import KINDS, Train, fragment_trains, linux_keeps_what_tapstack_discards  # noqa: E402
+
+
+def _bare(fragment: bytes, medium: str) -> bytes:
+    if medium == "ethernet":
+        assert fragment[12:14] == b"\x08\x00"
+        return fragment[14:]
+    return fragment
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["ethernet", "ip"]).flatmap(lambda medium: st.tuples(st.just(medium),
+                                                                            fragment_trains(medium))))
+def test_fragment_trains_are_valid_fragments_of_their_datagram_for_our_codec_and_dpkt(drawn):
+    medium, train = drawn
+    assert train.kind in KINDS and len(train.fragments) == len(train.pieces) >= 1
+    whole = Ipv4.parse(train.datagram)  # its header checksum verifies
+    assert not whole.is_fragment and dpkt.ip.IP(train.datagram).len == len(train.datagram)
+    data = join(whole.payload)
+    if whole.protocol == 1:
+        IcmpMessage.parse(data)  # a valid echo request: its checksum verifies
+    else:
+        udp = dpkt.udp.UDP(data)
+        assert udp.ulen == len(data)
+    covered = set()
+    for (start, stop), fragment in zip(train.pieces, train.fragments):
+        packet = Ipv4.parse(_bare(fragment, medium))
+        oracle = dpkt.ip.IP(_bare(fragment, medium))
+        assert (packet.source, packet.destination, packet.protocol, packet.identification) == \
+            (whole.source, whole.destination, whole.protocol, whole.identification)
+        assert packet.fragment_offset * 8 == start == oracle.offset * 8  # dpkt: in 8-octet units
+        assert len(packet.payload) == stop - start == oracle.len - 20
+        assert packet.more_fragments == bool(oracle.mf) and packet.dont_fragment == bool(oracle.df)
+        if train.kind == "atomic":  # RFC 6864: DF set, not a fragment
+            assert packet.dont_fragment and not packet.is_fragment and (start, stop) == (0, len(data))
+            continue
+        assert packet.is_fragment and not packet.dont_fragment
+        if start == stop:  # the empty fragment
+            assert train.kind == "empty" and packet.more_fragments
+            continue
+        # RFC 791 3.2: MF on all but the last; 8-octet multiples but the last
+        assert packet.more_fragments == (stop < len(data)) and (stop == len(data) or stop % 8 == 0)
+        assert stop - start + 20 <= 1500
+        if join(packet.payload) == data[start:stop]:
+            covered.add((start, stop))
+        else:
+            assert train.kind == "overlap"  # the overlapping fragment may carry other bytes
+    pieces = sorted(piece for piece in set(train.pieces) if piece[0] != piece[1])
+    if train.kind in ("in-order", "reversed", "shuffled", "duplicate", "empty"):
+        assert [a for a, _ in pieces] == [0, *(b for _, b in pieces[:-1])] and pieces[-1][1] == len(data)
+    if train.kind == "incomplete":  # one piece missing
+        holes = [a for a, _ in pieces[1:]] != [b for _, b in pieces[:-1]]
+        assert holes or pieces[0][0] != 0 or pieces[-1][1] != len(data)
+    if train.kind == "duplicate":
+        assert len(train.fragments) > len(set(train.fragments))
+
+
+def _train(kind: str, pieces: list[tuple[int, int]], message: bytes, medium: str = "ip") -> Train:
+    """A train of an echo request to the host from the TUN peer, cut as ``pieces`` say."""
+    def fragment(start: int, stop: int) -> bytes:
+        packet = bytes(Ipv4(diff.TUN_PEER, diff.HOST.ip, 1, message[start:stop], identification=77,
+                            more_fragments=stop < len(message) or start == stop, fragment_offset=start // 8))
+        if medium == "ethernet":
+            return frames.ethernet_frame(bytes(diff.HOST_MAC), bytes(diff.PEERS[diff.TUN_PEER]), 0x0800, packet)
+        return packet
+    whole = bytes(Ipv4(diff.TUN_PEER, diff.HOST.ip, 1, message, identification=77))
+    return Train(kind, whole, tuple(fragment(*piece) for piece in pieces), tuple(pieces))
+
+
+ECHO = bytes(IcmpMessage.echo(8, 7, 1, bytes(range(24))))  # 32 bytes: [0, 8), [8, 32)
+
+
+@pytest.mark.parametrize("medium", ["ethernet", "ip"])
+def test_rfc1122_3_3_2_an_incomplete_train_gets_its_time_exceeded_in_its_own_example(medium):
+    stack = diff.StackHost(medium)
+    before = stack.now
+    [error] = stack.answer_train(_train("incomplete", [(0, 8)], ECHO, medium).fragments)
+    packet = Ipv4.parse(_bare(error, medium))
+    message = join(packet.payload)
+    assert message[:2] == bytes([11, 1])  # RFC 792: Time Exceeded, fragment reassembly time exceeded
+    assert message[8:8 + 28] == _bare(_train("incomplete", [(0, 8)], ECHO, medium).fragments[0], medium)
+    assert stack.now >= before + diff.REASSEMBLY_TIMEOUT_S and not stack.host.ip.reassembler.partials
+    # The first fragment missing: no Time Exceeded (RFC 1122 3.3.2), and nothing left behind.
+    assert stack.answer_train(_train("incomplete", [(8, 32)], ECHO, medium).fragments) == []
+    assert not stack.host.ip.reassembler.partials
+    # Then a whole train is answered at once, its clock a second on.
+    [reply] = stack.answer_train(_train("in-order", [(0, 8), (8, 32)], ECHO, medium).fragments)
+    assert join(Ipv4.parse(_bare(reply, medium)).payload)[0] == 0
+
+
+class StoresEmptyFragments(reassembly.Reassembler):
+    """The reassembler before issue 13's fix: an empty fragment with more to come is stored."""
+
+    def add(self, packet, raw, now):
+        if packet.more_fragments and not len(packet.payload):
+            key = (packet.source, packet.destination, packet.protocol, packet.identification)
+            partial = self.partials.setdefault(key, reassembly.Partial(started_at=now))
+            index = bisect_left(partial.starts, packet.fragment_offset * 8)
+            partial.starts.insert(index, packet.fragment_offset * 8)
+            partial.pieces.insert(index, b"")
+            return reassembly.Outcome()
+        return super().add(packet, raw, now)
+
+
+def _before_the_fix(medium: str = "ethernet") -> diff.StackHost:
+    stack = diff.StackHost(medium)
+    stack.host.ip.reassembler = StoresEmptyFragments(timeout=diff.REASSEMBLY_TIMEOUT_S)
+    return stack
+
+
+def test_the_issue_13_train_with_the_old_reassembler_is_a_disagreement():
+    """The train Linux reassembles (tests/root/test_fragments_device.py): an empty fragment at
+    offset 8 first, then the datagram. tapstack as it was answered nothing."""
+    train = _train("empty", [(8, 8), (0, 8), (8, 32)], ECHO)
+    assert diff.Comparison(diff.StackHost("ip"), diff.StackHost("ip"), "ip").compare(train).verdict == "agree"
+    outcome = diff.Comparison(diff.StackHost("ip"), _before_the_fix("ip"), "ip").compare(train)
+    assert outcome.verdict == "disagree" and len(outcome.kernel) == 1 and outcome.stack == []
+
+
+def test_the_diff_finds_the_issue_13_bug_by_itself():
+    """With tapstack as the kernel (it takes an empty fragment as Linux does) and tapstack before
+    the fix under test, the generated examples find a train with an empty fragment, shrunk."""
+    comparison = diff.Comparison(Twin(), _before_the_fix())
+    outcome = diff.run_examples(comparison, 500, seed=1)
+    assert outcome is not None and outcome.verdict == "disagree" and outcome.train is not None
+    assert any(start == stop for start, stop in outcome.train.pieces)  # an empty fragment
+    assert len(outcome.train.fragments) <= 4  # shrunk
+    text = outcome.describe()
+    assert text.startswith("fragment train (") and "linux" in text and "tapstack" in text
+
+
+@pytest.mark.parametrize("pieces, linux_keeps", [
+    ([(0, 8), (8, 16), (0, 16), (16, 32)], True),  # inside a run that came in order
+    ([(0, 16), (0, 8), (16, 32)], True),  # inside one fragment
+    ([(8, 16), (0, 8), (0, 16), (16, 32)], False),  # over two runs: Linux discards too
+    ([(0, 8), (0, 16), (16, 32)], False),  # past the end of what is held
+    ([(0, 8), (0, 8), (8, 32)], False),  # an exact duplicate: both keep the datagram
+    ([(0, 8), (8, 32), (0, 16), (16, 32)], False),  # after completion: a new datagram
+    ([(0, 8), (8, 16), (16, 16), (0, 16), (16, 32)], False),  # an empty fragment discarded it all first
+])
+def test_the_overlap_linux_keeps_is_a_deliberate_difference_of_the_train_only(pieces, linux_keeps):
+    train = _train("overlap", pieces, ECHO)
+    assert linux_keeps_what_tapstack_discards(train) == linux_keeps
+    covered = {d.name for d in diff.DELIBERATE_DIFFERENCES if d.covers_train is not None and d.covers_train(train)}
+    assert covered == ({"ipv4-fragment-inside-a-run"} if linux_keeps else set())
+    assert not any(d.covers(bytes(12) + b"\x08\x00" + train.datagram) for d in diff.DELIBERATE_DIFFERENCES)
+
+
+# ---------------------------------------------------------------------- fragment trains (IPv6)
+
+from stack.l3.ipv6 import FragmentHeader  # noqa: E402
+from stack.tools.diff_trains import fragment_trains6, where_linux_differs  # noqa: E402
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["ethernet", "ip"]).flatmap(lambda medium: st.tuples(st.just(medium),
+                                                                            fragment_trains6(medium))))
+def test_ipv6_fragment_trains_are_fragments_of_their_packet_for_our_codec_and_dpkt(drawn):
+    medium, train = drawn
+    whole = Ipv6Packet.parse(train.datagram)
+    message = join(whole.payload)
+    assert whole.next_header in (58, 17) and train.length == len(message)
+    for (start, stop), fragment in zip(train.pieces, train.fragments):
+        if medium == "ethernet":
+            assert fragment[12:14] == b"\x86\xdd"
+            fragment = fragment[14:]
+        packet = Ipv6Packet.parse(fragment)
+        if start == stop == 0:  # an empty first fragment: the codec refuses it (RFC 7112)
+            with pytest.raises(diff.Ipv6ParseError):
+                packet.chain()
+        header = packet.chain().fragment if start != stop or start else None
+        assert packet.next_header == 44 and (packet.source, packet.destination) == (whole.source, whole.destination)
+        assert dpkt.ip6.IP6(fragment).plen == packet.payload_length == 8 + stop - start
+        fragment_header = FragmentHeader(*_fragment_fields(fragment[40:48]))
+        assert fragment_header.fragment_offset * 8 == start and fragment_header.next_header == whole.next_header
+        assert header is None or header == fragment_header
+        if train.kind == "atomic":  # RFC 6946
+            assert fragment_header.is_atomic and fragment[48:] == message
+        elif start != stop:
+            assert fragment_header.more_fragments == (stop < len(message))
+
+
+def _fragment_fields(data: bytes) -> tuple[int, int, bool, int]:
+    offset_flags = int.from_bytes(data[2:4], "big")
+    return data[0], offset_flags >> 3, bool(offset_flags & 1), int.from_bytes(data[4:8], "big")
+
+
+def test_tapstack_over_ipv6_fragment_trains_against_itself_agrees_and_waits_out_its_timer():
+    twin = Twin()
+    twin.stack = diff.StackHost("ethernet", 6)
+    comparison = diff.Comparison(twin, diff.StackHost("ethernet", 6), "ethernet", 6)
+    assert diff.run_examples(comparison, 150, seed=2) is None
+    assert comparison.tally.trains > 15 and comparison.tally.outcomes["disagree"] == 0
+    for stack in (comparison.kernel.stack, comparison.stack):
+        assert stack.host.ip6.reassembler.timeout == diff.REASSEMBLY_TIMEOUT_S
+        assert not stack.host.ip6.reassembler.partials
+
+
+@pytest.mark.parametrize("pieces, ipv4, ipv6", [
+    ([(0, 8), (8, 16), (0, 16), (16, 32)], "inside-a-run", "inside-a-run"),
+    ([(0, 16), (8, 24), (0, 8), (8, 32)], None, "after-an-overlap"),  # IPv4: anew, both alike
+    ([(0, 16), (8, 32)], None, None),  # an overlap, nothing after it
+    ([(0, 8), (8, 32)], None, None),
+])
+def test_where_linux_reassembles_unlike_tapstack(pieces, ipv4, ipv6):
+    v4 = _train("overlap", pieces, ECHO)
+    v6 = Train("overlap", frames.ipv6_packet(ECHO, 58), (), tuple(pieces))
+    assert (where_linux_differs(v4), where_linux_differs(v6)) == (ipv4, ipv6)
+    names = {d.name for d in diff.DELIBERATE_DIFFERENCES if d.covers_train is not None and d.covers_train(v6)}
+    assert names == ({f"ipv6-fragment{'s' if ipv6 == 'after-an-overlap' else ''}-{ipv6}"} if ipv6 else set())

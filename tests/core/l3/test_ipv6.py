@@ -260,6 +260,8 @@ MALFORMED = [
      "the first fragment has 0 bytes of upper-layer header 58, not 8"),
     ("first-fragment-with-part-of-the-tcp-header", (44,), bytes(FragmentHeader(6, 0, True, 1)) + bytes(16),
      "incomplete_chain", 0, ParameterProblemCode.INCOMPLETE_HEADER_CHAIN, "has 16 bytes of upper-layer header 6, not 20"),
+    ("empty-first-fragment", (44,), bytes(FragmentHeader(58, 0, True, 1)), "incomplete_chain", 0,
+     ParameterProblemCode.INCOMPLETE_HEADER_CHAIN, "the first fragment has 0 bytes of upper-layer header 58, not 8"),
     ("fragment-not-multiple-of-8", (44,), bytes(FragmentHeader(58, 0, True, 1)) + bytes(12), "fragment_bad_length",
      4, ParameterProblemCode.ERRONEOUS_HEADER_FIELD, "fragment of 12 bytes with more to come"),
     ("fragment-past-65535", (44,), bytes(FragmentHeader(58, 8191, False, 1)) + bytes(16), "fragment_too_large",

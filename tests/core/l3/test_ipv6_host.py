@@ -256,3 +256,56 @@ def test_an_ipv4_only_host_still_drops_ipv6():
     host = TunHost(["192.0.2.2"])
     assert out(host, echo()) == []
     assert host.verdict.drop_reason == "tun_ipv6_not_supported"
+
+
+@pytest.mark.parametrize("icmp_type, answered", [(128, True), (129, True), (1, False), (127, False)])
+def test_rfc4443_2_4_e_no_time_exceeded_about_a_fragmented_icmpv6_error(host, icmp_type, answered):
+    """tapstack diff --ipv6 found it: the first fragment's ICMPv6 type is behind its Fragment
+    header; Linux 6.18 sends no Time Exceeded about an error message either."""
+    message = f.icmpv6_message(icmp_type, 0, bytes(28))
+    first = f.ipv6_packet(f.fragment_header(58, 0, True, 9) + message[:16], 44)
+    assert out(host, first, 0.0) == []
+    errors = [join(frame) for frame in host.poll(60.0)]
+    assert len(errors) == answered
+    if answered:
+        assert errors[0][40:42] == bytes([3, 1])  # Time Exceeded, fragment reassembly time exceeded
+    assert host.stats["icmpv6_error_about_icmpv6_error"] == (not answered)
+
+
+def test_rfc8200_4_5_an_empty_first_fragment_gets_parameter_problem_code_3_and_the_packet_goes_on(host):
+    """As Linux 6.18 (tapstack diff --ipv6): the empty first fragment alone is refused."""
+    message = f.icmpv6_echo(128, 0x1234, 1, DATA)
+    empty = f.ipv6_packet(f.fragment_header(58, 0, True, 9), 44)
+    [problem] = out(host, empty)
+    assert problem[40:42] == bytes([4, 3]) and problem[44:48] == bytes(4)  # code 3, pointer 0
+    assert out(host, f.ipv6_packet(f.fragment_header(58, 0, True, 9) + message[:16], 44)) == []
+    assert out(host, f.ipv6_packet(f.fragment_header(58, 2, False, 9) + message[16:], 44)) == [reply()]
+
+
+HOP_BY_HOP = bytes([0, 0, 1, 4, 0, 0, 0, 0])  # next header 0 (another Hop-by-Hop), PadN 4
+
+
+@pytest.mark.parametrize("rest, answered", [
+    (bytes([58]) + HOP_BY_HOP[1:] + f.icmpv6_echo(128, 1, 1, b"abc"), True),  # an echo request behind it
+    (HOP_BY_HOP + b"\x3a\x00", False),  # a third header cut short: the ICMPv6 type lies past the end
+    (bytes([58]) + HOP_BY_HOP[1:4], False),  # the misplaced header itself cut short
+    (bytes([58]) + HOP_BY_HOP[1:] + f.icmpv6_message(1, 0, bytes(8)), False),  # an ICMPv6 error behind it
+    (b"route", False),  # after a Routing header to report (type 253, a segment left), cut short
+    (b"route+echo", True),
+])
+def test_rfc4443_2_4_e_a_misplaced_hop_by_hop_is_reported_unless_an_icmpv6_error_may_be_behind_it(
+        host, rest, answered):
+    """Checked against Linux 6.18 by tapstack diff --ipv6: RFC 8200 4 (Parameter Problem code 1
+    for a Hop-by-Hop header that is not first) gives way to RFC 4443 2.4 (e) when the packet's
+    ICMPv6 type, found by the headers' lengths, is an error's or cannot be read."""
+    packet = f.ipv6_packet(HOP_BY_HOP + rest, 0)
+    if rest.startswith(b"route"):  # Routing (next: Hop-by-Hop), Hop-by-Hop (next: Hop-by-Hop or ICMPv6)
+        behind = (bytes([58]) + HOP_BY_HOP[1:] + f.icmpv6_echo(128, 1, 1, b"abc")) if rest.endswith(b"echo") \
+            else HOP_BY_HOP + b"\x3a\x00"
+        packet = f.ipv6_packet(bytes([0, 0, 253, 1, 0, 0, 0, 0]) + behind, 43)
+    answers = out(host, packet)
+    assert len(answers) == answered
+    if answered and not rest.startswith(b"route"):
+        assert answers[0][40:42] == bytes([4, 1]) and answers[0][44:48] == (40).to_bytes(4, "big")
+    elif answered:  # RFC 8200 4.4: the Routing header first, code 0 at its type
+        assert answers[0][40:42] == bytes([4, 0]) and answers[0][44:48] == (42).to_bytes(4, "big")

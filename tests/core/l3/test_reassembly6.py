@@ -107,6 +107,21 @@ def test_rfc5722_an_overlap_discards_the_datagram_and_its_later_fragments():
     assert add(reassembler, fragment(DATA, 0, 1232), now=60.0).reason is None  # a new one after it
 
 
+def test_an_empty_fragment_drops_what_is_held_of_its_packet_as_linux_does():
+    """tapstack diff --ipv6 found it: Linux 6.18 drops an empty (not first) fragment with what it
+    holds of the packet; first, nothing is held and the packet is still put together."""
+    reassembler = Ipv6Reassembler()
+    outcome = add(reassembler, fragment(DATA, 1232, 1232, more=True))  # empty, nothing held yet
+    assert (outcome.packet, outcome.reason, outcome.discarded) == (None, "ipv6_fragment_empty", 0)
+    add(reassembler, fragment(DATA, 0, 1232))
+    assert add(reassembler, fragment(DATA, 1232, 2560)).packet == whole(DATA)
+    add(reassembler, fragment(DATA, 0, 1232))
+    outcome = add(reassembler, fragment(DATA, 1232, 1232, more=False))
+    assert (outcome.packet, outcome.reason, outcome.discarded) == (None, "ipv6_fragment_empty", 1)
+    assert not reassembler.partials and reassembler.held == 0 and not reassembler.discarded
+    assert add(reassembler, fragment(DATA, 1232, 2560)).reason is None  # anew: not remembered
+
+
 def test_rfc5722_each_discarded_datagram_is_remembered_for_its_own_60_seconds():
     reassembler = Ipv6Reassembler()
     add(reassembler, fragment(DATA, 0, 1232, ident=1), now=0.0)

@@ -150,8 +150,14 @@ def test_random_data_arrives_byte_exact_both_ways_under_loss_and_reordering(seed
     assert b is not None
     assert (bytes(received["b"]) + b.read(), bytes(received["a"]) + a.read()) == (data["a"], data["b"])
     assert {a.state, b.state} <= {TcpState.CLOSED, TcpState.TIME_WAIT}
-    assert a.error is None and b.error is None
-    assert TcpState.TIME_WAIT in (a.state, b.state) or a.closed and b.closed
+    if loss < 0.2:
+        assert a.error is None and b.error is None
+        assert TcpState.TIME_WAIT in (a.state, b.state) or a.closed and b.closed
+    else:
+        # At 20 % loss, the last FIN's ACK and its retransmissions can all be lost (5 in a row,
+        # about 1 in 3000) until the peer's TIME-WAIT (2 MSL) is over: the closer then gives up
+        # (RFC 1122 4.2.3.5), every byte already delivered (seed=8379, size_b=15333 found it).
+        assert {a.error, b.error} <= {None, "timeout"}
 
 
 def test_rfc5681_3_1_slow_start_then_congestion_avoidance():
