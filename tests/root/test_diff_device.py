@@ -46,7 +46,9 @@ def test_tapstack_answers_every_generated_frame_as_linux_does(device: list[str])
         compared, trains, agreed = int(summary.group(1)), int(summary.group(2)), int(summary.group(3))
         # Duplicates count once; over TUN, ARP frames are not drawn.
         assert compared > CI_EXAMPLES * 0.5 and agreed > compared * 0.75, f"--seed {seed}:\n{output}"
-        assert compared * 0.05 < trains < compared * 0.4, f"--seed {seed}:\n{output}"  # one in TRAIN_SHARE
+        # One draw in TRAIN_SHARE is a train; of the distinct examples compared, more (a repeated
+        # single frame counts once, a train rarely repeats): seed 3 over TUN, 68 of 160.
+        assert compared * 0.05 < trains < compared * 0.5, f"--seed {seed}:\n{output}"
 
 
 #: IPv6 examples compared in CI per seed (``tapstack diff --ipv6``; one in four a fragment train).
