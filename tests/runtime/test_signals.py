@@ -56,12 +56,13 @@ def test_a_second_signal_while_stopping_is_ignored_until_the_handlers_are_restor
 
 def test_sighup_calls_the_hangup_callback_between_wake_ups_and_goes_on(loop):
     calls = []
+    before = signal.getsignal(signal.SIGHUP)  # SIG_DFL, or SIG_IGN under nohup
     loop.install_signal_handlers(hangup=lambda: calls.append(loop.stopped))
     loop.attachments[0].agents.append(Signaller(signal.SIGHUP, signal.SIGHUP))
     loop.run(until=lambda: len(calls) == 2, timeout=5.0)
     assert calls == [False, False] and loop.stop_reason == "done"
     loop.close()
-    assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGHUP) == before  # put back as it was
 
 
 def test_a_failing_hangup_callback_is_counted_not_fatal(loop):
