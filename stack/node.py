@@ -213,31 +213,31 @@ class _Host:
         """Open TCP ``port`` on ``addresses`` (ours; None: every address of the host, both
         families): each connection a SYN opens runs ``service_factory()`` once established
         (``stack.l4.services``). ValueError for an address that is not ours or a port open twice."""
-        wanted = None if addresses is None else [ip_address(str(a)) for a in addresses]
-        for address in wanted or []:
-            if address not in self.addresses:
-                raise ValueError(f"{address} is not one of the host's addresses")
-        for version, host in ((4, self.ip), (6, self.ip6)):
-            if host is None:
-                continue
-            chosen = None if wanted is None else [a for a in wanted if a.version == version]
-            if chosen is None or chosen:
-                host.tcp.listen(port, service_factory, chosen)
+        for host, chosen in self._hosts_for(addresses):
+            host.tcp.listen(port, service_factory, chosen)
 
     def listen_udp(self, port: int, service: UdpService,
                    addresses: Iterable[IPv4Address | IPv6Address] | None = None) -> None:
         """Run ``service`` (``stack.l4.services.udp_service``) on UDP ``port`` of ``addresses``
         (None: every address): each datagram's data in, its answer's data (or None) out."""
+        for host, chosen in self._hosts_for(addresses):
+            host.udp.listen(port, service, chosen)
+
+    def _hosts_for(self, addresses: Iterable[IPv4Address | IPv6Address] | None) -> list[tuple[Any, Any]]:
+        """Each family's host with the addresses of ``addresses`` it holds (None: all of them);
+        a family with none of them is left out. ValueError for an address that is not ours."""
         wanted = None if addresses is None else [ip_address(str(a)) for a in addresses]
         for address in wanted or []:
             if address not in self.addresses:
                 raise ValueError(f"{address} is not one of the host's addresses")
+        chosen = []
         for version, host in ((4, self.ip), (6, self.ip6)):
             if host is None:
                 continue
-            chosen = None if wanted is None else [a for a in wanted if a.version == version]
-            if chosen is None or chosen:
-                host.udp.listen(port, service, chosen)
+            mine = None if wanted is None else [a for a in wanted if a.version == version]
+            if mine is None or mine:
+                chosen.append((host, mine))
+        return chosen
 
     def connect(self, destination: IPv4Address | IPv6Address | str, port: int, now: float,
                 service_factory: ServiceFactory | None = None) -> tuple[TcpConnection, list[Frame]]:
