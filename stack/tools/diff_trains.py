@@ -39,6 +39,8 @@ KINDS = ("in-order", "reversed", "shuffled", "duplicate", "overlap", "empty", "a
 #: they are drawn less often.
 WEIGHTS = {"in-order": 2, "reversed": 1, "shuffled": 2, "duplicate": 1, "overlap": 1, "empty": 3,
            "atomic": 1, "incomplete": 1}
+#: ``KINDS`` each as often as its weight, for ``sampled_from`` (both families' trains).
+WEIGHTED_KINDS = tuple(kind for kind in KINDS for _ in range(WEIGHTS[kind]))
 #: At most this many pieces in a train (before duplicates, overlaps and empty fragments).
 MAX_FRAGMENTS = 8
 #: The largest fragment: an Ethernet MTU (RFC 894), header included.
@@ -155,13 +157,12 @@ def fragment_trains(medium: str = "ethernet", host: IPv4Interface = HOST,
     known = dict(peers)
     destinations = [host.ip, host.ip, host.ip, host.ip, host.ip, host.network.broadcast_address,
                     IPv4Address("255.255.255.255"), IPv4Address("224.0.0.1")]
-    weighted_kinds = [kind for kind in KINDS for _ in range(WEIGHTS[kind])]
 
     @st.composite
     def trains(draw) -> Train:
         source = draw(st.sampled_from(sorted(known)))
         destination = draw(st.sampled_from(destinations))
-        kind = draw(st.sampled_from(weighted_kinds))
+        kind = draw(st.sampled_from(WEIGHTED_KINDS))
         if draw(st.integers(0, 7)) == 0:
             size = draw(st.integers(TYPICAL_MESSAGE + 1, LARGEST_MESSAGE))
             pattern = draw(st.binary(min_size=1, max_size=8))
@@ -223,13 +224,12 @@ def fragment_trains6(medium: str = "ethernet"):
     else:
         peers = {address: mac for address, mac in PEERS6.items() if not address.is_link_local}
         destinations = [HOST6.ip] * 5 + [IPv6Address("ff02::1")]
-    weighted_kinds = [kind for kind in KINDS for _ in range(WEIGHTS[kind])]
 
     @st.composite
     def trains(draw) -> Train:
         source = draw(st.sampled_from(sorted(peers)))
         destination = draw(st.sampled_from(destinations))
-        kind = draw(st.sampled_from(weighted_kinds))
+        kind = draw(st.sampled_from(WEIGHTED_KINDS))
         if draw(st.integers(0, 7)) == 0:
             size = draw(st.integers(TYPICAL_MESSAGE + 1, LARGEST_MESSAGE))
             pattern = draw(st.binary(min_size=1, max_size=8))
